@@ -1,0 +1,83 @@
+"""The ASGI application: `create_app(settings)` wires the pool, the keys, the routes and the worker."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+
+from giftcards import worker
+from giftcards.config import Settings, load_settings
+from giftcards.db.migrations import MigrationError, load_migrations, pending_migrations
+from giftcards.db.pool import create_pool
+from giftcards.logs import configure_logging
+from giftcards.qr_keys import QrKeys
+from giftcards.runtime import Runtime
+from giftcards.secrets_box import Keyring
+from giftcards.web import api_cards, api_merchants, system
+from giftcards.web.middleware import RequestContextMiddleware
+from giftcards.web.openapi import build_document
+from giftcards.web.problems import EXCEPTION_HANDLERS
+from giftcards.web.routing import Api
+
+log = logging.getLogger("giftcards")
+
+
+def build_api() -> Api:
+    api = Api()
+    for module in (system, api_merchants, api_cards):
+        module.register(api)
+    return api
+
+
+def create_app(settings: Settings) -> Starlette:
+    if not settings.database_url:
+        raise ValueError("create_app needs settings.database_url (the CLI starts an embedded database)")
+    api = build_api()
+    migrations = load_migrations()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        pool = await create_pool(settings)
+        try:
+            keyring = Keyring(settings.master_key)
+            qr_keys = QrKeys(keyring)
+            async with pool.acquire() as conn:
+                pending = await pending_migrations(conn, migrations)
+                if pending:
+                    raise MigrationError(
+                        f"{len(pending)} migration(s) not applied yet: run `giftcards migrate` first"
+                    )
+                await qr_keys.load(conn)
+            app.state.runtime = Runtime(settings, pool, keyring, qr_keys)
+            stop = asyncio.Event()
+            task = asyncio.create_task(worker.run(app.state.runtime, stop)) if settings.run_worker else None
+            log.info("giftcards ready")
+            yield
+            stop.set()
+            if task is not None:
+                await task
+        finally:
+            await pool.close()
+
+    app = Starlette(
+        routes=api.routes(),
+        middleware=[Middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)],
+        exception_handlers=EXCEPTION_HANDLERS,
+        lifespan=lifespan,
+    )
+    app.state.migrations = migrations
+    app.state.openapi = build_document(api, server_url=settings.public_url)
+    app.state.api = api
+    return app
+
+
+def app_from_environment() -> Starlette:
+    """The uvicorn factory `giftcards serve` runs in each server process."""
+    settings = load_settings(require_database=True)
+    configure_logging(settings.log_level)
+    return create_app(settings)

@@ -1,0 +1,232 @@
+"""The `giftcards` command: serve, migrate, worker, audit, and the few admin chores a platform needs.
+
+Without DATABASE_URL every command uses the embedded PostgreSQL in $GIFTCARDS_HOME (default
+./.giftcards), starting it when needed; `serve` stops it again on exit.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import contextlib
+import logging
+import os
+import sys
+from collections.abc import Iterator
+
+import asyncpg
+
+from giftcards.config import ConfigError, Settings, ensure_local_master_key, load_settings, new_master_key
+from giftcards.db.embedded import EmbeddedPostgres, EmbeddedPostgresError
+from giftcards.db.migrations import MigrationError, migrate
+from giftcards.errors import DomainError
+from giftcards.logs import configure_logging
+
+log = logging.getLogger("giftcards.cli")
+
+EMBEDDED_SERVER_SETTINGS = {"max_connections": "200", "shared_buffers": "256MB"}
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        sys.exit(2)
+    if args.command == "new-master-key":
+        print(new_master_key())
+        return
+    try:
+        settings = load_settings()
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        sys.exit(2)
+    configure_logging(settings.log_level)
+    try:
+        sys.exit(args.func(settings, args) or 0)
+    except (MigrationError, EmbeddedPostgresError, DomainError) as exc:
+        print(f"giftcards: {exc}", file=sys.stderr)
+        sys.exit(1)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="giftcards", description="Digital gift cards and a card wallet.")
+    sub = parser.add_subparsers(dest="command")
+    serve = sub.add_parser("serve", help="run the HTTP service (embedded database unless DATABASE_URL)")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--workers", type=int, default=1, help="server processes (1 is best on 2 cores)")
+    serve.set_defaults(func=cmd_serve)
+    sub.add_parser("migrate", help="apply pending migrations and exit").set_defaults(func=cmd_migrate)
+    sub.add_parser("worker", help="run the background worker on its own").set_defaults(func=cmd_worker)
+    sub.add_parser(
+        "audit", help="check every balance against its ledger; exit 1 on any mismatch"
+    ).set_defaults(func=cmd_audit)
+    sub.add_parser("expire", help="write expiry entries for cards past their date, once").set_defaults(
+        func=cmd_expire
+    )
+    sub.add_parser("new-master-key", help="print a new random master key")
+    merchant = sub.add_parser("create-merchant", help="create a merchant and print its first API key")
+    merchant.add_argument("name")
+    merchant.set_defaults(func=cmd_create_merchant)
+    keys = sub.add_parser("qr-keys", help="list, rotate or retire the QR signing keys")
+    keys.add_argument("action", choices=["list", "rotate", "retire"])
+    keys.add_argument("kid", nargs="?")
+    keys.set_defaults(func=cmd_qr_keys)
+    return parser
+
+
+@contextlib.contextmanager
+def database(settings: Settings) -> Iterator[Settings]:
+    """Settings with a database: DATABASE_URL as given, or the embedded cluster (stopped again if we
+    started it)."""
+    if settings.database_url:
+        yield settings
+        return
+    settings = ensure_local_master_key(settings)
+    cluster = EmbeddedPostgres(settings.home, server_settings=EMBEDDED_SERVER_SETTINGS)
+    dsn = cluster.start()
+    try:
+        yield settings.with_database(dsn)
+    finally:
+        if cluster.started_here:
+            cluster.stop()
+
+
+async def _connect(settings: Settings) -> asyncpg.Connection:
+    return await asyncpg.connect(settings.database_url, timeout=10)
+
+
+async def apply_migrations(settings: Settings) -> int:
+    conn = await _connect(settings)
+    try:
+        applied = await migrate(conn)
+    finally:
+        await conn.close()
+    for migration in applied:
+        log.info("applied migration", extra={"version": migration.version, "migration": migration.name})
+    return len(applied)
+
+
+def cmd_migrate(settings: Settings, _: argparse.Namespace) -> int:
+    with database(settings) as ready:
+        count = asyncio.run(apply_migrations(ready))
+    print(f"{count} migration(s) applied")
+    return 0
+
+
+def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
+    import uvicorn
+
+    with database(settings) as ready:
+        asyncio.run(apply_migrations(ready))
+        # The server processes read their settings from the environment, like any other deployment.
+        os.environ["DATABASE_URL"] = ready.database_url or ""
+        os.environ["GIFTCARDS_MASTER_KEY"] = base64.urlsafe_b64encode(ready.master_key).decode().rstrip("=")
+        uvicorn.run(
+            "giftcards.app:app_from_environment",
+            factory=True,
+            host=args.host,
+            port=args.port,
+            workers=args.workers,
+            log_config=None,
+            timeout_graceful_shutdown=20,
+            access_log=False,
+        )
+    return 0
+
+
+def cmd_worker(settings: Settings, _: argparse.Namespace) -> int:
+    from giftcards import worker
+
+    async def run(ready: Settings) -> None:
+        async with worker.standalone_runtime(ready) as rt:
+            await worker.run(rt, asyncio.Event())
+
+    with database(settings) as ready, contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(run(ready))
+    return 0
+
+
+def cmd_audit(settings: Settings, _: argparse.Namespace) -> int:
+    from giftcards.audit import audit_balances
+
+    async def run(ready: Settings) -> int:
+        conn = await _connect(ready)
+        try:
+            report = await audit_balances(conn)
+        finally:
+            await conn.close()
+        print(report.summary())
+        return 0 if report.ok else 1
+
+    with database(settings) as ready:
+        return asyncio.run(run(ready))
+
+
+def cmd_expire(settings: Settings, _: argparse.Namespace) -> int:
+    from giftcards import cards
+
+    async def run(ready: Settings) -> int:
+        conn = await _connect(ready)
+        try:
+            total = 0
+            while count := await cards.expire_due(conn):
+                total += count
+            return total
+        finally:
+            await conn.close()
+
+    with database(settings) as ready:
+        print(f"{asyncio.run(run(ready))} card(s) expired")
+    return 0
+
+
+def cmd_create_merchant(settings: Settings, args: argparse.Namespace) -> int:
+    from giftcards.merchants import create_merchant
+    from giftcards.secrets_box import Keyring
+
+    async def run(ready: Settings) -> dict[str, object]:
+        conn = await _connect(ready)
+        try:
+            return await create_merchant(conn, Keyring(ready.master_key), name=args.name)
+        finally:
+            await conn.close()
+
+    with database(settings) as ready:
+        asyncio.run(apply_migrations(ready))
+        merchant = asyncio.run(run(ready))
+    key = merchant["api_key"]
+    assert isinstance(key, dict)
+    print(f"merchant {merchant['id']} ({merchant['name']})")
+    print(f"API key  {key['secret']}   (shown once: keep it safe)")
+    return 0
+
+
+def cmd_qr_keys(settings: Settings, args: argparse.Namespace) -> int:
+    from giftcards import qr_keys
+    from giftcards.secrets_box import Keyring
+
+    async def run(ready: Settings) -> None:
+        conn = await _connect(ready)
+        try:
+            if args.action == "rotate":
+                print(f"now signing with {await qr_keys.rotate(conn, Keyring(ready.master_key))}")
+            elif args.action == "retire":
+                if not args.kid:
+                    raise SystemExit("giftcards qr-keys retire KID")
+                await qr_keys.retire(conn, args.kid)
+                print(f"retired {args.kid}")
+            for key in await qr_keys.list_keys(conn):
+                print(f"{key['kid']}  {key['state']:<12} created {key['created_at']}")
+        finally:
+            await conn.close()
+
+    with database(settings) as ready:
+        asyncio.run(run(ready))
+    return 0
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,81 @@
+"""Card codes: what a person reads out, types in or scans.
+
+A code is 19 random symbols (95 bits from `secrets`) plus one Luhn mod N check symbol (N = 32), written in
+an alphabet without 0/O and 1/I look-alikes. The check symbol lets us reject a mistyped code before any
+lookup. Luhn mod 32 catches every single-symbol substitution and every adjacent transposition except one:
+swapping "2" and "Z" (values 0 and N-1), the same blind spot as 09 <-> 90 in decimal Luhn. No check
+over the integers mod 32 can avoid such a pair; a mistyped code that slips through still matches no card.
+"""
+
+from __future__ import annotations
+
+import secrets
+
+ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"
+BODY_LENGTH = 19
+CODE_LENGTH = BODY_LENGTH + 1
+
+_N = len(ALPHABET)
+_VALUE = {symbol: value for value, symbol in enumerate(ALPHABET)}
+
+
+class MalformedCode(ValueError):
+    """The input cannot be a card code. Messages never repeat the input, which is a bearer secret."""
+
+
+def _luhn_sum(symbols: str, double_rightmost: bool) -> int:
+    total = 0
+    double = double_rightmost
+    for symbol in reversed(symbols):
+        addend = _VALUE[symbol] * (2 if double else 1)
+        total += addend // _N + addend % _N
+        double = not double
+    return total
+
+
+def check_symbol(body: str) -> str:
+    """The Luhn mod N symbol that makes ``body + symbol`` valid."""
+    if not body or not set(body) <= _VALUE.keys():
+        raise ValueError("the body must be non-empty and use only the code alphabet")
+    return ALPHABET[(-_luhn_sum(body, double_rightmost=True)) % _N]
+
+
+def generate_code() -> str:
+    body = "".join(secrets.choice(ALPHABET) for _ in range(BODY_LENGTH))
+    return body + check_symbol(body)
+
+
+def normalize_code(raw: str) -> str:
+    """The canonical 20-symbol form of what a person typed, or `MalformedCode`.
+
+    Non-ASCII input is refused before upper-casing, which would turn the long s (U+017F) into "S".
+    """
+    if not raw.isascii():
+        raise MalformedCode("a card code uses only the code alphabet")
+    code = raw.upper().replace(" ", "").replace("-", "")
+    if len(code) != CODE_LENGTH:
+        raise MalformedCode(f"a card code has {CODE_LENGTH} symbols")
+    if not set(code) <= _VALUE.keys():
+        raise MalformedCode("a card code uses only the code alphabet")
+    if _luhn_sum(code, double_rightmost=False) % _N:
+        raise MalformedCode("the card code is mistyped: its check symbol does not match")
+    return code
+
+
+def is_well_formed(raw: str) -> bool:
+    try:
+        normalize_code(raw)
+    except MalformedCode:
+        return False
+    return True
+
+
+def format_code(code: str) -> str:
+    """Groups of four joined by hyphens, the form we print and show (``ABCD-EFGH-JKLM-NPQR-STUV``)."""
+    normalized = normalize_code(code)
+    return "-".join(normalized[i : i + 4] for i in range(0, CODE_LENGTH, 4))
+
+
+def last4(code: str) -> str:
+    """The last four symbols, enough to tell a person's cards apart without revealing them."""
+    return normalize_code(code)[-4:]

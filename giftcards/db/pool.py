@@ -1,0 +1,44 @@
+"""The connection pool, and what counts as "the database is unavailable" (503, not 500)."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import asyncpg
+
+from giftcards.config import Settings
+
+_UNAVAILABLE = (
+    asyncpg.PostgresConnectionError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.exceptions.AdminShutdownError,
+    asyncpg.exceptions.CrashShutdownError,
+    asyncpg.TooManyConnectionsError,
+    asyncpg.InterfaceError,
+    ConnectionError,
+    OSError,
+    TimeoutError,
+    asyncio.TimeoutError,
+)
+
+
+def is_unavailable(exc: BaseException) -> bool:
+    """True for failures of the connection itself, where a retry later may well succeed."""
+    return isinstance(exc, _UNAVAILABLE)
+
+
+async def create_pool(settings: Settings, **overrides: Any) -> asyncpg.Pool:
+    """One pool per process. Timeouts are short so an outage answers 503 fast instead of hanging."""
+    options: dict[str, Any] = {
+        "min_size": settings.pool_min_size,
+        "max_size": settings.pool_max_size,
+        "timeout": settings.db_timeout,  # connect timeout
+        "command_timeout": max(settings.db_timeout * 5, 5.0),
+        "max_inactive_connection_lifetime": 300.0,
+        "server_settings": {"application_name": "giftcards"},
+    }
+    options.update(overrides)
+    pool = await asyncpg.create_pool(settings.database_url, **options)
+    assert pool is not None
+    return pool

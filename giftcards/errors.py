@@ -1,0 +1,79 @@
+"""Domain errors with stable codes. The HTTP layer turns them into RFC 9457 problem documents.
+
+A code is part of the API contract: clients branch on it, so it never changes once published.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+PROBLEM_TITLES: dict[str, tuple[int, str]] = {
+    # request shape
+    "invalid_request": (400, "The request is not valid"),
+    "malformed_json": (400, "The body is not valid JSON"),
+    "unsupported_media_type": (415, "The body must be application/json"),
+    "payload_too_large": (413, "The body is larger than allowed"),
+    "not_found": (404, "No such resource"),
+    "method_not_allowed": (405, "Method not allowed"),
+    # authentication
+    "unauthenticated": (401, "Missing or invalid credentials"),
+    "forbidden": (403, "Not allowed"),
+    "rate_limited": (429, "Too many failed attempts; retry later"),
+    # idempotency
+    "idempotency_conflict": (422, "The idempotency key was used with a different request"),
+    "invalid_idempotency_key": (400, "The idempotency key is not valid"),
+    # cards and money
+    "invalid_code": (404, "No card matches this code"),
+    "invalid_qr_payload": (404, "No card matches this code"),
+    "card_not_found": (404, "No such card"),
+    "activity_not_found": (404, "No such activity"),
+    "insufficient_funds": (402, "The card balance is too low"),
+    "card_expired": (409, "The card has expired"),
+    "card_blocked": (409, "The card is blocked"),
+    "card_deactivated": (409, "The card is deactivated"),
+    "card_not_active": (409, "The card is not active yet"),
+    "invalid_state_transition": (409, "The card cannot make this change in its current state"),
+    "currency_mismatch": (422, "The currency does not match the card"),
+    "refund_exceeds_redemption": (409, "The refund is larger than what remains of the redemption"),
+    "not_a_redemption": (409, "Only a redemption can be refunded"),
+    "balance_limit_exceeded": (409, "The card balance would exceed the maximum"),
+    # operations
+    "database_unavailable": (503, "The database is unavailable; retry shortly"),
+    "internal_error": (500, "Internal error"),
+}
+
+
+class DomainError(Exception):
+    """A refusal the client can understand and act on; `extra` adds machine-readable members."""
+
+    def __init__(
+        self, code: str, detail: str | None = None, *, headers: dict[str, str] | None = None, **extra: Any
+    ) -> None:
+        if code not in PROBLEM_TITLES:
+            raise ValueError(f"unknown problem code {code!r}")
+        self.code = code
+        self.detail = detail
+        self.headers = headers
+        self.extra = extra
+        super().__init__(f"{code}: {detail}" if detail else code)
+
+    @property
+    def status(self) -> int:
+        return PROBLEM_TITLES[self.code][0]
+
+
+class ValidationError(DomainError):
+    """Bad input, with one entry per offending field so a form can show each next to its field."""
+
+    def __init__(self, errors: list[dict[str, str]]) -> None:
+        summary = "; ".join(f"{e['field']}: {e['message']}" for e in errors)
+        super().__init__("invalid_request", summary, errors=errors)
+
+
+def problem_document(code: str, detail: str | None = None, **extra: Any) -> dict[str, Any]:
+    status, title = PROBLEM_TITLES[code]
+    body: dict[str, Any] = {"type": f"/problems/{code}", "title": title, "status": status, "code": code}
+    if detail:
+        body["detail"] = detail
+    body.update(extra)
+    return body

@@ -1,0 +1,115 @@
+"""One idempotency mechanism for every mutating call.
+
+The key's row is inserted in the same transaction as the work it guards. So a crash or an error leaves
+neither behind; a concurrent duplicate blocks on the primary key until the first commits and then replays
+its outcome; a retry after the first committed gets the stored status and body, without doing the work
+again. Refusals a client can act on (4xx) are stored like successes; authentication failures, rate
+limits and 5xx are not, because trying again later may rightly succeed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+
+from giftcards.errors import DomainError, problem_document
+
+KEY_PATTERN = re.compile(r"^[\x21-\x7e]{1,255}$")
+RETENTION_HOURS = 48  # promised: at least 24
+_NOT_STORED = {401, 403, 429}
+
+Work = Callable[[asyncpg.Connection], Awaitable[tuple[int, Any]]]
+
+
+@dataclass(frozen=True)
+class Outcome:
+    status: int
+    body: bytes
+    replayed: bool
+
+
+def request_fingerprint(method: str, path: str, body: Any) -> bytes:
+    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(f"{method} {path}\n{canonical}".encode()).digest()
+
+
+def check_key(key: str) -> str:
+    if not KEY_PATTERN.match(key):
+        raise DomainError("invalid_idempotency_key", "use 1 to 255 visible ASCII characters, e.g. a UUID")
+    return key
+
+
+async def run_once(
+    conn: asyncpg.Connection,
+    *,
+    merchant_id: str,
+    principal_id: str,
+    key: str,
+    fingerprint: bytes,
+    work: Work,
+) -> Outcome:
+    async with conn.transaction():
+        claimed = await conn.fetchval(
+            """INSERT INTO idempotency_keys (merchant_id, principal_id, key, request_hash)
+               VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING RETURNING true""",
+            merchant_id,
+            principal_id,
+            key,
+            fingerprint,
+        )
+        if not claimed:
+            return await _replay(conn, merchant_id, principal_id, key, fingerprint)
+        try:
+            async with conn.transaction():  # a savepoint: a refusal undoes only the work
+                status, payload = await work(conn)
+        except DomainError as exc:
+            if exc.status in _NOT_STORED:
+                raise
+            status, payload = exc.status, problem_document(exc.code, exc.detail, **exc.extra)
+        body = encode(payload)
+        await conn.execute(
+            """UPDATE idempotency_keys SET status = $4, body = $5
+               WHERE merchant_id = $1 AND principal_id = $2 AND key = $3""",
+            merchant_id,
+            principal_id,
+            key,
+            status,
+            body,
+        )
+    return Outcome(status, body, replayed=False)
+
+
+async def _replay(
+    conn: asyncpg.Connection, merchant_id: str, principal_id: str, key: str, fingerprint: bytes
+) -> Outcome:
+    row = await conn.fetchrow(
+        """SELECT request_hash, status, body FROM idempotency_keys
+           WHERE merchant_id = $1 AND principal_id = $2 AND key = $3""",
+        merchant_id,
+        principal_id,
+        key,
+    )
+    if row is None or row["status"] is None:  # cannot happen: the row is written with its outcome
+        raise DomainError("internal_error")
+    if row["request_hash"] != fingerprint:
+        raise DomainError(
+            "idempotency_conflict", "this Idempotency-Key was first used with a different request"
+        )
+    return Outcome(row["status"], bytes(row["body"]), replayed=True)
+
+
+async def purge_expired(conn: asyncpg.Connection) -> int:
+    result = await conn.execute(
+        "DELETE FROM idempotency_keys WHERE created_at < now() - make_interval(hours => $1)", RETENTION_HOURS
+    )
+    return int(result.split()[-1])
+
+
+def encode(payload: Any) -> bytes:
+    return json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()

@@ -1,0 +1,52 @@
+"""Resource identifiers in Stripe style: ``prefix_`` + 16 lowercase base32 characters.
+
+The 16 characters encode exactly 10 random bytes (80 bits, RFC 4648 alphabet, no padding), so every id has
+one canonical spelling and converts losslessly to 10 bytes for compact storage and signed payloads.
+The prefix says what kind of resource an id names, which stops an id of one kind being used as another.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+import secrets
+
+ID_BYTES = 10
+_ENCODED_LENGTH = 16
+_ALPHABET = frozenset("abcdefghijklmnopqrstuvwxyz234567")
+_PREFIX = re.compile(r"[a-z][a-z0-9]*")
+
+
+def _check_prefix(prefix: str) -> None:
+    if not _PREFIX.fullmatch(prefix):
+        raise ValueError("an id prefix is lowercase ASCII letters and digits, starting with a letter")
+
+
+def new_id(prefix: str) -> str:
+    """A fresh id; 80 random bits make collisions negligible without asking the database."""
+    return id_from_bytes(prefix, secrets.token_bytes(ID_BYTES))
+
+
+def id_from_bytes(prefix: str, raw: bytes) -> str:
+    _check_prefix(prefix)
+    if len(raw) != ID_BYTES:
+        raise ValueError(f"an id encodes exactly {ID_BYTES} bytes")
+    return f"{prefix}_{base64.b32encode(raw).decode('ascii').lower()}"
+
+
+def id_to_bytes(value: str, prefix: str) -> bytes:
+    """The 10 bytes of an id; only the canonical lowercase spelling with the expected prefix is accepted."""
+    _check_prefix(prefix)
+    head = prefix + "_"
+    body = value[len(head) :]
+    if not value.startswith(head) or len(body) != _ENCODED_LENGTH or not _ALPHABET.issuperset(body):
+        raise ValueError(f"not a valid {prefix} id")
+    return base64.b32decode(body.upper())
+
+
+def is_id(value: str, prefix: str) -> bool:
+    try:
+        id_to_bytes(value, prefix)
+    except ValueError:
+        return False
+    return True

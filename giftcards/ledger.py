@@ -1,0 +1,183 @@
+"""The one write path for value: every balance or state change of a card is a ledger posting.
+
+`post` calls the database function `post_activity` (schema/0002), which locks the card row, applies the
+rules of the activity, updates the card and appends the entry in one statement. A refusal comes back as a
+stable problem code with the card's figures, turned here into a DomainError the client can act on.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+
+from giftcards.errors import DomainError
+from giftcards.isotime import iso
+from giftcards.merchants import Principal
+
+KINDS = (
+    "issue",
+    "activate",
+    "load",
+    "redeem",
+    "refund",
+    "adjust",
+    "expire",
+    "block",
+    "unblock",
+    "deactivate",
+)
+MAX_AMOUNT = 100_000_000  # minor units; the schema's card_balance_within_maximum says the same
+
+_POST = """SELECT * FROM post_activity($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"""
+
+_REFUSAL_DETAIL = {
+    "card_not_found": "no such card",
+    "invalid_code": "no card matches this code",
+    "insufficient_funds": "the amount is larger than the card balance",
+    "card_expired": "the card has expired",
+    "card_blocked": "the card is blocked",
+    "card_deactivated": "the card is deactivated",
+    "card_not_active": "the card has not been activated yet",
+    "invalid_state_transition": "the card cannot make this change in its current state",
+    "currency_mismatch": "the currency does not match the card",
+    "refund_exceeds_redemption": "the refund is larger than what remains of the redemption",
+    "not_a_redemption": "only a redemption can be refunded",
+    "activity_not_found": "no such activity on this card",
+    "balance_limit_exceeded": f"a card balance may not exceed {MAX_AMOUNT}",
+}
+
+
+@dataclass(frozen=True)
+class Actor:
+    type: str  # api_key | terminal | system | wechat
+    id: str | None = None
+    store_id: str | None = None
+
+    @classmethod
+    def of(cls, principal: Principal) -> Actor:
+        return cls(principal.kind, principal.id, principal.store_id)
+
+
+SYSTEM = Actor("system")
+
+
+@dataclass(frozen=True)
+class Posting:
+    entry_id: int
+    kind: str
+    amount: int
+    requested: int | None
+    card_id: str
+    card_state: str
+    balance: int
+    currency: str
+    expires_at: datetime | None
+    refundable: int | None
+    created_at: datetime
+
+
+async def post(
+    conn: asyncpg.Connection,
+    *,
+    merchant_id: str,
+    kind: str,
+    actor: Actor,
+    card_id: str | None = None,
+    code_hash: bytes | None = None,
+    amount: int | None = None,
+    currency: str | None = None,
+    allow_partial: bool = False,
+    refund_of: int | None = None,
+    reason: str | None = None,
+    reference: str | None = None,
+    idempotency_key: str | None = None,
+) -> Posting:
+    if (card_id is None) == (code_hash is None):
+        raise ValueError("name the card by exactly one of card_id and code_hash")
+    row = await conn.fetchrow(
+        _POST,
+        merchant_id,
+        card_id,
+        code_hash,
+        kind,
+        amount,
+        currency,
+        allow_partial,
+        refund_of,
+        reason,
+        actor.type,
+        actor.id,
+        actor.store_id,
+        reference,
+        idempotency_key,
+    )
+    if row["outcome"] != "ok":
+        raise refusal(row)
+    return Posting(
+        entry_id=row["entry_id"],
+        kind=kind,
+        amount=row["entry_amount"],
+        requested=row["requested"],
+        card_id=row["card_id"],
+        card_state=row["card_state"],
+        balance=row["card_balance"],
+        currency=row["card_currency"],
+        expires_at=row["card_expires_at"],
+        refundable=row["refundable"],
+        created_at=row["created_at"],
+    )
+
+
+def refusal(row: asyncpg.Record) -> DomainError:
+    code = row["outcome"]
+    extra: dict[str, Any] = {}
+    if row["card_id"] is not None and code not in ("invalid_code", "card_not_found"):
+        extra = {"card": row["card_id"], "balance": row["card_balance"], "currency": row["card_currency"]}
+        if code == "card_expired":
+            extra["expires_at"] = iso(row["card_expires_at"])
+        if code in ("insufficient_funds",):
+            extra["requested_amount"] = row["requested"]
+        if row["refundable"] is not None:
+            extra["refundable_amount"] = row["refundable"]
+    return DomainError(code, _REFUSAL_DETAIL[code], **extra)
+
+
+def activity_id(entry_id: int) -> str:
+    return f"act_{entry_id}"
+
+
+def parse_activity_id(value: str) -> int:
+    prefix, _, number = value.partition("_")
+    if prefix != "act" or not number.isdigit() or len(number) > 18:
+        raise DomainError("activity_not_found", "no such activity")
+    return int(number)
+
+
+def activity_view(row: asyncpg.Record | dict[str, Any]) -> dict[str, Any]:
+    return {
+        "id": activity_id(row["id"]),
+        "object": "activity",
+        "type": row["kind"],
+        "card": row["card_id"],
+        "amount": row["amount"],
+        "balance_after": row["balance_after"],
+        "currency": row["currency"],
+        "reason": row["reason"],
+        "refund_of": activity_id(row["refund_of"]) if row["refund_of"] else None,
+        "actor": {"type": row["actor_type"], "id": row["actor_id"]},
+        "store": row["store_id"],
+        "reference": row["reference"],
+        "created_at": iso(row["created_at"]),
+    }
+
+
+async def fetch_entry(conn: asyncpg.Connection, merchant_id: str, entry_id: int) -> asyncpg.Record:
+    row = await conn.fetchrow(
+        "SELECT * FROM ledger_entries WHERE merchant_id = $1 AND id = $2", merchant_id, entry_id
+    )
+    if row is None:
+        raise DomainError("activity_not_found", "no such activity")
+    return row

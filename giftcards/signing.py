@@ -1,0 +1,175 @@
+"""Signed QR payloads that a store terminal can trust without asking us who signed them.
+
+Wire format, version 1: 151 characters, all in QR's alphanumeric set so the QR code stays small
+(version 6 at error correction M)::
+
+    "GC1" + BASE32(blob)        RFC 4648, upper case, no padding: 92 bytes -> 148 characters
+
+    blob = kid         4 bytes   which key signed (its kid is these bytes in lowercase hex)
+         | merchant   10 bytes   ids.id_to_bytes(merchant_id, "mer")
+         | card       10 bytes   ids.id_to_bytes(card_id, "card")
+         | step        4 bytes   uint32 big-endian: 0 = static payload, else unix_time // step_seconds
+         | signature  64 bytes   Ed25519 over b"giftcards-qr-v1" + the 28 bytes above
+
+The context string keeps a signature made for a QR payload from being valid for anything else signed with
+the same key. Decoding is strict: the last base32 character carries 4 unused bits, and only zeros are
+accepted, so each blob has exactly one spelling and a verified payload string can be cached as it is.
+Deciding whether a rotating payload's step is fresh is the caller's job.
+"""
+
+from __future__ import annotations
+
+import base64
+import functools
+import math
+import re
+import secrets
+import struct
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+from giftcards.ids import id_from_bytes, id_to_bytes
+
+_MAGIC = "GC1"
+_CONTEXT = b"giftcards-qr-v1"
+_SIGNED = struct.Struct(">4s10s10sI")
+_BLOB_BYTES = _SIGNED.size + 64
+_ENCODED_LENGTH = math.ceil(_BLOB_BYTES * 8 / 5)
+_PADDING = "=" * (-_ENCODED_LENGTH % 8)
+_BASE32_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"
+_BASE32 = frozenset(_BASE32_ALPHABET)
+_UNUSED_BITS_MASK = (1 << (_ENCODED_LENGTH * 5 - _BLOB_BYTES * 8)) - 1
+_KID = re.compile(r"[0-9a-f]{8}")
+_MAX_STEP = 2**32 - 1
+_CACHE_SIZE = 8192
+_GENERIC = "invalid QR payload"
+
+PAYLOAD_LENGTH = len(_MAGIC) + _ENCODED_LENGTH
+
+
+class InvalidPayload(ValueError):
+    """Any refusal of a payload. One generic message, so a caller cannot learn which check failed."""
+
+
+@dataclass(frozen=True)
+class QrClaims:
+    kid: str
+    merchant_id: str
+    card_id: str
+    step: int
+
+
+class SigningKey:
+    """An Ed25519 key and its kid. Built from a public key alone it only verifies (e.g. a previous signer)."""
+
+    def __init__(self, kid: str, key: Ed25519PrivateKey | Ed25519PublicKey) -> None:
+        if not _KID.fullmatch(kid):
+            raise ValueError("a kid is 8 lowercase hex characters")
+        self.kid = kid
+        self.private_key: Ed25519PrivateKey | None
+        if isinstance(key, Ed25519PrivateKey):
+            self.private_key = key
+            self.public_key = key.public_key()
+        else:
+            self.private_key = None
+            self.public_key = key
+
+    @classmethod
+    def generate(cls) -> SigningKey:
+        return cls(secrets.token_hex(4), Ed25519PrivateKey.generate())
+
+    @classmethod
+    def from_private_bytes(cls, kid: str, raw: bytes) -> SigningKey:
+        return cls(kid, Ed25519PrivateKey.from_private_bytes(raw))
+
+    @classmethod
+    def from_public_bytes(cls, kid: str, raw: bytes) -> SigningKey:
+        return cls(kid, Ed25519PublicKey.from_public_bytes(raw))
+
+    def private_bytes(self) -> bytes:
+        """The raw 32-byte seed, for storing the key sealed at rest."""
+        if self.private_key is None:
+            raise ValueError("this key can only verify")
+        return self.private_key.private_bytes_raw()
+
+    def public_bytes(self) -> bytes:
+        return self.public_key.public_bytes_raw()
+
+
+def _encode(blob: bytes) -> str:
+    return _MAGIC + base64.b32encode(blob).decode("ascii").rstrip("=")
+
+
+class KeySet:
+    """The keys that verify payloads, one of which signs new ones.
+
+    A set never changes: rotate by building a new one. Its verify cache starts empty and only ever holds
+    payloads that verified against one of its own keys, so a retired key's payloads cannot linger there.
+    """
+
+    def __init__(self, keys: Iterable[SigningKey], signer_kid: str) -> None:
+        self._keys: dict[bytes, SigningKey] = {}
+        for key in keys:
+            raw_kid = bytes.fromhex(key.kid)
+            if raw_kid in self._keys:
+                raise ValueError(f"two keys share the kid {key.kid}")
+            self._keys[raw_kid] = key
+        signer = next((key for key in self._keys.values() if key.kid == signer_kid), None)
+        if signer is None or signer.private_key is None:
+            raise ValueError("the signer must be in the set and hold a private key")
+        self.signer_kid = signer_kid
+        self._signer = signer.private_key
+        self._verify_cached = functools.lru_cache(maxsize=_CACHE_SIZE)(self._verify_uncached)
+
+    def sign(self, merchant_id: str, card_id: str, step: int = 0) -> str:
+        if not 0 <= step <= _MAX_STEP:
+            raise ValueError("step must fit in an unsigned 32-bit integer")
+        signed = _SIGNED.pack(
+            bytes.fromhex(self.signer_kid),
+            id_to_bytes(merchant_id, "mer"),
+            id_to_bytes(card_id, "card"),
+            step,
+        )
+        return _encode(signed + self._signer.sign(_CONTEXT + signed))
+
+    def verify(self, payload: str) -> QrClaims:
+        """The claims of a payload signed by a key of this set, else `InvalidPayload`.
+
+        A payload seen before costs a cache lookup; `lru_cache` never stores a call that raised.
+        """
+        if len(payload) != PAYLOAD_LENGTH:  # before hashing, so an oversized input costs nothing
+            raise InvalidPayload(_GENERIC)
+        return self._verify_cached(payload)
+
+    def _verify_uncached(self, payload: str) -> QrClaims:
+        body = payload[len(_MAGIC) :]
+        if not payload.startswith(_MAGIC) or not _BASE32.issuperset(body):
+            raise InvalidPayload(_GENERIC)
+        if _BASE32_ALPHABET.index(body[-1]) & _UNUSED_BITS_MASK:  # one spelling per blob
+            raise InvalidPayload(_GENERIC)
+        blob = base64.b32decode(body + _PADDING)
+        signed, signature = blob[: _SIGNED.size], blob[_SIGNED.size :]
+        raw_kid, merchant, card, step = _SIGNED.unpack(signed)
+        key = self._keys.get(raw_kid)
+        if key is None:
+            raise InvalidPayload(_GENERIC)
+        try:
+            key.public_key.verify(signature, _CONTEXT + signed)
+        except InvalidSignature:
+            raise InvalidPayload(_GENERIC) from None
+        return QrClaims(key.kid, id_from_bytes("mer", merchant), id_from_bytes("card", card), step)
+
+    def public_keys(self) -> list[dict[str, str]]:
+        """The verifying keys as a JWK-like set, for terminals that check payloads offline."""
+        return [
+            {
+                "kid": key.kid,
+                "kty": "OKP",
+                "crv": "Ed25519",
+                "x": base64.urlsafe_b64encode(key.public_bytes()).decode("ascii").rstrip("="),
+            }
+            for key in self._keys.values()
+        ]

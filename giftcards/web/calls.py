@@ -1,0 +1,159 @@
+"""The adapter every API endpoint goes through: parse → authenticate → (idempotently) call → render.
+
+Handlers receive a `Call` and return `(status, payload)` or a ready Response; they hold no SQL and no
+HTTP plumbing of their own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, replace
+from typing import Any
+
+import asyncpg
+from starlette.requests import Request
+from starlette.responses import Response
+
+from giftcards import idempotency
+from giftcards.errors import DomainError
+from giftcards.merchants import API_KEY_PREFIX, Principal, authenticate_admin, authenticate_api_key
+from giftcards.runtime import Runtime
+from giftcards.web.problems import PROBLEM_JSON
+from giftcards.web.routing import Api, Operation, json_response, query_params, read_json
+
+Result = tuple[int, Any] | Response
+Handler = Callable[["Call"], Awaitable[Result]]
+
+Authenticator = Callable[[asyncpg.Connection, Runtime, str], Awaitable[Principal]]
+AUTHENTICATORS: dict[str, tuple[str, Authenticator]] = {}  # scheme -> (token prefix, authenticator)
+
+
+def register_authenticator(scheme: str, prefix: str, authenticator: Authenticator) -> None:
+    AUTHENTICATORS[scheme] = (prefix, authenticator)
+
+
+async def _api_key(conn: asyncpg.Connection, rt: Runtime, token: str) -> Principal:
+    return await authenticate_api_key(conn, rt.keyring, token)
+
+
+register_authenticator("api_key", API_KEY_PREFIX + "_", _api_key)
+
+
+@dataclass(frozen=True)
+class Call:
+    request: Request
+    rt: Runtime
+    conn: asyncpg.Connection
+    principal: Principal
+    body: dict[str, Any]
+    query: dict[str, Any]
+    idempotency_key: str | None
+
+    @property
+    def path(self) -> dict[str, str]:
+        return self.request.path_params
+
+    @property
+    def merchant_id(self) -> str:
+        return self.principal.merchant_id
+
+
+ANONYMOUS = Principal("anonymous", "anonymous", "")
+
+
+def endpoint(api: Api, method: str, path: str, **spec: Any) -> Callable[[Handler], Handler]:
+    """Declare an API operation (see `Operation`) whose handler takes a Call."""
+
+    def register(handler: Handler) -> Handler:
+        async def asgi_endpoint(request: Request) -> Response:
+            return await _serve(request, op, handler)
+
+        asgi_endpoint.__name__ = handler.__name__
+        api.operation(method, path, **spec)(asgi_endpoint)
+        op = api.operations[-1]
+        return handler
+
+    return register
+
+
+async def _serve(request: Request, op: Operation, handler: Handler) -> Response:
+    rt: Runtime = request.app.state.runtime
+    query = query_params(request, op.query) if op.query else {}
+    key = request.headers.get("idempotency-key")
+    if key is not None:
+        if not op.idempotent:
+            raise DomainError("invalid_request", "this operation does not take an Idempotency-Key")
+        idempotency.check_key(key)
+    if not op.uses_db:
+        return _render(await handler(Call(request, rt, None, ANONYMOUS, {}, query, None)))
+    async with _connection(rt) as conn:
+        principal = await _authenticate(request, rt, conn, op.auth)
+        body = await read_json(request, op.body, max_bytes=rt.settings.max_body_bytes) if op.body else {}
+        call = Call(request, rt, conn, principal, body, query, key)
+        if key is None or principal.kind == "admin":
+            return _render(await handler(call))
+
+        async def work(tx: asyncpg.Connection) -> tuple[int, Any]:
+            result = await handler(replace(call, conn=tx))
+            assert isinstance(result, tuple), "idempotent operations return (status, payload)"
+            return result
+
+        outcome = await idempotency.run_once(
+            conn,
+            merchant_id=principal.merchant_id,
+            principal_id=principal.id,
+            key=key,
+            fingerprint=idempotency.request_fingerprint(request.method, request.url.path, body),
+            work=work,
+        )
+    headers = {"Idempotent-Replayed": "true"} if outcome.replayed else None
+    media = PROBLEM_JSON if outcome.status >= 400 else "application/json"
+    return Response(outcome.body, status_code=outcome.status, media_type=media, headers=headers)
+
+
+class _connection:
+    """Acquire with a short timeout, so a lost database answers 503 in about a second, never hangs."""
+
+    def __init__(self, rt: Runtime) -> None:
+        self.rt = rt
+        self.conn: asyncpg.Connection | None = None
+
+    async def __aenter__(self) -> asyncpg.Connection:
+        try:
+            self.conn = await self.rt.pool.acquire(timeout=self.rt.settings.db_timeout)
+        except TimeoutError:
+            raise DomainError("database_unavailable", headers={"Retry-After": "1"}) from None
+        return self.conn
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self.conn is not None:
+            await self.rt.pool.release(self.conn)
+
+
+async def _authenticate(
+    request: Request, rt: Runtime, conn: asyncpg.Connection, schemes: tuple[str, ...]
+) -> Principal:
+    if not schemes:
+        return ANONYMOUS
+    header = request.headers.get("authorization", "")
+    scheme_word, _, token = header.partition(" ")
+    token = token.strip()
+    if scheme_word.lower() != "bearer" or not token:
+        raise DomainError(
+            "unauthenticated", "send 'Authorization: Bearer <key>'", headers={"WWW-Authenticate": "Bearer"}
+        )
+    if "admin" in schemes and not any(
+        token.startswith(AUTHENTICATORS[s][0]) for s in schemes if s != "admin"
+    ):
+        return authenticate_admin(rt.settings.admin_token, token)
+    for scheme in schemes:
+        if scheme in AUTHENTICATORS and token.startswith(AUTHENTICATORS[scheme][0]):
+            return await AUTHENTICATORS[scheme][1](conn, rt, token)
+    raise DomainError("unauthenticated", "this operation does not accept that kind of credential")
+
+
+def _render(result: Result) -> Response:
+    if isinstance(result, Response):
+        return result
+    status, payload = result
+    return json_response(payload, status)

@@ -1,0 +1,111 @@
+"""The OpenAPI 3.1 document, written from the operation registry (see routing.Api)."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from giftcards.errors import PROBLEM_TITLES
+from giftcards.web.routing import Api, Operation
+
+PROBLEM_SCHEMA = {
+    "type": "object",
+    "required": ["type", "title", "status", "code"],
+    "properties": {
+        "type": {"type": "string"},
+        "title": {"type": "string"},
+        "status": {"type": "integer"},
+        "code": {"type": "string", "enum": sorted(PROBLEM_TITLES)},
+        "detail": {"type": "string"},
+        "errors": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {"field": {"type": "string"}, "message": {"type": "string"}},
+            },
+        },
+    },
+}
+
+_SECURITY_SCHEMES = {
+    "api_key": {"type": "http", "scheme": "bearer", "description": "A merchant's API key (gk_…)"},
+    "terminal": {"type": "http", "scheme": "bearer", "description": "A store terminal's token (gt_…)"},
+    "admin": {"type": "http", "scheme": "bearer", "description": "The platform admin token"},
+}
+
+
+def build_document(api: Api, *, server_url: str) -> dict[str, Any]:
+    paths: dict[str, dict[str, Any]] = {}
+    for op in api.operations:
+        if op.include_in_schema:
+            paths.setdefault(op.path, {})[op.method.lower()] = _operation(op)
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "giftcards",
+            "version": "1",
+            "description": "Digital gift cards and a card wallet. Amounts are integers in minor units "
+            "(fen for CNY). Errors are RFC 9457 problem documents with a stable `code`.",
+        },
+        "servers": [{"url": server_url}],
+        "paths": paths,
+        "components": {
+            "schemas": {"Problem": PROBLEM_SCHEMA, **api.schemas},
+            "securitySchemes": _SECURITY_SCHEMES,
+        },
+    }
+
+
+def _operation(op: Operation) -> dict[str, Any]:
+    doc: dict[str, Any] = {"operationId": op.operation_id, "summary": op.summary, "tags": [op.tag]}
+    parameters = [
+        {"name": name, "in": "path", "required": True, "schema": {"type": "string", "maxLength": 200}}
+        for name in re.findall(r"{(\w+)(?::\w+)?}", op.path)
+    ]
+    if op.query:
+        required = set(op.query.get("required", []))
+        parameters += [
+            {"name": name, "in": "query", "required": name in required, "schema": schema}
+            for name, schema in op.query.get("properties", {}).items()
+        ]
+    if op.idempotent:
+        parameters.append(
+            {
+                "name": "Idempotency-Key",
+                "in": "header",
+                "required": False,
+                "description": "Retries with the same key and body return the first outcome.",
+                "schema": {"type": "string", "pattern": "^[\\x21-\\x7e]{1,255}$"},
+            }
+        )
+    if parameters:
+        doc["parameters"] = parameters
+    if op.body is not None:
+        doc["requestBody"] = {"required": True, "content": {"application/json": {"schema": op.body}}}
+    if op.auth:
+        doc["security"] = [{scheme: []} for scheme in op.auth]
+    doc["responses"] = {str(status): _response(op, status, schema) for status, schema in op.responses.items()}
+    for status in _error_statuses(op):
+        doc["responses"].setdefault(
+            str(status),
+            {
+                "description": "A problem",
+                "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}},
+            },
+        )
+    return doc
+
+
+def _response(op: Operation, status: int, schema: Any) -> dict[str, Any]:
+    if schema is None:
+        return {"description": "No body"}
+    return {"description": "Success", "content": {op.media_type: {"schema": schema}}}
+
+
+def _error_statuses(op: Operation) -> list[int]:
+    statuses = [400, 404, 409, 413, 415, 422, 429, 500, 503]
+    if op.auth:
+        statuses += [401, 403]
+    if op.idempotent or op.method == "POST":
+        statuses.append(402)
+    return sorted(statuses)

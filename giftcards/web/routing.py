@@ -1,0 +1,143 @@
+"""API operations declared as data: method, path, who may call it, the schemas of what goes in and out.
+
+The same declaration builds the Starlette routes, validates requests and writes the OpenAPI document, so
+a route cannot exist without being documented.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from giftcards.errors import DomainError
+from giftcards.web.validation import Schema, parse_query, validate
+
+Endpoint = Callable[[Request], Awaitable[Response]]
+
+_JSON_TYPES = ("application/json",)
+_MAX_JSON_DEPTH = 32
+
+
+@dataclass(frozen=True)
+class Operation:
+    method: str
+    path: str
+    endpoint: Endpoint
+    operation_id: str
+    summary: str
+    tag: str
+    auth: tuple[str, ...] = ()  # security schemes, any one of which admits the caller; () = public
+    body: Schema | None = None
+    query: Schema | None = None
+    responses: dict[int, Any] = field(default_factory=dict)  # status -> schema (or None for no body)
+    idempotent: bool = False  # accepts Idempotency-Key
+    media_type: str = "application/json"  # of the success response
+    include_in_schema: bool = True
+    uses_db: bool = True  # False: the handler gets no connection (health, documents)
+
+
+class Api:
+    """The registry of operations; `routes()` hands them to Starlette."""
+
+    def __init__(self) -> None:
+        self.operations: list[Operation] = []
+        self.schemas: dict[str, Schema] = {}
+
+    def operation(self, method: str, path: str, **spec: Any) -> Callable[[Endpoint], Endpoint]:
+        def register(endpoint: Endpoint) -> Endpoint:
+            self.operations.append(
+                Operation(
+                    method, path, endpoint, operation_id=spec.pop("operation_id", endpoint.__name__), **spec
+                )
+            )
+            return endpoint
+
+        return register
+
+    def schema(self, name: str, schema: Schema) -> Schema:
+        """Register a named component schema and return a $ref to it."""
+        self.schemas[name] = schema
+        return {"$ref": f"#/components/schemas/{name}"}
+
+    def routes(self) -> list[Route]:
+        by_path: dict[str, dict[str, Endpoint]] = {}
+        for op in self.operations:
+            by_path.setdefault(op.path, {})[op.method] = op.endpoint
+        return [_method_route(path, endpoints) for path, endpoints in by_path.items()]
+
+
+def _method_route(path: str, endpoints: dict[str, Endpoint]) -> Route:
+    if len(endpoints) == 1:
+        ((method, endpoint),) = endpoints.items()
+        return Route(path, endpoint, methods=[method])
+
+    async def dispatch(request: Request) -> Response:
+        return await endpoints[request.method](request)
+
+    return Route(path, dispatch, methods=list(endpoints))
+
+
+async def read_json(request: Request, schema: Schema, *, max_bytes: int) -> dict[str, Any]:
+    """The request body as a validated JSON object: right media type, size, UTF-8, depth and shape."""
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type not in _JSON_TYPES:
+        raise DomainError("unsupported_media_type", "send the body as application/json")
+    raw = bytearray()
+    async for chunk in request.stream():
+        raw += chunk
+        if len(raw) > max_bytes:
+            raise DomainError("payload_too_large", f"the body may be at most {max_bytes} bytes")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise DomainError("malformed_json", "the body is not valid UTF-8") from None
+    try:
+        value = json.loads(text, parse_constant=_refuse_constant)
+    except (ValueError, RecursionError):
+        raise DomainError("malformed_json", "the body is not valid JSON") from None
+    if _depth(value) > _MAX_JSON_DEPTH:
+        raise DomainError("malformed_json", f"the body is nested deeper than {_MAX_JSON_DEPTH} levels")
+    if not isinstance(value, dict):
+        raise DomainError("invalid_request", "the body must be a JSON object")
+    return validate(schema, value)
+
+
+def query_params(request: Request, schema: Schema) -> dict[str, Any]:
+    params = dict(request.query_params)
+    if len(params) != len(request.query_params.multi_items()):
+        raise DomainError("invalid_request", "a query parameter was given more than once")
+    return parse_query(schema, params)
+
+
+def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return Response(
+        json.dumps(body, ensure_ascii=False, separators=(",", ":")),
+        status_code=status,
+        media_type="application/json",
+        headers=headers,
+    )
+
+
+def _refuse_constant(name: str) -> None:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _depth(value: Any) -> int:
+    deepest = 0
+    stack = [(value, 1)]
+    while stack:
+        item, level = stack.pop()
+        deepest = max(deepest, level)
+        if deepest > _MAX_JSON_DEPTH:
+            break
+        if isinstance(item, dict):
+            stack.extend((v, level + 1) for v in item.values())
+        elif isinstance(item, list):
+            stack.extend((v, level + 1) for v in item)
+    return deepest

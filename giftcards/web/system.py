@@ -1,0 +1,60 @@
+"""Liveness, readiness and the API's own description."""
+
+from __future__ import annotations
+
+from giftcards.db.migrations import MigrationError, pending_migrations
+from giftcards.db.pool import is_unavailable
+from giftcards.web.calls import Call, Result, endpoint
+from giftcards.web.routing import Api
+
+HEALTH = {"type": "object", "properties": {"status": {"type": "string"}, "detail": {"type": "string"}}}
+
+
+def register(api: Api) -> None:
+    @endpoint(
+        api,
+        "GET",
+        "/healthz",
+        summary="The process is alive",
+        tag="system",
+        uses_db=False,
+        responses={200: HEALTH},
+    )
+    async def healthz(call: Call) -> Result:
+        return 200, {"status": "ok"}
+
+    @endpoint(
+        api,
+        "GET",
+        "/readyz",
+        summary="The database is reachable and its schema current",
+        tag="system",
+        uses_db=False,
+        responses={200: HEALTH, 503: HEALTH},
+    )
+    async def readyz(call: Call) -> Result:
+        rt = call.rt
+        try:
+            async with rt.pool.acquire(timeout=rt.settings.db_timeout) as conn:
+                pending = await pending_migrations(conn, call.request.app.state.migrations)
+        except MigrationError as exc:
+            return 503, {"status": "unavailable", "detail": str(exc)}
+        except Exception as exc:
+            if not is_unavailable(exc):
+                raise
+            return 503, {"status": "unavailable", "detail": "the database does not answer"}
+        if pending:
+            return 503, {"status": "unavailable", "detail": f"{len(pending)} migration(s) pending"}
+        return 200, {"status": "ready"}
+
+    @endpoint(
+        api,
+        "GET",
+        "/openapi.json",
+        summary="This document",
+        tag="system",
+        uses_db=False,
+        responses={200: {"type": "object"}},
+    )
+    async def openapi(call: Call) -> Result:
+        return 200, call.request.app.state.openapi
