@@ -150,6 +150,7 @@ class EmbeddedPostgres:
             return pwd.getpwnam(SERVER_USER)
         except KeyError:
             useradd = shutil.which("useradd") or "/usr/sbin/useradd"
+            # check=False: another process may create the account at the same moment; getpwnam decides.
             subprocess.run(
                 [
                     useradd,
@@ -161,7 +162,7 @@ class EmbeddedPostgres:
                     "/usr/sbin/nologin",
                     SERVER_USER,
                 ],
-                check=True,
+                check=False,
                 capture_output=True,
             )
             return pwd.getpwnam(SERVER_USER)

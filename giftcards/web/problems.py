@@ -25,7 +25,7 @@ def problem_response(
 ) -> Response:
     body = problem_document(code, detail, **extra)
     return Response(
-        json.dumps(body, ensure_ascii=False),
+        json.dumps(body, ensure_ascii=False, separators=(",", ":")),
         status_code=body["status"],
         media_type=PROBLEM_JSON,
         headers=headers,

@@ -85,14 +85,16 @@ def _method_route(path: str, endpoints: dict[str, Endpoint]) -> Route:
 
 async def read_json(request: Request, schema: Schema, *, max_bytes: int) -> dict[str, Any]:
     """The request body as a validated JSON object: right media type, size, UTF-8, depth and shape."""
-    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if content_type not in _JSON_TYPES:
-        raise DomainError("unsupported_media_type", "send the body as application/json")
     raw = bytearray()
     async for chunk in request.stream():
         raw += chunk
         if len(raw) > max_bytes:
             raise DomainError("payload_too_large", f"the body may be at most {max_bytes} bytes")
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if not raw and not content_type:  # no body at all: as good as {} where nothing is required
+        return validate(schema, {})
+    if content_type not in _JSON_TYPES:
+        raise DomainError("unsupported_media_type", "send the body as application/json")
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
