@@ -12,6 +12,7 @@ import base64
 import contextlib
 import logging
 import os
+import signal
 import sys
 from collections.abc import Iterator
 
@@ -124,6 +125,10 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
         # The server processes read their settings from the environment, like any other deployment.
         os.environ["DATABASE_URL"] = ready.database_url or ""
         os.environ["GIFTCARDS_MASTER_KEY"] = base64.urlsafe_b64encode(ready.master_key).decode().rstrip("=")
+        # uvicorn finishes in-flight requests on SIGTERM/SIGINT and then re-raises the signal; turn that
+        # into a normal exit so the embedded database below is shut down cleanly too.
+        signal.signal(signal.SIGTERM, _exit_cleanly)
+        signal.signal(signal.SIGINT, _exit_cleanly)
         uvicorn.run(
             "giftcards.app:app_from_environment",
             factory=True,
@@ -135,6 +140,10 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
             access_log=False,
         )
     return 0
+
+
+def _exit_cleanly(*_: object) -> None:
+    raise SystemExit(0)
 
 
 def cmd_worker(settings: Settings, _: argparse.Namespace) -> int:

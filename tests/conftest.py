@@ -13,22 +13,22 @@ import pytest_asyncio
 
 from giftcards.config import Settings
 from tests.support.api import ADMIN_TOKEN, MASTER_KEY, Merchant, create_merchant
-from tests.support.database import TestCluster, fresh_database
+from tests.support.database import ThrowawayCluster, fresh_database
 from tests.support.servers import LiveServer
 
 ARTIFACTS = Path(os.environ.get("GIFTCARDS_TEST_ARTIFACTS", "test-artifacts"))
 
 
 @pytest_asyncio.fixture(scope="session")
-async def cluster() -> AsyncIterator[TestCluster]:
-    test_cluster = TestCluster()
+async def cluster() -> AsyncIterator[ThrowawayCluster]:
+    test_cluster = ThrowawayCluster()
     await test_cluster.start()
     yield test_cluster
     await test_cluster.stop()
 
 
 @pytest_asyncio.fixture
-async def database_url(cluster: TestCluster) -> AsyncIterator[str]:
+async def database_url(cluster: ThrowawayCluster) -> AsyncIterator[str]:
     async for dsn in fresh_database(cluster):
         yield dsn
 

@@ -24,7 +24,7 @@ FAST_SETTINGS = {
 }
 
 
-class TestCluster:
+class ThrowawayCluster:
     def __init__(self, *, server_settings: dict[str, str] | None = None) -> None:
         self.home = Path(tempfile.mkdtemp(prefix="gc-pg-"))
         self.cluster = EmbeddedPostgres(self.home, server_settings=server_settings or FAST_SETTINGS)
@@ -61,7 +61,7 @@ class TestCluster:
         shutil.rmtree(self.home, ignore_errors=True)
 
 
-async def fresh_database(cluster: TestCluster) -> AsyncIterator[str]:
+async def fresh_database(cluster: ThrowawayCluster) -> AsyncIterator[str]:
     name = await cluster.new_database()
     try:
         yield cluster.dsn(name)

@@ -1,0 +1,100 @@
+"""The database itself holds the money invariants, even for code that bypasses the application."""
+
+from __future__ import annotations
+
+import asyncpg
+import pytest
+
+from giftcards import ledger
+from giftcards.audit import audit_balances
+from giftcards.cards import CardSpec, issue
+from giftcards.merchants import Principal, create_merchant
+from giftcards.secrets_box import Keyring
+from tests.support.api import MASTER_KEY
+
+KEYRING = Keyring(MASTER_KEY)
+
+
+async def new_card(db: asyncpg.Connection, amount: int = 1_000) -> tuple[str, str]:
+    merchant = await create_merchant(db, KEYRING, name="Rules")
+    principal = Principal("api_key", merchant["api_key"]["id"], merchant["id"])
+    card = await issue(db, KEYRING, principal, CardSpec(amount=amount))
+    return merchant["id"], card["id"]
+
+
+async def test_ledger_entries_cannot_be_updated_deleted_or_truncated(db: asyncpg.Connection) -> None:
+    await new_card(db)
+    for statement in (
+        "UPDATE ledger_entries SET amount = amount + 1",
+        "DELETE FROM ledger_entries",
+        "TRUNCATE ledger_entries CASCADE",
+    ):
+        with pytest.raises(asyncpg.RestrictViolationError, match="append-only"):
+            await db.execute(statement)
+    assert await db.fetchval("SELECT count(*) FROM ledger_entries") == 1
+
+
+async def test_a_balance_changed_without_its_ledger_entry_is_refused_at_commit(
+    db: asyncpg.Connection,
+) -> None:
+    _, card_id = await new_card(db)
+    with pytest.raises(asyncpg.CheckViolationError, match="does not match its ledger"):
+        await db.execute("UPDATE cards SET balance = balance + 500 WHERE id = $1", card_id)
+    assert await db.fetchval("SELECT balance FROM cards WHERE id = $1", card_id) == 1_000
+
+
+async def test_an_entry_that_breaks_the_running_balance_is_refused(db: asyncpg.Connection) -> None:
+    merchant_id, card_id = await new_card(db)
+    with pytest.raises(asyncpg.CheckViolationError, match="balance chain"):
+        async with db.transaction():
+            await db.execute("UPDATE cards SET balance = 900 WHERE id = $1", card_id)
+            await db.execute(
+                """INSERT INTO ledger_entries
+                       (merchant_id, card_id, kind, amount, balance_after, currency, actor_type)
+                   VALUES ($1, $2, 'redeem', -100, 950, 'CNY', 'system')""",
+                merchant_id,
+                card_id,
+            )
+
+
+async def test_named_constraints_refuse_negative_balances_and_bad_amounts(db: asyncpg.Connection) -> None:
+    merchant_id, card_id = await new_card(db)
+    with pytest.raises(asyncpg.CheckViolationError, match="card_balance_not_negative"):
+        await db.execute("UPDATE cards SET balance = -1 WHERE id = $1", card_id)
+    with pytest.raises(asyncpg.CheckViolationError, match="ledger_amount_sign"):
+        await db.execute(
+            """INSERT INTO ledger_entries
+                       (merchant_id, card_id, kind, amount, balance_after, currency, actor_type)
+               VALUES ($1, $2, 'redeem', 100, 1100, 'CNY', 'system')""",
+            merchant_id,
+            card_id,
+        )
+    with pytest.raises(asyncpg.UniqueViolationError, match="ledger_one_issue_per_card"):
+        await db.execute(
+            """INSERT INTO ledger_entries
+                       (merchant_id, card_id, kind, amount, balance_after, currency, actor_type)
+               VALUES ($1, $2, 'issue', 100, 100, 'CNY', 'system')""",
+            merchant_id,
+            card_id,
+        )
+
+
+async def test_post_refuses_without_writing_anything(db: asyncpg.Connection) -> None:
+    merchant_id, card_id = await new_card(db, 500)
+    with pytest.raises(Exception) as refused:
+        await ledger.post(
+            db, merchant_id=merchant_id, kind="redeem", actor=ledger.SYSTEM, card_id=card_id, amount=501
+        )
+    assert getattr(refused.value, "code", None) == "insufficient_funds"
+    assert await db.fetchval("SELECT count(*) FROM ledger_entries") == 1
+
+
+async def test_audit_finds_a_balance_tampered_with_behind_the_rules(db: asyncpg.Connection) -> None:
+    _, card_id = await new_card(db)
+    assert (await audit_balances(db)).ok
+    # A superuser can switch triggers off; the audit is the check that does not trust them.
+    await db.execute("SET session_replication_role = replica")
+    await db.execute("UPDATE cards SET balance = 1234 WHERE id = $1", card_id)
+    await db.execute("SET session_replication_role = origin")
+    report = await audit_balances(db)
+    assert not report.ok and len(report.mismatches) == 1 and "ledger sums to 1000" in report.mismatches[0]
