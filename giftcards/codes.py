@@ -41,7 +41,9 @@ def check_symbol(body: str) -> str:
 
 
 def generate_code() -> str:
-    body = "".join(secrets.choice(ALPHABET) for _ in range(BODY_LENGTH))
+    # 32 divides 256, so the low five bits of a random byte pick a symbol uniformly (95 bits in all),
+    # about twenty times faster than secrets.choice per symbol: bulk issuance makes 100,000 at a time.
+    body = "".join(ALPHABET[byte & 31] for byte in secrets.token_bytes(BODY_LENGTH))
     return body + check_symbol(body)
 
 

@@ -6,8 +6,9 @@ HTTP plumbing of their own.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import asyncpg
@@ -23,6 +24,9 @@ from giftcards.web.routing import Api, Operation, json_response, query_params, r
 
 Result = tuple[int, Any] | Response
 Handler = Callable[["Call"], Awaitable[Result]]
+AfterCall = Callable[[asyncpg.Connection], Awaitable[None]]
+
+log = logging.getLogger("giftcards.calls")
 
 Authenticator = Callable[[asyncpg.Connection, Runtime, str], Awaitable[Principal]]
 AUTHENTICATORS: dict[str, tuple[str, Authenticator]] = {}  # scheme -> (token prefix, authenticator)
@@ -48,6 +52,9 @@ class Call:
     body: dict[str, Any]
     query: dict[str, Any]
     idempotency_key: str | None
+    # Work for the call's connection once the call's own transaction has ended, whatever its outcome:
+    # records that must survive a rollback (e.g. the audit of a refused attempt). Shared by `replace`.
+    after: list[AfterCall] = field(default_factory=list)
 
     @property
     def path(self) -> dict[str, str]:
@@ -63,6 +70,9 @@ ANONYMOUS = Principal("anonymous", "anonymous", "")
 
 def endpoint(api: Api, method: str, path: str, **spec: Any) -> Callable[[Handler], Handler]:
     """Declare an API operation (see `Operation`) whose handler takes a Call."""
+
+    # Every authenticated POST takes an Idempotency-Key; anonymous callers share no key scope.
+    spec.setdefault("idempotent", method == "POST" and bool(spec.get("auth")))
 
     def register(handler: Handler) -> Handler:
         async def asgi_endpoint(request: Request) -> Response:
@@ -90,22 +100,25 @@ async def _serve(request: Request, op: Operation, handler: Handler) -> Response:
         principal = await _authenticate(request, rt, conn, op.auth)
         body = await read_json(request, op.body, max_bytes=rt.settings.max_body_bytes) if op.body else {}
         call = Call(request, rt, conn, principal, body, query, key)
-        if key is None or principal.kind == "admin":
-            return _render(await handler(call))
+        try:
+            if key is None or principal is ANONYMOUS:
+                return _render(await handler(call))
 
-        async def work(tx: asyncpg.Connection) -> tuple[int, Any]:
-            result = await handler(replace(call, conn=tx))
-            assert isinstance(result, tuple), "idempotent operations return (status, payload)"
-            return result
+            async def work(tx: asyncpg.Connection) -> tuple[int, Any]:
+                result = await handler(replace(call, conn=tx))
+                assert isinstance(result, tuple), "idempotent operations return (status, payload)"
+                return result
 
-        outcome = await idempotency.run_once(
-            conn,
-            merchant_id=principal.merchant_id,
-            principal_id=principal.id,
-            key=key,
-            fingerprint=idempotency.request_fingerprint(request.method, request.url.path, body),
-            work=work,
-        )
+            outcome = await idempotency.run_once(
+                conn,
+                merchant_id=principal.merchant_id,
+                principal_id=principal.id,
+                key=key,
+                fingerprint=idempotency.request_fingerprint(request.method, request.url.path, body),
+                work=work,
+            )
+        finally:
+            await _run_after(call, conn)
     headers = {"Idempotent-Replayed": "true"} if outcome.replayed else None
     media = PROBLEM_JSON if outcome.status >= 400 else "application/json"
     return Response(outcome.body, status_code=outcome.status, media_type=media, headers=headers)
@@ -150,6 +163,14 @@ async def _authenticate(
         if scheme in AUTHENTICATORS and token.startswith(AUTHENTICATORS[scheme][0]):
             return await AUTHENTICATORS[scheme][1](conn, rt, token)
     raise DomainError("unauthenticated", "this operation does not accept that kind of credential")
+
+
+async def _run_after(call: Call, conn: asyncpg.Connection) -> None:
+    for after in call.after:
+        try:
+            await after(conn)
+        except Exception:  # never mask the call's own outcome
+            log.exception("after-call work failed")
 
 
 def _render(result: Result) -> Response:

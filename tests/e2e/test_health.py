@@ -46,3 +46,27 @@ async def test_openapi_document_is_3_1(client: httpx.AsyncClient) -> None:
     document = (await client.get("/openapi.json")).json()
     assert document["openapi"] == "3.1.0"
     assert "/v1/redemptions" in document["paths"]
+
+
+async def test_the_request_id_appears_in_the_json_log_lines(client: httpx.AsyncClient) -> None:
+    import io
+    import json
+    import logging
+
+    from giftcards.logs import JsonFormatter
+
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(JsonFormatter())
+    access = logging.getLogger("giftcards.access")
+    access.addHandler(handler)
+    previous = access.level
+    access.setLevel(logging.INFO)
+    try:
+        await client.get("/healthz", headers={"X-Request-ID": "trace-me-123"})
+    finally:
+        access.removeHandler(handler)
+        access.setLevel(previous)
+    lines = [json.loads(line) for line in stream.getvalue().splitlines()]
+    mine = [line for line in lines if line.get("request_id") == "trace-me-123"]
+    assert mine and mine[0]["message"] == "GET /healthz 200" and mine[0]["status"] == 200
