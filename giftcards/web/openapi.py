@@ -81,7 +81,14 @@ def _operation(op: Operation) -> dict[str, Any]:
     if parameters:
         doc["parameters"] = parameters
     if op.body is not None:
-        doc["requestBody"] = {"required": True, "content": {"application/json": {"schema": op.body}}}
+        # An operation whose fields are all optional may be called with no body at all.
+        raw = op.body.get("x-media-types")  # a non-JSON body (an image upload) that the handler reads
+        content = (
+            {media: {"schema": {"type": "string", "format": "binary"}} for media in raw}
+            if raw
+            else {"application/json": {"schema": op.body}}
+        )
+        doc["requestBody"] = {"required": bool(op.body.get("required")) or bool(raw), "content": content}
     if op.auth:
         doc["security"] = [{scheme: []} for scheme in op.auth]
     doc["responses"] = {str(status): _response(op, status, schema) for status, schema in op.responses.items()}

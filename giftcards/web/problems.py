@@ -40,7 +40,8 @@ async def domain_error(_: Request, exc: Exception) -> Response:
 async def http_error(_: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     code = _HTTP_CODES.get(exc.status_code, "invalid_request")
-    return problem_response(code, None if exc.status_code in (404, 405) else str(exc.detail))
+    detail = None if exc.status_code in (404, 405) else str(exc.detail)
+    return problem_response(code, detail, headers=dict(exc.headers or {}))  # e.g. Allow on a 405
 
 
 async def unexpected_error(_: Request, exc: Exception) -> Response:

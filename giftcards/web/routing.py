@@ -69,7 +69,9 @@ class Api:
         by_path: dict[str, dict[str, Endpoint]] = {}
         for op in self.operations:
             by_path.setdefault(op.path, {})[op.method] = op.endpoint
-        return [_method_route(path, endpoints) for path, endpoints in by_path.items()]
+        # Literal paths first, so /v1/cards/lookup is never taken for /v1/cards/{card_id}.
+        ordered = sorted(by_path.items(), key=lambda item: item[0].count("{"))
+        return [_method_route(path, endpoints) for path, endpoints in ordered]
 
 
 def _method_route(path: str, endpoints: dict[str, Endpoint]) -> Route:
