@@ -54,8 +54,9 @@ def test_no_operation_fails_or_contradicts_its_document(
         # Valid generated keys repeat across examples with other bodies: the 422 conflict that follows is
         # right, but not what this test is about. Invalid keys are kept: they must be refused.
         headers["Idempotency-Key"] = str(uuid.uuid4())
-    # Schema-valid values may still break a rule the schema cannot state (an expiry in the past, an unknown
-    # cursor): a documented 400 for those does not contradict the document, so positive_data_acceptance is off.
+    # Schema-valid values may still break a rule the schema cannot state (an expiry in the past, an
+    # unknown cursor): a documented 400 for those does not contradict the document, so
+    # positive_data_acceptance is off.
     case.call_and_validate(
         base_url=server.url, headers=headers, timeout=30, excluded_checks=[positive_data_acceptance]
     )
