@@ -16,6 +16,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from giftcards import idempotency
+from giftcards.db.pool import is_unavailable
 from giftcards.errors import DomainError
 from giftcards.merchants import API_KEY_PREFIX, Principal, authenticate_admin, authenticate_api_key
 from giftcards.runtime import Runtime
@@ -76,7 +77,14 @@ def endpoint(api: Api, method: str, path: str, **spec: Any) -> Callable[[Handler
 
     def register(handler: Handler) -> Handler:
         async def asgi_endpoint(request: Request) -> Response:
-            return await _serve(request, op, handler)
+            try:
+                return await _serve(request, op, handler)
+            except Exception as exc:
+                if not is_unavailable(exc):
+                    raise
+                # A lost database is an answer (503), not a crash of the request.
+                log.warning("database unavailable: %s", type(exc).__name__)
+                raise DomainError("database_unavailable", headers={"Retry-After": "1"}) from None
 
         asgi_endpoint.__name__ = handler.__name__
         api.operation(method, path, **spec)(asgi_endpoint)
@@ -98,7 +106,9 @@ async def _serve(request: Request, op: Operation, handler: Handler) -> Response:
         return _render(await handler(Call(request, rt, None, ANONYMOUS, {}, query, None)))
     async with _connection(rt) as conn:
         principal = await _authenticate(request, rt, conn, op.auth)
-        body = await read_json(request, op.body, max_bytes=rt.settings.max_body_bytes) if op.body else {}
+        body: dict[str, Any] = {}
+        if op.body and "x-media-types" not in op.body:  # else the handler reads the raw body (an upload)
+            body = await read_json(request, op.body, max_bytes=rt.settings.max_body_bytes)
         call = Call(request, rt, conn, principal, body, query, key)
         try:
             if key is None or principal is ANONYMOUS:
