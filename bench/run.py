@@ -1,0 +1,450 @@
+"""The benchmark set: `.venv/bin/python -m bench.run [--seconds 20] [--out bench/results/latest.json]`.
+
+Starts a fresh embedded PostgreSQL (durable settings: fsync and synchronous_commit on), runs `giftcards
+serve` as its own process, drives it with wrk (a separate process: the load generator shares the
+machine's 2 cores with the server and the database), and measures each figure next to a baseline taken
+in the same run on the same cluster. Prints a table and writes JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import json
+import os
+import secrets
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+
+from giftcards import codes, ids, qr
+from giftcards.db.embedded import EmbeddedPostgres
+from giftcards.db.migrations import migrate
+from giftcards.qr_keys import QrKeys
+from giftcards.secrets_box import Keyring
+from giftcards.signing import KeySet, SigningKey
+
+HERE = Path(__file__).resolve().parent
+ADMIN_TOKEN = "bench-admin-token-" + "x" * 16
+CARDS = 10_000
+CONNECTIONS = 32
+
+
+@dataclass
+class Figure:
+    name: str
+    value: float
+    unit: str
+    baseline: float | None = None
+    baseline_name: str | None = None
+    target: str | None = None
+    met: bool | None = None
+
+    @property
+    def ratio(self) -> float | None:
+        return round(self.value / self.baseline, 3) if self.baseline else None
+
+
+class Bench:
+    def __init__(self, seconds: int, workdir: Path) -> None:
+        self.seconds = seconds
+        self.workdir = workdir
+        self.master_key = secrets.token_bytes(32)
+        self.cluster = EmbeddedPostgres(
+            workdir / "pg", server_settings={"max_connections": "200", "shared_buffers": "256MB"}
+        )
+        self.figures: list[Figure] = []
+        self.server: subprocess.Popen[bytes] | None = None
+        self.url = "http://127.0.0.1:8765"
+
+    # -- set-up --------------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        self.cluster.start()
+        conn = await asyncpg.connect(self.cluster.dsn)
+        try:
+            await migrate(conn)
+        finally:
+            await conn.close()
+        env = {
+            **os.environ,
+            "DATABASE_URL": self.cluster.dsn,
+            "GIFTCARDS_MASTER_KEY": base64.urlsafe_b64encode(self.master_key).decode().rstrip("="),
+            "GIFTCARDS_ADMIN_TOKEN": ADMIN_TOKEN,
+            "GIFTCARDS_LOG_LEVEL": "WARNING",
+            "GIFTCARDS_POOL_MIN_SIZE": "16",
+            "GIFTCARDS_POOL_MAX_SIZE": "16",
+        }
+        log = open(self.workdir / "server.log", "wb")  # noqa: SIM115 - the child owns it
+        self.server = subprocess.Popen(
+            [sys.executable, "-m", "giftcards.cli", "serve", "--port", "8765"],
+            env=env,
+            stdout=log,
+            stderr=log,
+        )
+        log.close()
+        for _ in range(300):
+            try:
+                if httpx.get(self.url + "/readyz", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        raise RuntimeError("the server did not start; see " + str(self.workdir / "server.log"))
+
+    def stop(self) -> None:
+        if self.server is not None:
+            self.server.terminate()
+            self.server.wait(30)
+        self.cluster.stop()
+
+    async def merchant(self, client: httpx.AsyncClient) -> tuple[str, dict[str, str]]:
+        admin = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+        body = (await client.post("/v1/merchants", json={"name": "Bench"}, headers=admin)).json()
+        return body["id"], {"Authorization": f"Bearer {body['api_key']['secret']}"}
+
+    async def redeemer(self, client: httpx.AsyncClient, merchant_auth: dict[str, str], kind: str) -> str:
+        """The Authorization a store terminal sends (a manager, so no per-store limit gets in the way)."""
+        if kind == "api_key":
+            return merchant_auth["Authorization"]
+        store = await client.post("/v1/stores", json={"name": "Flagship"}, headers=merchant_auth)
+        terminal = (
+            await client.post(
+                "/v1/terminals",
+                json={"store": store.json()["id"], "role": "manager", "name": "bench"},
+                headers=merchant_auth,
+            )
+        ).json()
+        enrolled = (
+            await client.post("/v1/terminal/enroll", json={"enrollment_code": terminal["enrollment_code"]})
+        ).json()
+        return f"Bearer {enrolled['token']}"
+
+    async def payloads(self, merchant_id: str, card_ids: list[str]) -> list[str]:
+        conn = await asyncpg.connect(self.cluster.dsn)
+        try:
+            keys = QrKeys(Keyring(self.master_key))
+            await keys.load(conn)
+            return [keys.keyset.sign(merchant_id, card_id) for card_id in card_ids]
+        finally:
+            await conn.close()
+
+    # -- the figures ---------------------------------------------------------------------------------
+
+    def wrk(self, payload_file: Path, auth: str, amount: int) -> dict[str, Any]:
+        result = self.workdir / "wrk.json"
+        env = {
+            **os.environ,
+            "BENCH_PAYLOADS": str(payload_file),
+            "BENCH_AUTH": auth,
+            "BENCH_AMOUNT": str(amount),
+            "BENCH_RESULT": str(result),
+        }
+        subprocess.run(
+            [
+                "wrk",
+                "-t2",
+                f"-c{CONNECTIONS}",
+                f"-d{self.seconds}s",
+                "-s",
+                str(HERE / "redeem.lua"),
+                self.url,
+            ],
+            env=env,
+            check=True,
+            capture_output=True,
+            timeout=self.seconds + 60,
+        )
+        summary: dict[str, Any] = json.loads(result.read_text())
+        summary["rps"] = summary["requests"] / summary["seconds"]
+        return summary
+
+    def pgbench(self, script: str, clients: int = 8) -> float:
+        path = self.workdir / "pgbench.sql"
+        path.write_text(script)
+        pgbench = shutil.which("pgbench", path=str(self.cluster.bin_dir)) or "pgbench"
+        out = subprocess.run(
+            [
+                pgbench,
+                "-n",
+                "-f",
+                str(path),
+                "-c",
+                str(clients),
+                "-j",
+                "2",
+                "-T",
+                str(self.seconds),
+                "-h",
+                str(self.cluster.socket_dir),
+                "-U",
+                "postgres",
+                "postgres",
+            ],
+            check=True,
+            capture_output=True,
+            text=True,
+            timeout=self.seconds + 60,
+        ).stdout
+        line = next(line for line in out.splitlines() if line.startswith("tps"))
+        return float(line.split("=")[1].split()[0])
+
+    async def redemption(
+        self, client: httpx.AsyncClient, merchant_id: str, auth: str, api: dict[str, str]
+    ) -> None:
+        batch = (
+            await client.post("/v1/card_batches", json={"count": CARDS, "amount": 10_000_000}, headers=api)
+        ).json()
+        export = await client.get(f"/v1/card_batches/{batch['id']}/cards", headers=api, timeout=120)
+        card_ids = [json.loads(line)["id"] for line in export.text.splitlines()]
+        payload_file = self.workdir / "payloads.txt"
+        payload_file.write_text("\n".join(await self.payloads(merchant_id, card_ids)) + "\n")
+        run = self.wrk(payload_file, auth, 1)
+        conn = await asyncpg.connect(self.cluster.dsn)
+        try:
+            await conn.execute(
+                "CREATE TABLE bench_cards AS SELECT row_number() OVER () AS n, id FROM cards "
+                "WHERE batch_id = $1",
+                batch["id"],
+            )
+            await conn.execute("CREATE UNIQUE INDEX ON bench_cards (n)")
+        finally:
+            await conn.close()
+        baseline = self.pgbench(_PGBENCH_REDEEM.replace(":merchant", f"'{merchant_id}'"))
+        self.add(
+            "redemption over HTTP",
+            run["rps"],
+            "req/s",
+            baseline,
+            "pgbench, same SQL work (8 clients)",
+            ">= 2000 req/s and >= 40% of baseline",
+            run["rps"] >= 2000 and run["rps"] >= 0.4 * baseline,
+        )
+        self.add("redemption p50", run["p50_ms"], "ms")
+        self.add("redemption p95", run["p95_ms"], "ms")
+        self.add("redemption p99", run["p99_ms"], "ms", target="<= 25 ms", met=run["p99_ms"] <= 25)
+        errors = run["non_201"] + run["socket_errors"]
+        self.add("redemption errors", errors, "requests", target="0", met=errors == 0)
+        self.add(
+            "vs pretix transact (~100 req/s, shared/PERF.md)",
+            run["rps"] / 100,
+            "x",
+            target=">= 20x",
+            met=run["rps"] >= 2000,
+        )
+
+    async def hot_card(
+        self, client: httpx.AsyncClient, merchant_id: str, auth: str, api: dict[str, str]
+    ) -> None:
+        card = (await client.post("/v1/cards", json={"amount": 100_000_000}, headers=api)).json()
+        payload_file = self.workdir / "hot.txt"
+        payload_file.write_text((await self.payloads(merchant_id, [card["id"]]))[0] + "\n")
+        run = self.wrk(payload_file, auth, 1)
+        conn = await asyncpg.connect(self.cluster.dsn)
+        try:
+            balance = await conn.fetchval("SELECT balance FROM cards WHERE id = $1", card["id"])
+            total = await conn.fetchval(
+                "SELECT sum(amount) FROM ledger_entries WHERE card_id = $1", card["id"]
+            )
+            redeemed = await conn.fetchval(
+                "SELECT count(*) FROM ledger_entries WHERE card_id = $1 AND kind = 'redeem'", card["id"]
+            )
+        finally:
+            await conn.close()
+        # wrk stops counting at the deadline; requests still in flight then may land after: at least as
+        # many redemptions as wrk saw answered, and every fen of them in the ledger.
+        exact = balance == total == 100_000_000 - redeemed and redeemed >= run["requests"] - run["non_201"]
+        self.add(
+            "hot card",
+            run["rps"],
+            "req/s",
+            target=">= 1500 req/s with exact balance",
+            met=run["rps"] >= 1500 and exact,
+        )
+        self.add("hot card p99", run["p99_ms"], "ms")
+        self.add("hot card balance == ledger == initial - redemptions", float(exact), "bool", met=exact)
+
+    async def bulk(self, client: httpx.AsyncClient, api: dict[str, str], merchant_id: str) -> None:
+        started = time.perf_counter()
+        response = await client.post(
+            "/v1/card_batches", json={"count": 100_000, "amount": 5_000}, headers=api, timeout=300
+        )
+        elapsed = time.perf_counter() - started
+        assert response.status_code == 201, response.text
+        baseline = await self.bare_copy(merchant_id, 100_000)
+        self.add(
+            "bulk issuance, 100,000 cards",
+            100_000 / elapsed,
+            "cards/s",
+            100_000 / baseline,
+            "bare COPY of the same rows",
+            "<= 10 s and within 3x of COPY",
+            elapsed <= 10 and elapsed <= 3 * baseline,
+        )
+        self.add("bulk issuance time", elapsed, "s")
+
+    async def bare_copy(self, merchant_id: str, count: int) -> float:
+        keyring = Keyring(self.master_key)
+        rows, entries = [], []
+        for _ in range(count):
+            card_id, code = ids.new_id("card"), codes.generate_code()
+            rows.append(
+                (
+                    merchant_id,
+                    card_id,
+                    keyring.code_hash(code),
+                    b"sealed",
+                    code[-4:],
+                    "CNY",
+                    5_000,
+                    5_000,
+                    "active",
+                )
+            )
+            entries.append((merchant_id, card_id, "issue", 5_000, 5_000, "CNY", "system"))
+        conn = await asyncpg.connect(self.cluster.dsn)
+        try:
+            started = time.perf_counter()
+            async with conn.transaction():
+                await conn.copy_records_to_table(
+                    "cards",
+                    records=rows,
+                    columns=[
+                        "merchant_id",
+                        "id",
+                        "code_hash",
+                        "code_sealed",
+                        "code_last4",
+                        "currency",
+                        "initial_amount",
+                        "balance",
+                        "state",
+                    ],
+                )
+                await conn.copy_records_to_table(
+                    "ledger_entries",
+                    records=entries,
+                    columns=[
+                        "merchant_id",
+                        "card_id",
+                        "kind",
+                        "amount",
+                        "balance_after",
+                        "currency",
+                        "actor_type",
+                    ],
+                )
+            return time.perf_counter() - started
+        finally:
+            await conn.close()
+
+    def qr_images(self) -> None:
+        key = SigningKey.generate()
+        keyset = KeySet([key], key.kid)
+        payloads = [keyset.sign(ids.new_id("mer"), ids.new_id("card")) for _ in range(200)]
+        for name, render in (("SVG", qr.render_svg), ("PNG", qr.render_png)):
+            started = time.perf_counter()
+            for payload in payloads:
+                render(payload)
+            cold = (time.perf_counter() - started) / len(payloads) * 1000
+            started = time.perf_counter()
+            for _ in range(20):
+                for payload in payloads:
+                    render(payload)
+            cached = (time.perf_counter() - started) / (20 * len(payloads)) * 1000
+            self.add(f"QR {name} cold", cold, "ms", target="<= 10 ms", met=cold <= 10)
+            self.add(f"QR {name} cached", cached, "ms", target="<= 1 ms", met=cached <= 1)
+        try:
+            from giftcards import images  # the card image, where this build has it
+        except ImportError:
+            return
+        render_card = getattr(images, "benchmark_card_image", None)
+        if render_card is not None:
+            started = time.perf_counter()
+            for i in range(10):
+                render_card(i)
+            self.add("card image (PNG)", (time.perf_counter() - started) / 10 * 1000, "ms")
+
+    def add(
+        self,
+        name: str,
+        value: float,
+        unit: str,
+        baseline: float | None = None,
+        baseline_name: str | None = None,
+        target: str | None = None,
+        met: bool | None = None,
+    ) -> None:
+        figure = Figure(
+            name, round(value, 3), unit, round(baseline, 3) if baseline else None, baseline_name, target, met
+        )
+        self.figures.append(figure)
+        ratio = f"  ({figure.ratio:.0%} of {baseline_name}: {baseline:,.0f})" if baseline else ""
+        verdict = "" if met is None else ("  MET" if met else "  MISSED")
+        print(f"  {name:<52} {value:>12,.3f} {unit:<8}{ratio}{verdict}", flush=True)
+
+
+_PGBENCH_REDEEM = """
+\\set n random(1, 10000)
+BEGIN;
+INSERT INTO idempotency_keys (merchant_id, principal_id, key, request_hash)
+     VALUES (:merchant, 'pgbench', gen_random_uuid()::text, '\\x00');
+SELECT * FROM post_activity(:merchant, (SELECT id FROM bench_cards WHERE n = :n), NULL, 'redeem', 1, NULL,
+                            false, NULL, NULL, 'api_key', 'pgbench', NULL, NULL, NULL);
+COMMIT;
+"""
+
+
+async def main(seconds: int, out: Path, redeem_with: str) -> int:
+    workdir = Path(tempfile.mkdtemp(prefix="gc-bench-"))
+    bench = Bench(seconds, workdir)
+    print(f"giftcards benchmarks ({seconds}s per load run; server, database and wrk share this machine)")
+    await bench.start()
+    try:
+        async with httpx.AsyncClient(base_url=bench.url, timeout=60) as client:
+            merchant_id, api = await bench.merchant(client)
+            auth = await bench.redeemer(client, api, redeem_with)
+            await bench.redemption(client, merchant_id, auth, api)
+            await bench.hot_card(client, merchant_id, auth, api)
+            await bench.bulk(client, api, merchant_id)
+        bench.qr_images()
+    finally:
+        bench.stop()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(
+        json.dumps(
+            {
+                "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                "machine": {"cpus": os.cpu_count()},
+                "figures": [{**asdict(f), "ratio": f.ratio} for f in bench.figures],
+            },
+            indent=2,
+        )
+    )
+    missed = [f.name for f in bench.figures if f.met is False]
+    print(f"written to {out}; targets missed: {', '.join(missed) if missed else 'none'}")
+    shutil.rmtree(workdir, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(prog="python -m bench.run")
+    parser.add_argument("--seconds", type=int, default=20)
+    parser.add_argument("--out", type=Path, default=HERE / "results" / "latest.json")
+    parser.add_argument(
+        "--redeem-with",
+        choices=["terminal", "api_key"],
+        default="terminal",
+        help="who redeems: a store terminal (as in a store) or the merchant's API key",
+    )
+    arguments = parser.parse_args()
+    sys.exit(asyncio.run(main(arguments.seconds, arguments.out, arguments.redeem_with)))
