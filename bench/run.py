@@ -405,6 +405,9 @@ COMMIT;
 
 
 async def main(seconds: int, out: Path, redeem_with: str) -> int:
+    if shutil.which("wrk") is None:
+        print("bench: wrk is missing: apt-get install wrk", file=sys.stderr)
+        return 2
     workdir = Path(tempfile.mkdtemp(prefix="gc-bench-"))
     bench = Bench(seconds, workdir)
     print(f"giftcards benchmarks ({seconds}s per load run; server, database and wrk share this machine)")
