@@ -64,6 +64,7 @@ class Bench:
         )
         self.figures: list[Figure] = []
         self.server: subprocess.Popen[bytes] | None = None
+        self.profile: Path | None = None
         self.url = "http://127.0.0.1:8765"
 
     # -- set-up --------------------------------------------------------------------------------------
@@ -120,12 +121,12 @@ class Bench:
         terminal = (
             await client.post(
                 "/v1/terminals",
-                json={"store": store.json()["id"], "role": "manager", "name": "bench"},
+                json={"store": store.json()["id"], "role": "manager", "label": "bench"},
                 headers=merchant_auth,
             )
         ).json()
         enrolled = (
-            await client.post("/v1/terminal/enroll", json={"enrollment_code": terminal["enrollment_code"]})
+            await client.post("/v1/terminal/enroll", json={"code": terminal["enrollment"]["code"]})
         ).json()
         return f"Bearer {enrolled['token']}"
 
@@ -140,8 +141,30 @@ class Bench:
 
     # -- the figures ---------------------------------------------------------------------------------
 
-    def wrk(self, payload_file: Path, auth: str, amount: int) -> dict[str, Any]:
+    def wrk(self, payload_file: Path, auth: str, amount: int, profile: Path | None = None) -> dict[str, Any]:
+        """One wrk run; with `profile`, py-spy samples the server meanwhile (collapsed stacks)."""
         result = self.workdir / "wrk.json"
+        spy = None
+        if profile is not None and self.server is not None:
+            spy = subprocess.Popen(
+                [
+                    "py-spy",
+                    "record",
+                    "-p",
+                    str(self.server.pid),
+                    "-d",
+                    str(self.seconds),
+                    "-r",
+                    "200",
+                    "-f",
+                    "raw",
+                    "-o",
+                    str(profile),
+                    "--nonblocking",
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
         env = {
             **os.environ,
             "BENCH_PAYLOADS": str(payload_file),
@@ -164,6 +187,8 @@ class Bench:
             capture_output=True,
             timeout=self.seconds + 60,
         )
+        if spy is not None:
+            spy.wait(60)
         summary: dict[str, Any] = json.loads(result.read_text())
         summary["rps"] = summary["requests"] / summary["seconds"]
         return summary
@@ -208,7 +233,7 @@ class Bench:
         card_ids = [json.loads(line)["id"] for line in export.text.splitlines()]
         payload_file = self.workdir / "payloads.txt"
         payload_file.write_text("\n".join(await self.payloads(merchant_id, card_ids)) + "\n")
-        run = self.wrk(payload_file, auth, 1)
+        run = self.wrk(payload_file, auth, 1, profile=self.profile)
         conn = await asyncpg.connect(self.cluster.dsn)
         try:
             await conn.execute(
@@ -249,14 +274,14 @@ class Bench:
         payload_file = self.workdir / "hot.txt"
         payload_file.write_text((await self.payloads(merchant_id, [card["id"]]))[0] + "\n")
         run = self.wrk(payload_file, auth, 1)
+        await asyncio.sleep(1)  # requests still in flight when wrk stopped land meanwhile
         conn = await asyncpg.connect(self.cluster.dsn)
         try:
-            balance = await conn.fetchval("SELECT balance FROM cards WHERE id = $1", card["id"])
-            total = await conn.fetchval(
-                "SELECT sum(amount) FROM ledger_entries WHERE card_id = $1", card["id"]
-            )
-            redeemed = await conn.fetchval(
-                "SELECT count(*) FROM ledger_entries WHERE card_id = $1 AND kind = 'redeem'", card["id"]
+            balance, total, redeemed = await conn.fetchrow(
+                """SELECT (SELECT balance FROM cards WHERE id = $1),
+                          (SELECT sum(amount) FROM ledger_entries WHERE card_id = $1),
+                          (SELECT count(*) FROM ledger_entries WHERE card_id = $1 AND kind = 'redeem')""",
+                card["id"],
             )
         finally:
             await conn.close()
@@ -272,6 +297,8 @@ class Bench:
         )
         self.add("hot card p99", run["p99_ms"], "ms")
         self.add("hot card balance == ledger == initial - redemptions", float(exact), "bool", met=exact)
+        if not exact:
+            print(f"    balance {balance}, ledger sum {total}, redemptions {redeemed}, wrk {run}")
 
     async def bulk(self, client: httpx.AsyncClient, api: dict[str, str], merchant_id: str) -> None:
         started = time.perf_counter()
@@ -404,12 +431,13 @@ COMMIT;
 """
 
 
-async def main(seconds: int, out: Path, redeem_with: str) -> int:
+async def main(seconds: int, out: Path, redeem_with: str, profile: Path | None) -> int:
     if shutil.which("wrk") is None:
         print("bench: wrk is missing: apt-get install wrk", file=sys.stderr)
         return 2
     workdir = Path(tempfile.mkdtemp(prefix="gc-bench-"))
     bench = Bench(seconds, workdir)
+    bench.profile = profile
     print(f"giftcards benchmarks ({seconds}s per load run; server, database and wrk share this machine)")
     await bench.start()
     try:
@@ -449,5 +477,8 @@ if __name__ == "__main__":
         default="terminal",
         help="who redeems: a store terminal (as in a store) or the merchant's API key",
     )
+    parser.add_argument(
+        "--profile", type=Path, help="py-spy the server during the redemption run (raw stacks)"
+    )
     arguments = parser.parse_args()
-    sys.exit(asyncio.run(main(arguments.seconds, arguments.out, arguments.redeem_with)))
+    sys.exit(asyncio.run(main(arguments.seconds, arguments.out, arguments.redeem_with, arguments.profile)))

@@ -18,7 +18,21 @@ from giftcards.logs import configure_logging
 from giftcards.qr_keys import QrKeys
 from giftcards.runtime import Runtime
 from giftcards.secrets_box import Keyring
-from giftcards.web import api_cards, api_merchants, system
+from giftcards.web import (
+    api_cards,
+    api_designs,
+    api_gifts,
+    api_merchants,
+    api_recipients,
+    api_terminals,
+    api_wallet,
+    api_wechat,
+    card_pages,
+    system,
+    terminal_page,
+    wallet_page,
+    wechat_page,
+)
 from giftcards.web.middleware import RequestContextMiddleware
 from giftcards.web.openapi import build_document
 from giftcards.web.problems import EXCEPTION_HANDLERS
@@ -29,7 +43,21 @@ log = logging.getLogger("giftcards")
 
 def build_api() -> Api:
     api = Api()
-    for module in (system, api_merchants, api_cards):
+    for module in (
+        system,
+        api_merchants,
+        api_cards,
+        api_terminals,
+        terminal_page,
+        api_wechat,
+        api_designs,
+        api_gifts,
+        api_recipients,
+        card_pages,
+        wechat_page,
+        api_wallet,
+        wallet_page,
+    ):
         module.register(api)
     return api
 

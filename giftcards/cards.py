@@ -18,7 +18,7 @@ import asyncpg
 from giftcards import codes, ids, ledger
 from giftcards.errors import DomainError
 from giftcards.isotime import iso, utcnow
-from giftcards.ledger import Actor, Posting
+from giftcards.ledger import Actor
 from giftcards.merchants import Principal
 from giftcards.qr_keys import QrKeys
 from giftcards.secrets_box import Keyring
@@ -213,6 +213,20 @@ async def reveal_code(conn: asyncpg.Connection, keyring: Keyring, merchant_id: s
     )
 
 
+async def replace_code(conn: asyncpg.Connection, keyring: Keyring, merchant_id: str, card_id: str) -> None:
+    """Give a card a fresh code (when it is passed on), so a copy of the old one no longer spends it."""
+    code = codes.generate_code()
+    await conn.execute(
+        """UPDATE cards SET code_hash = $3, code_sealed = $4, code_last4 = $5, updated_at = now()
+           WHERE merchant_id = $1 AND id = $2""",
+        merchant_id,
+        card_id,
+        keyring.code_hash(code),
+        keyring.box.seal(code.encode(), context=_code_context(card_id)),
+        codes.last4(code),
+    )
+
+
 async def get(conn: asyncpg.Connection, merchant_id: str, card_id: str) -> dict[str, Any]:
     return card_view(await _fetch(conn, merchant_id, card_id))
 
@@ -309,7 +323,7 @@ async def resolve(
         return {"card_id": ref.card_id}
     if ref.qr_payload is not None:
         claims = await qr_keys.verify(conn, ref.qr_payload)
-        if claims.merchant_id != merchant_id or not _step_is_fresh(claims.step):
+        if claims.merchant_id != merchant_id or not step_is_fresh(claims.step):
             raise DomainError("invalid_qr_payload", "the QR payload is not genuine or not readable")
         return {"card_id": claims.card_id}
     assert ref.code is not None
@@ -324,7 +338,7 @@ def current_step(now: float | None = None) -> int:
     return int((time.time() if now is None else now) // QR_STEP_SECONDS)
 
 
-def _step_is_fresh(step: int) -> bool:
+def step_is_fresh(step: int) -> bool:
     return step == 0 or current_step() - 1 <= step <= current_step()
 
 
@@ -378,7 +392,7 @@ async def redeem(
         if exc.code == "card_not_found" and ref.qr_payload:  # a genuine payload of a since-deleted card
             raise DomainError("invalid_qr_payload", "no card matches this code") from None
         raise
-    return redemption_view(posting)
+    return ledger.redemption_view(posting)
 
 
 async def refund(
@@ -417,7 +431,7 @@ async def refund(
         idempotency_key=idempotency_key,
     )
     return {
-        **posting_view(posting),
+        **ledger.posting_view(posting),
         "refund_of": ledger.activity_id(entry["id"]),
         "refundable_amount": posting.refundable,
     }
@@ -448,7 +462,7 @@ async def change(
         reference=reference,
         idempotency_key=idempotency_key,
     )
-    return posting_view(posting)
+    return ledger.posting_view(posting)
 
 
 async def expire_due(conn: asyncpg.Connection, *, limit: int = 500) -> int:
@@ -508,33 +522,4 @@ def batch_view(row: asyncpg.Record) -> dict[str, Any]:
         "amount": row["amount"],
         "currency": row["currency"],
         "created_at": iso(row["created_at"]),
-    }
-
-
-def posting_view(posting: Posting) -> dict[str, Any]:
-    return {
-        "id": ledger.activity_id(posting.entry_id),
-        "object": "activity",
-        "type": posting.kind,
-        "card": {
-            "id": posting.card_id,
-            "state": posting.card_state,
-            "balance": posting.balance,
-            "currency": posting.currency,
-        },
-        "amount": posting.amount,
-        "balance_after": posting.balance,
-        "currency": posting.currency,
-        "created_at": iso(posting.created_at),
-    }
-
-
-def redemption_view(posting: Posting) -> dict[str, Any]:
-    taken = -posting.amount
-    requested = posting.requested if posting.requested is not None else taken
-    return {
-        **posting_view(posting),
-        "amount_taken": taken,
-        "requested_amount": requested,
-        "remainder_due": requested - taken,
     }

@@ -12,13 +12,15 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
 
+from giftcards import ledger
 from giftcards.errors import DomainError, problem_document
+from giftcards.secrets_box import SecretBox
 
 KEY_PATTERN = re.compile(r"^[\x21-\x7e]{1,255}$")
 RETENTION_HOURS = 48  # promised: at least 24
@@ -47,6 +49,7 @@ def check_key(key: str) -> str:
 
 async def run_once(
     conn: asyncpg.Connection,
+    box: SecretBox,
     *,
     merchant_id: str,
     principal_id: str,
@@ -64,7 +67,7 @@ async def run_once(
             fingerprint,
         )
         if not claimed:
-            return await _replay(conn, merchant_id, principal_id, key, fingerprint)
+            return await _replay(conn, box, merchant_id, principal_id, key, fingerprint)
         try:
             async with conn.transaction():  # a savepoint: a refusal undoes only the work
                 status, payload = await work(conn)
@@ -80,28 +83,47 @@ async def run_once(
             principal_id,
             key,
             status,
-            body,
+            box.seal(body, context=answer_context(merchant_id, principal_id, key)),
         )
     return Outcome(status, body, replayed=False)
 
 
 async def _replay(
-    conn: asyncpg.Connection, merchant_id: str, principal_id: str, key: str, fingerprint: bytes
+    conn: asyncpg.Connection,
+    box: SecretBox,
+    merchant_id: str,
+    principal_id: str,
+    key: str,
+    fingerprint: bytes,
 ) -> Outcome:
     row = await conn.fetchrow(
-        """SELECT request_hash, status, body FROM idempotency_keys
+        """SELECT request_hash, status, body, posting FROM idempotency_keys
            WHERE merchant_id = $1 AND principal_id = $2 AND key = $3""",
         merchant_id,
         principal_id,
         key,
     )
-    if row is None or row["status"] is None:  # cannot happen: the row is written with its outcome
+    if row is None or (row["status"] is None and row["posting"] is None):  # written with its outcome
         raise DomainError("internal_error")
-    if row["request_hash"] != fingerprint:
+    return stored_outcome(row, fingerprint, box, answer_context(merchant_id, principal_id, key))
+
+
+def stored_outcome(row: Mapping[str, Any], fingerprint: bytes, box: SecretBox, context: bytes) -> Outcome:
+    """The replay of a stored outcome: the answer itself, or the redemption posting it was made from
+    (as the one-round-trip redemption keeps it, see schema/0006). Answers are stored sealed: some carry
+    a secret shown once (a card code, an API key, a gift link) and a database dump must not reveal it."""
+    if bytes(row["request_hash"]) != fingerprint:
         raise DomainError(
             "idempotency_conflict", "this Idempotency-Key was first used with a different request"
         )
-    return Outcome(row["status"], bytes(row["body"]), replayed=True)
+    if row["posting"] is not None:
+        status, payload = ledger.redemption_answer(json.loads(row["posting"]))
+        return Outcome(status, encode(payload), replayed=True)
+    return Outcome(row["status"], box.open(bytes(row["body"]), context=context), replayed=True)
+
+
+def answer_context(merchant_id: str, principal_id: str, key: str) -> bytes:
+    return f"idempotency:{merchant_id}:{principal_id}:{key}".encode()
 
 
 async def purge_expired(conn: asyncpg.Connection) -> int:

@@ -7,13 +7,14 @@ stable problem code with the card's figures, turned here into a DomainError the 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import asyncpg
 
-from giftcards.errors import DomainError
+from giftcards.errors import DomainError, problem_document
 from giftcards.isotime import iso
 from giftcards.merchants import Principal
 
@@ -78,6 +79,27 @@ class Posting:
     refundable: int | None
     created_at: datetime
 
+    @classmethod
+    def of(cls, row: Mapping[str, Any], kind: str) -> Posting:
+        """From a `ledger_posting` row, or its JSON form (as an idempotency key keeps it)."""
+        return cls(
+            entry_id=row["entry_id"],
+            kind=kind,
+            amount=row["entry_amount"],
+            requested=row["requested"],
+            card_id=row["card_id"],
+            card_state=row["card_state"],
+            balance=row["card_balance"],
+            currency=row["card_currency"],
+            expires_at=_time(row["card_expires_at"]),
+            refundable=row["refundable"],
+            created_at=_time(row["created_at"]),  # type: ignore[arg-type]
+        )
+
+
+def _time(value: datetime | str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if isinstance(value, str) else value
+
 
 async def post(
     conn: asyncpg.Connection,
@@ -116,28 +138,54 @@ async def post(
     )
     if row["outcome"] != "ok":
         raise refusal(row)
-    return Posting(
-        entry_id=row["entry_id"],
-        kind=kind,
-        amount=row["entry_amount"],
-        requested=row["requested"],
-        card_id=row["card_id"],
-        card_state=row["card_state"],
-        balance=row["card_balance"],
-        currency=row["card_currency"],
-        expires_at=row["card_expires_at"],
-        refundable=row["refundable"],
-        created_at=row["created_at"],
-    )
+    return Posting.of(row, kind)
 
 
-def refusal(row: asyncpg.Record) -> DomainError:
+def redemption_answer(posting: Mapping[str, Any]) -> tuple[int, dict[str, Any]]:
+    """The answer to a redemption from its `ledger_posting` (JSON form): the same the first time and on
+    every replay of its idempotency key."""
+    if posting["outcome"] != "ok":
+        refused = refusal(posting)
+        return refused.status, problem_document(refused.code, refused.detail, **refused.extra)
+    return 201, redemption_view(Posting.of(posting, "redeem"))
+
+
+def posting_view(posting: Posting) -> dict[str, Any]:
+    return {
+        "id": activity_id(posting.entry_id),
+        "object": "activity",
+        "type": posting.kind,
+        "card": {
+            "id": posting.card_id,
+            "state": posting.card_state,
+            "balance": posting.balance,
+            "currency": posting.currency,
+        },
+        "amount": posting.amount,
+        "balance_after": posting.balance,
+        "currency": posting.currency,
+        "created_at": iso(posting.created_at),
+    }
+
+
+def redemption_view(posting: Posting) -> dict[str, Any]:
+    taken = -posting.amount
+    requested = posting.requested if posting.requested is not None else taken
+    return {
+        **posting_view(posting),
+        "amount_taken": taken,
+        "requested_amount": requested,
+        "remainder_due": requested - taken,
+    }
+
+
+def refusal(row: Mapping[str, Any]) -> DomainError:
     code = row["outcome"]
     extra: dict[str, Any] = {}
     if row["card_id"] is not None and code not in ("invalid_code", "card_not_found"):
         extra = {"card": row["card_id"], "balance": row["card_balance"], "currency": row["card_currency"]}
         if code == "card_expired":
-            extra["expires_at"] = iso(row["card_expires_at"])
+            extra["expires_at"] = iso(_time(row["card_expires_at"]))
         if code in ("insufficient_funds",):
             extra["requested_amount"] = row["requested"]
         if row["refundable"] is not None:

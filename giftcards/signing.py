@@ -20,11 +20,11 @@ Deciding whether a rotating payload's step is fresh is the caller's job.
 from __future__ import annotations
 
 import base64
-import functools
 import math
 import re
 import secrets
 import struct
+from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -44,7 +44,7 @@ _BASE32 = frozenset(_BASE32_ALPHABET)
 _UNUSED_BITS_MASK = (1 << (_ENCODED_LENGTH * 5 - _BLOB_BYTES * 8)) - 1
 _KID = re.compile(r"[0-9a-f]{8}")
 _MAX_STEP = 2**32 - 1
-_CACHE_SIZE = 8192
+_CACHE_SIZE = 65_536  # about 25 MB at most: every card a busy store scans in a day
 _GENERIC = "invalid QR payload"
 
 PAYLOAD_LENGTH = len(_MAGIC) + _ENCODED_LENGTH
@@ -122,7 +122,7 @@ class KeySet:
             raise ValueError("the signer must be in the set and hold a private key")
         self.signer_kid = signer_kid
         self._signer = signer.private_key
-        self._verify_cached = functools.lru_cache(maxsize=_CACHE_SIZE)(self._verify_uncached)
+        self._verified: OrderedDict[str, QrClaims] = OrderedDict()  # an LRU of genuine payloads
 
     def sign(self, merchant_id: str, card_id: str, step: int = 0) -> str:
         if not 0 <= step <= _MAX_STEP:
@@ -133,16 +133,30 @@ class KeySet:
             id_to_bytes(card_id, "card"),
             step,
         )
-        return _encode(signed + self._signer.sign(_CONTEXT + signed))
+        payload = _encode(signed + self._signer.sign(_CONTEXT + signed))
+        # We made it, so it is genuine: the till that scans it next needs no signature check here.
+        self._remember(payload, QrClaims(self.signer_kid, merchant_id, card_id, step))
+        return payload
 
     def verify(self, payload: str) -> QrClaims:
         """The claims of a payload signed by a key of this set, else `InvalidPayload`.
 
-        A payload seen before costs a cache lookup; `lru_cache` never stores a call that raised.
+        A payload seen (or signed) before costs a dictionary lookup; only genuine payloads are kept.
         """
         if len(payload) != PAYLOAD_LENGTH:  # before hashing, so an oversized input costs nothing
             raise InvalidPayload(_GENERIC)
-        return self._verify_cached(payload)
+        claims = self._verified.get(payload)
+        if claims is not None:
+            self._verified.move_to_end(payload)
+            return claims
+        claims = self._verify_uncached(payload)
+        self._remember(payload, claims)
+        return claims
+
+    def _remember(self, payload: str, claims: QrClaims) -> None:
+        self._verified[payload] = claims
+        if len(self._verified) > _CACHE_SIZE:
+            self._verified.popitem(last=False)
 
     def _verify_uncached(self, payload: str) -> QrClaims:
         body = payload[len(_MAGIC) :]

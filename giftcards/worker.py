@@ -1,4 +1,6 @@
-"""Background duties of a serving process (and of `giftcards worker`): card expiry and key hygiene.
+"""Background duties of a serving process (and of `giftcards worker`): card expiry, unclaimed gifts
+going back to their gifters, purges (idempotency keys, unused photos, failed attempts), reloading the QR
+keys, and the WeChat wallet delivery loop.
 
 Each duty survives a database outage: it logs, waits and tries again, and never takes the server down.
 """
@@ -10,12 +12,13 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 
-from giftcards import cards, idempotency
+from giftcards import cards, gift_links, idempotency, images, ratelimit, wallet
 from giftcards.config import Settings
 from giftcards.db.pool import create_pool, is_unavailable
 from giftcards.qr_keys import QrKeys
 from giftcards.runtime import Runtime
 from giftcards.secrets_box import Keyring
+from giftcards.wechat import outbox as wechat_outbox
 
 log = logging.getLogger("giftcards.worker")
 
@@ -23,6 +26,16 @@ INTERVAL_SECONDS = 5.0
 
 
 async def run(rt: Runtime, stop: asyncio.Event, *, interval: float = INTERVAL_SECONDS) -> None:
+    # WeChat wallet updates have their own, faster loop (schema/0005, giftcards/wechat/outbox.py).
+    wechat = asyncio.create_task(wechat_outbox.run(rt.pool, rt.keyring, stop))
+    try:
+        await _run_duties_loop(rt, stop, interval)
+    finally:
+        stop.set()
+        await wechat
+
+
+async def _run_duties_loop(rt: Runtime, stop: asyncio.Event, interval: float) -> None:
     while not stop.is_set():
         try:
             await run_duties(rt)
@@ -39,15 +52,27 @@ async def run_duties(rt: Runtime) -> None:
     async with rt.pool.acquire() as conn:
         expired = await cards.expire_due(conn)
         purged = await idempotency.purge_expired(conn)
+        returned = await gift_links.return_expired(conn)  # unclaimed gifts go back to their gifters
+        photos = await images.purge_unused_photos(conn)
+        await ratelimit.purge(conn)
+        await wallet.purge_expired_sessions(conn)
         await rt.qr_keys.load(conn)
-    if expired or purged:
-        log.info("worker pass", extra={"cards_expired": expired, "idempotency_keys_purged": purged})
+    if expired or purged or returned or photos:
+        log.info(
+            "worker pass",
+            extra={
+                "cards_expired": expired,
+                "idempotency_keys_purged": purged,
+                "gifts_returned": returned,
+                "unused_photos_purged": photos,
+            },
+        )
 
 
 @contextlib.asynccontextmanager
 async def standalone_runtime(settings: Settings) -> AsyncIterator[Runtime]:
     """A Runtime for a process that runs the worker alone (`giftcards worker`)."""
-    pool = await create_pool(settings, min_size=1, max_size=2)
+    pool = await create_pool(settings, min_size=1, max_size=10)  # duties, WeChat delivery lanes, tokens
     try:
         keyring = Keyring(settings.master_key)
         qr_keys = QrKeys(keyring)

@@ -10,7 +10,9 @@ from starlette.responses import Response, StreamingResponse
 
 from giftcards import cards, ledger, qr
 from giftcards.cards import CardRef, CardSpec
+from giftcards.web.api_terminals import staff_guard
 from giftcards.web.calls import Call, Result, endpoint
+from giftcards.web.redeem_fast_path import make_fast_path
 from giftcards.web.routing import Api
 from giftcards.web.validation import parse_datetime
 
@@ -47,6 +49,23 @@ ONE_CARD_REF = {
     "x-oneof-message": "give exactly one of code and qr_payload",
 }
 LIST_LIMIT = {"type": "integer", "minimum": 1, "maximum": 100}
+REDEEM_BODY = {
+    "type": "object",
+    "required": ["amount"],
+    "additionalProperties": False,
+    **ONE_CARD_REF,
+    "properties": {
+        "code": CODE,
+        "qr_payload": QR_PAYLOAD,
+        "amount": AMOUNT,
+        "currency": CURRENCY,
+        "allow_partial": {
+            "type": "boolean",
+            "description": "take what there is and report the remainder due",
+        },
+        "reference": REFERENCE,
+    },
+}
 
 
 def _spec(body: dict[str, Any]) -> CardSpec:
@@ -357,8 +376,12 @@ def register(api: Api) -> None:
         responses={200: card},
     )
     async def lookup(call: Call) -> Result:
-        return 200, await cards.lookup(
-            call.conn, call.rt.keyring, call.rt.qr_keys, call.merchant_id, _ref(call.body)
+        ref = _ref(call.body)
+        return 200, await staff_guard(  # a terminal's role, rate limit and staff log
+            call,
+            "lookup",
+            lambda: cards.lookup(call.conn, call.rt.keyring, call.rt.qr_keys, call.merchant_id, ref),
+            ref=ref,
         )
 
     @endpoint(
@@ -369,38 +392,30 @@ def register(api: Api) -> None:
         tag="redemptions",
         auth=("api_key", "terminal"),
         idempotent=True,
-        body={
-            "type": "object",
-            "required": ["amount"],
-            "additionalProperties": False,
-            **ONE_CARD_REF,
-            "properties": {
-                "code": CODE,
-                "qr_payload": QR_PAYLOAD,
-                "amount": AMOUNT,
-                "currency": CURRENCY,
-                "allow_partial": {
-                    "type": "boolean",
-                    "description": "take what there is and report the remainder due",
-                },
-                "reference": REFERENCE,
-            },
-        },
+        body=REDEEM_BODY,
         responses={201: activity},
+        fast_path=make_fast_path(REDEEM_BODY),
     )
     async def redeem(call: Call) -> Result:
         b = call.body
-        return 201, await cards.redeem(
-            call.conn,
-            call.rt.keyring,
-            call.rt.qr_keys,
-            call.principal,
-            _ref(b),
+        ref = _ref(b)
+        return 201, await staff_guard(
+            call,
+            "redeem",
+            lambda: cards.redeem(
+                call.conn,
+                call.rt.keyring,
+                call.rt.qr_keys,
+                call.principal,
+                ref,
+                amount=b["amount"],
+                currency=b.get("currency"),
+                allow_partial=b.get("allow_partial", False),
+                reference=b.get("reference"),
+                idempotency_key=call.idempotency_key,
+            ),
+            ref=ref,
             amount=b["amount"],
-            currency=b.get("currency"),
-            allow_partial=b.get("allow_partial", False),
-            reference=b.get("reference"),
-            idempotency_key=call.idempotency_key,
         )
 
     @endpoint(
@@ -425,13 +440,19 @@ def register(api: Api) -> None:
     )
     async def refund(call: Call) -> Result:
         b = call.body
-        return 201, await cards.refund(
-            call.conn,
-            call.principal,
-            redemption_id=b["redemption"],
+        return 201, await staff_guard(
+            call,
+            "refund",
+            lambda: cards.refund(
+                call.conn,
+                call.principal,
+                redemption_id=b["redemption"],
+                amount=b.get("amount"),
+                reference=b.get("reference"),
+                idempotency_key=call.idempotency_key,
+            ),
             amount=b.get("amount"),
-            reference=b.get("reference"),
-            idempotency_key=call.idempotency_key,
+            redemption=b["redemption"],
         )
 
     money_body = {

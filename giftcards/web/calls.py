@@ -96,6 +96,10 @@ def endpoint(api: Api, method: str, path: str, **spec: Any) -> Callable[[Handler
 
 async def _serve(request: Request, op: Operation, handler: Handler) -> Response:
     rt: Runtime = request.app.state.runtime
+    if op.fast_path is not None and (fast := await op.fast_path(request)) is not None:
+        return fast
+    if any("\x00" in value for value in request.path_params.values()):
+        raise DomainError("not_found")  # PostgreSQL text cannot hold NUL: no resource is named so
     query = query_params(request, op.query) if op.query else {}
     key = request.headers.get("idempotency-key")
     if key is not None:
@@ -121,6 +125,7 @@ async def _serve(request: Request, op: Operation, handler: Handler) -> Response:
 
             outcome = await idempotency.run_once(
                 conn,
+                rt.keyring.box,
                 merchant_id=principal.merchant_id,
                 principal_id=principal.id,
                 key=key,
@@ -129,6 +134,10 @@ async def _serve(request: Request, op: Operation, handler: Handler) -> Response:
             )
         finally:
             await _run_after(call, conn)
+    return outcome_response(outcome)
+
+
+def outcome_response(outcome: idempotency.Outcome) -> Response:
     headers = {"Idempotent-Replayed": "true"} if outcome.replayed else None
     media = PROBLEM_JSON if outcome.status >= 400 else "application/json"
     return Response(outcome.body, status_code=outcome.status, media_type=media, headers=headers)

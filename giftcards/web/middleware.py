@@ -16,6 +16,29 @@ from giftcards.web.problems import problem_response
 access_log = logging.getLogger("giftcards.access")
 
 _CLIENT_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+# Paths whose remainder is a secret (gift links, card pages, customise and wallet links): logged as
+# prefix + "…".
+SECRET_PATH_PREFIXES = (
+    "/g/",
+    "/c/",
+    "/customise/",
+    "/w/",
+    "/v1/gift_links/",
+    "/v1/card_pages/",
+    "/v1/customise/",
+)
+
+
+def loggable_path(path: str) -> str:
+    for prefix in SECRET_PATH_PREFIXES:
+        if path.startswith(prefix):
+            return prefix + "…"
+    return path
+
+
+def _is_upload(path: str) -> bool:
+    """Image uploads may exceed the JSON limit; their handlers enforce their own while reading."""
+    return path == "/v1/images" or (path.startswith("/v1/customise/") and path.endswith("/photos"))
 
 
 class RequestContextMiddleware:
@@ -43,7 +66,7 @@ class RequestContextMiddleware:
 
         try:
             declared = headers.get("content-length", "")
-            if declared.isdigit() and int(declared) > self.max_body_bytes:
+            if declared.isdigit() and int(declared) > self.max_body_bytes and not _is_upload(scope["path"]):
                 response = problem_response(
                     "payload_too_large", f"the body may be at most {self.max_body_bytes} bytes"
                 )
@@ -54,7 +77,7 @@ class RequestContextMiddleware:
             access_log.info(
                 "%s %s %d",
                 scope["method"],
-                scope["path"],
+                loggable_path(scope["path"]),
                 status,
                 extra={"status": status, "duration_ms": round((time.perf_counter() - started) * 1000, 2)},
             )

@@ -31,6 +31,7 @@ _SECURITY_SCHEMES = {
     "api_key": {"type": "http", "scheme": "bearer", "description": "A merchant's API key (gk_…)"},
     "terminal": {"type": "http", "scheme": "bearer", "description": "A store terminal's token (gt_…)"},
     "admin": {"type": "http", "scheme": "bearer", "description": "The platform admin token"},
+    "wallet": {"type": "http", "scheme": "bearer", "description": "A wallet session's token (gw_…)"},
 }
 
 

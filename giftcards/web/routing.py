@@ -40,6 +40,8 @@ class Operation:
     media_type: str = "application/json"  # of the success response
     include_in_schema: bool = True
     uses_db: bool = True  # False: the handler gets no connection (health, documents)
+    # Tried before the general path; answers None to hand the request over to it (see calls._serve).
+    fast_path: Callable[[Request], Awaitable[Response | None]] | None = None
 
 
 class Api:
@@ -92,7 +94,12 @@ async def read_json(request: Request, schema: Schema, *, max_bytes: int) -> dict
         raw += chunk
         if len(raw) > max_bytes:
             raise DomainError("payload_too_large", f"the body may be at most {max_bytes} bytes")
-    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    return parse_json(bytes(raw), request.headers.get("content-type", ""), schema)
+
+
+def parse_json(raw: bytes, content_type_header: str, schema: Schema) -> dict[str, Any]:
+    """`raw` as a validated JSON object, or the DomainError that says what is wrong with it."""
+    content_type = content_type_header.split(";")[0].strip().lower()
     if not raw and not content_type:  # no body at all: as good as {} where nothing is required
         return validate(schema, {})
     if content_type not in _JSON_TYPES:

@@ -90,6 +90,9 @@ def _check(schema: Schema, value: Any, path: str, errors: list[dict[str, str]]) 
 
 
 def _check_string(schema: Schema, value: str, field: str, errors: list[dict[str, str]]) -> None:
+    if "\x00" in value:  # PostgreSQL text cannot store it; refuse it here rather than fail there
+        errors.append({"field": field, "message": "must not contain the NUL character"})
+        return
     if "minLength" in schema and len(value) < schema["minLength"]:
         errors.append({"field": field, "message": f"must be at least {schema['minLength']} characters"})
     if "maxLength" in schema and len(value) > schema["maxLength"]:

@@ -24,11 +24,14 @@ async def test_ten_thousand_cards_in_one_request(
     batch = response.json()
     assert (batch["count"], batch["amount"], batch["currency"]) == (10_000, 20_000, "CNY")
     assert await db.fetchval("SELECT count(*) FROM cards WHERE batch_id = $1", batch["id"]) == 10_000
-    assert await db.fetchval(
-        """SELECT count(*) FROM ledger_entries l JOIN cards c ON c.id = l.card_id
+    assert (
+        await db.fetchval(
+            """SELECT count(*) FROM ledger_entries l JOIN cards c ON c.id = l.card_id
            WHERE c.batch_id = $1 AND l.kind = 'issue' AND l.amount = 20000""",
-        batch["id"],
-    ) == 10_000
+            batch["id"],
+        )
+        == 10_000
+    )
 
     export = await client.get(f"/v1/card_batches/{batch['id']}/cards", headers=merchant.headers)
     assert export.headers["content-type"].startswith("application/x-ndjson")
@@ -48,6 +51,8 @@ async def test_ten_thousand_cards_in_one_request(
 async def test_a_batch_beyond_the_limit_is_refused_and_stores_nothing(
     client: httpx.AsyncClient, merchant: Merchant, db: asyncpg.Connection
 ) -> None:
-    response = await client.post("/v1/card_batches", json={"count": 100_001, "amount": 100}, headers=merchant.headers)
+    response = await client.post(
+        "/v1/card_batches", json={"count": 100_001, "amount": 100}, headers=merchant.headers
+    )
     assert response.status_code == 400 and response.json()["errors"][0]["field"] == "count"
     assert await db.fetchval("SELECT count(*) FROM cards") == 0

@@ -104,3 +104,16 @@ async def test_keys_are_kept_at_least_a_day(
     assert replay.headers["idempotent-replayed"] == "true"
     await db.execute("UPDATE idempotency_keys SET created_at = now() - interval '49 hours'")
     assert await idempotency.purge_expired(db) == 1
+
+
+async def test_stored_answers_are_sealed_so_a_dump_does_not_show_codes(
+    client: httpx.AsyncClient, merchant: Merchant, db: asyncpg.Connection
+) -> None:
+    headers = with_key(merchant)
+    card = (await client.post("/v1/cards", json={"amount": 500}, headers=headers)).json()
+    replay = (await client.post("/v1/cards", json={"amount": 500}, headers=headers)).json()
+    assert replay["code"] == card["code"]
+    stored = bytes(await db.fetchval("SELECT body FROM idempotency_keys"))
+    code = card["code"]
+    assert code.encode() not in stored and code.replace("-", "").encode() not in stored
+    assert b"card_" not in stored  # nothing of the answer is readable

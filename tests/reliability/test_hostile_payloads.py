@@ -167,3 +167,16 @@ async def test_redemptions_with_bad_card_references_change_nothing(
     assert response.status_code in (400, 404), response.text
     assert response.headers["content-type"] == "application/problem+json"
     assert await counts(db) == before
+
+
+async def test_nul_characters_are_refused_not_crashed_on(
+    client: httpx.AsyncClient, merchant: Merchant
+) -> None:
+    body = await client.post(
+        "/v1/cards", json={"amount": 100, "campaign": "qi\u0000xi"}, headers=merchant.headers
+    )
+    assert body.status_code == 400 and body.json()["errors"][0]["field"] == "campaign"
+    path = await client.get("/v1/cards/card_%00", headers=merchant.headers)
+    assert path.status_code == 404 and path.json()["code"] == "not_found"
+    query = await client.get("/v1/cards", params={"campaign": "a\u0000"}, headers=merchant.headers)
+    assert query.status_code == 400

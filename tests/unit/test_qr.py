@@ -1,11 +1,13 @@
 from __future__ import annotations
 
 import io
+import re
 import xml.etree.ElementTree as ET
 
 import pytest
-from PIL import Image
+from PIL import Image, ImageDraw
 
+from giftcards import ids, qr
 from giftcards.qr import qr_version, render_png, render_svg
 from giftcards.signing import KeySet, SigningKey
 
@@ -76,3 +78,29 @@ def test_payload_and_box_size_limits() -> None:
     for box_size in (0, -1, 41):
         with pytest.raises(ValueError, match="box_size"):
             render_png("GC1", box_size)
+
+
+def _svg_to_image(svg: bytes) -> Image.Image:
+    """Rasterise our own SVG (a white square and one path of unit-high runs) at 8 pixels per module."""
+    text = svg.decode()
+    size = int(re.search(r'viewBox="0 0 (\d+) \d+"', text)[1])  # type: ignore[index]
+    image = Image.new("L", (size * 8, size * 8), 255)
+    draw = ImageDraw.Draw(image)
+    for x, y, width in re.findall(r"M(\d+) (\d+)h(\d+)v1h-\d+z", text):
+        left, top = int(x) * 8, int(y) * 8
+        draw.rectangle([left, top, left + int(width) * 8 - 1, top + 7], fill=0)
+    return image
+
+
+def test_a_real_reader_decodes_both_images_to_the_payload() -> None:
+    """Read back with ZXing (zxing-cpp), so a broken mask or path writer cannot pass unnoticed."""
+    import zxingcpp
+
+    key = SigningKey.generate()
+    keyset = KeySet([key], key.kid)
+    for _ in range(5):
+        payload = keyset.sign(ids.new_id("mer"), ids.new_id("card"), step=123_456)
+        png = Image.open(io.BytesIO(qr.render_png(payload)))
+        for image in (png.convert("L"), _svg_to_image(qr.render_svg(payload))):
+            results = zxingcpp.read_barcodes(image)
+            assert [r.text for r in results] == [payload]

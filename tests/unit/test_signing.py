@@ -7,6 +7,7 @@ import string
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from giftcards import signing
 from giftcards.ids import id_to_bytes, new_id
 from giftcards.signing import PAYLOAD_LENGTH, InvalidPayload, KeySet, QrClaims, SigningKey
 
@@ -131,23 +132,28 @@ def test_the_cache_never_holds_a_refused_payload() -> None:
     key = SigningKey.generate()
     keys = _single(key)
     good = keys.sign(MERCHANT, CARD)
+    assert len(keys._verified) == 1  # what this set signed is known genuine
+    keys._verified.clear()
     forged = _single(SigningKey(key.kid, Ed25519PrivateKey.generate())).sign(MERCHANT, CARD)
     tampered = good[:-2] + ("A" if good[-2] != "A" else "B") + good[-1]
     for _ in range(3):
         for bad in (forged, tampered, good[:-1]):
             assert _refused(keys, bad)
-    assert keys._verify_cached.cache_info().currsize == 0
+    assert len(keys._verified) == 0
 
     first = keys.verify(good)
     assert keys.verify(good) is first  # served from the cache
-    assert keys._verify_cached.cache_info().currsize == 1
+    assert len(keys._verified) == 1
     assert _refused(keys, forged)  # same claims as `good`, yet refused
-    assert keys._verify_cached.cache_info().currsize == 1
+    assert len(keys._verified) == 1
 
 
-def test_cache_is_bounded() -> None:
+def test_cache_is_bounded_and_keeps_the_most_recent() -> None:
     keys = _single(SigningKey.generate())
-    assert keys._verify_cached.cache_info().maxsize == 8192
+    payloads = [keys.sign(MERCHANT, CARD, step) for step in range(signing._CACHE_SIZE + 10)]
+    assert len(keys._verified) == signing._CACHE_SIZE
+    assert payloads[0] not in keys._verified and payloads[-1] in keys._verified
+    assert keys.verify(payloads[0]).step == 0  # evicted, still verifies the slow way
 
 
 def test_errors_do_not_leak_key_material() -> None:

@@ -1,0 +1,65 @@
+"""The owner's "add to WeChat card wallet" page (/c/{token}/wechat, linked from the card page): a WeChat
+card QR code to scan, and the signed cardExt for wx.addCard when the page runs inside WeChat."""
+
+from __future__ import annotations
+
+from starlette.responses import Response
+
+from giftcards import card_access, qr
+from giftcards.web.api_wechat import ANY_OBJECT, PLAIN, TAG, wechat_for
+from giftcards.web.calls import Call, Result, endpoint
+from giftcards.web.routing import Api
+from giftcards.web.templating import render
+from giftcards.wechat import add_card
+
+
+def register(api: Api) -> None:
+    @endpoint(
+        api,
+        "GET",
+        "/c/{token}/wechat",
+        summary="The owner's page for adding the card to the WeChat card wallet",
+        tag=TAG,
+        media_type="text/html",
+        responses={200: {"type": "string"}},
+    )
+    async def card_page_wechat(call: Call) -> Result:
+        access = await card_access.resolve(call.conn, call.rt.keyring, call.path["token"])
+        ready = await card_access.wechat_ready(call.conn, access.merchant_id)
+        return render(call.request, "wechat_add.html", token=call.path["token"], ready=ready)
+
+    @endpoint(
+        api,
+        "GET",
+        "/c/{token}/wechat/qr.svg",
+        summary="The WeChat card QR code of the owner's card: scanning it in WeChat adds the card",
+        tag=TAG,
+        media_type="image/svg+xml",
+        responses={200: {"type": "string"}},
+    )
+    async def card_page_wechat_qr(call: Call) -> Result:
+        access = await card_access.resolve(call.conn, call.rt.keyring, call.path["token"])
+        wechat = await wechat_for(call, access.merchant_id)
+        answer = await add_card.card_qrcode(
+            call.conn, wechat, call.rt.keyring, access.merchant_id, access.card_id
+        )
+        return Response(
+            qr.render_svg(answer["url"]),
+            media_type="image/svg+xml",
+            headers={**PLAIN, "Cache-Control": "private, no-store"},
+        )
+
+    @endpoint(
+        api,
+        "POST",
+        "/c/{token}/wechat/card_ext",
+        summary="cardId and signed cardExt for wx.addCard, for the owner's page inside WeChat",
+        tag=TAG,
+        responses={200: ANY_OBJECT},
+    )
+    async def card_page_wechat_card_ext(call: Call) -> Result:
+        access = await card_access.resolve(call.conn, call.rt.keyring, call.path["token"])
+        wechat = await wechat_for(call, access.merchant_id)
+        return 200, await add_card.card_ext(
+            call.conn, wechat, call.rt.keyring, access.merchant_id, access.card_id
+        )

@@ -1,0 +1,327 @@
+"""Our cards as WeChat cards: a design becomes a GIFT_CARD definition and a card's code is deposited into
+it (one card, or a batch 100 codes per call); add_card.py then puts it into a user's wallet.
+
+A WeChat card in deposit mode is created with stock 0; each code is deposited (at most 100 per call) and
+the stock raised after it. WeChat refuses stock above the unassigned deposited codes (40136), which makes
+the deposit safe to repeat after a lost answer: a second raise is refused, never double counted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import asyncpg
+
+from giftcards import cards, codes
+from giftcards.errors import DomainError, ValidationError
+from giftcards.isotime import iso
+from giftcards.secrets_box import Keyring
+from giftcards.wechat.client import WeChat, WeChatFailure
+
+DEFAULT_DESIGN = "default"
+DEPOSIT_MODE = "GET_CUSTOM_CODE_MODE_DEPOSIT"
+MAX_CODES_PER_DEPOSIT = 100
+STOCK_ABOVE_POOL = 40136  # "invalid use DepositCodeMode": the stock already covers every pooled code
+WECHAT_CURRENCY = "CNY"  # the wallet shows fen; WeChat has no other currency
+
+
+def card_definition(presentation: dict[str, Any]) -> dict[str, Any]:
+    """The card/create payload for a deposit-mode gift card showing `presentation`."""
+    base_info = {
+        "logo_url": presentation["logo_url"],
+        "brand_name": presentation["brand_name"],
+        "code_type": presentation.get("code_type", "CODE_TYPE_QRCODE"),
+        "title": presentation["title"],
+        "color": presentation.get("color", "Color010"),
+        "notice": presentation.get("notice", "结账时出示此码"),
+        "description": presentation.get("description", "储值礼品卡"),
+        "date_info": {"type": "DATE_TYPE_PERMANENT"},  # our own expiry makes the code unavailable
+        "sku": {"quantity": 0},
+        "use_custom_code": True,
+        "get_custom_code_mode": DEPOSIT_MODE,
+        "can_give_friend": presentation.get("can_give_friend", True),
+    }
+    if presentation.get("service_phone"):
+        base_info["service_phone"] = presentation["service_phone"]
+    return {
+        "card": {
+            "card_type": "GENERAL_CARD",
+            "general_card": {"sub_card_type": "GIFT_CARD", "supply_balance": True, "base_info": base_info},
+        }
+    }
+
+
+TEXT_LIMITS = {"title": 27, "brand_name": 36}  # bytes of UTF-8 ("9个汉字", "12个汉字")
+
+
+async def presentation_for(
+    conn: asyncpg.Connection, merchant_id: str, design_key: str, given: dict[str, Any]
+) -> dict[str, Any]:
+    """What the WeChat card shows: the given fields, with the design's name and the merchant's as defaults."""
+    if design_key == DEFAULT_DESIGN:
+        name = None
+    else:
+        name = await conn.fetchval(
+            "SELECT name FROM designs WHERE merchant_id = $1 AND id = $2", merchant_id, design_key
+        )
+        if name is None:
+            raise DomainError("design_not_found", "no such design")
+    merchant = await conn.fetchval("SELECT name FROM merchants WHERE id = $1", merchant_id)
+    presentation = {"title": name or "礼品卡", "brand_name": merchant, **given}
+    errors = [
+        {"field": key, "message": f"must be at most {limit} bytes of UTF-8 (WeChat's limit)"}
+        for key, limit in TEXT_LIMITS.items()
+        if len(str(presentation[key]).encode()) > limit
+    ]
+    if errors:
+        raise ValidationError(errors)
+    return presentation
+
+
+async def sync_design(
+    conn: asyncpg.Connection, wechat: WeChat, merchant_id: str, design_key: str, presentation: dict[str, Any]
+) -> tuple[bool, dict[str, Any]]:
+    """The WeChat card of a design (created on first call). Returns (created, view)."""
+    async with conn.transaction():
+        # One creation per design even when two back-office calls race.
+        await conn.execute(
+            "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", f"wechat-card:{merchant_id}:{design_key}"
+        )
+        row = await _wechat_card(conn, merchant_id, design_key)
+        if row is not None:
+            return False, wechat_card_view(row)
+        definition = card_definition(presentation)
+        wechat_card_id = await as_problem(wechat.call(lambda client: client.card.create(definition)))
+        row = await conn.fetchrow(
+            """INSERT INTO wechat_cards (merchant_id, design_key, wechat_card_id, title)
+               VALUES ($1, $2, $3, $4) RETURNING *""",
+            merchant_id,
+            design_key,
+            wechat_card_id,
+            presentation["title"],
+        )
+    return True, wechat_card_view(row)
+
+
+async def list_designs(conn: asyncpg.Connection, merchant_id: str) -> list[dict[str, Any]]:
+    rows = await conn.fetch(
+        "SELECT * FROM wechat_cards WHERE merchant_id = $1 ORDER BY created_at, design_key", merchant_id
+    )
+    return [wechat_card_view(row) for row in rows]
+
+
+async def sync_code(
+    conn: asyncpg.Connection, wechat: WeChat, keyring: Keyring, merchant_id: str, card_id: str
+) -> dict[str, Any]:
+    """Deposit the card's code into its WeChat card and raise the stock; nothing to do when done before."""
+    async with conn.transaction():
+        await conn.execute(
+            "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", f"wechat-code:{merchant_id}:{card_id}"
+        )
+        existing = await code_row(conn, merchant_id, card_id)
+        if existing is not None:
+            return wallet_view(existing)
+        card = await conn.fetchrow(
+            "SELECT id, state, currency, design_id FROM cards WHERE merchant_id = $1 AND id = $2",
+            merchant_id,
+            card_id,
+        )
+        if card is None:
+            raise DomainError("card_not_found", "no such card")
+        if card["currency"] != WECHAT_CURRENCY:
+            raise DomainError("wechat_currency_unsupported", "WeChat's card wallet shows CNY balances only")
+        if card["state"] in ("deactivated", "expired"):
+            raise DomainError(f"card_{card['state']}", f"the card is {card['state']}")
+        target = await _wechat_card(conn, merchant_id, card["design_id"] or DEFAULT_DESIGN)
+        if target is None and card["design_id"]:
+            target = await _wechat_card(conn, merchant_id, DEFAULT_DESIGN)
+        if target is None:
+            raise DomainError(
+                "wechat_card_not_synced", "sync the card's design (or the default design) to WeChat first"
+            )
+        code = codes.normalize_code(await cards.reveal_code(conn, keyring, merchant_id, card_id))
+        wechat_card_id = target["wechat_card_id"]
+        await as_problem(wechat.call(lambda client: deposit_codes(client, wechat_card_id, [code])))
+        row = await conn.fetchrow(
+            """INSERT INTO wechat_card_codes (merchant_id, card_id, wechat_card_id, code_hash, code_sealed,
+                                              wallet_state)
+               VALUES ($1, $2, $3, $4, $5, 'deposited') RETURNING *""",
+            merchant_id,
+            card_id,
+            wechat_card_id,
+            code_hash(keyring, code),
+            seal_code(keyring, merchant_id, card_id, code),
+        )
+    return wallet_view(row)
+
+
+async def sync_batch(
+    conn: asyncpg.Connection,
+    wechat: WeChat,
+    keyring: Keyring,
+    merchant_id: str,
+    batch_id: str,
+    *,
+    limit: int,
+) -> dict[str, Any]:
+    """Deposit up to `limit` not yet deposited codes of a batch, 100 per WeChat call; call again while
+    `remaining` is not zero."""
+    batch = await conn.fetchrow(
+        "SELECT currency FROM card_batches WHERE merchant_id = $1 AND id = $2", merchant_id, batch_id
+    )
+    if batch is None:
+        raise DomainError("not_found", "no such card batch")
+    if batch["currency"] != WECHAT_CURRENCY:
+        raise DomainError("wechat_currency_unsupported", "WeChat's card wallet shows CNY balances only")
+    await conn.execute(
+        "SELECT pg_advisory_lock(hashtextextended($1, 0))", f"wechat-batch:{merchant_id}:{batch_id}"
+    )
+    try:
+        synced = 0
+        while synced < limit:
+            rows = await conn.fetch(
+                """SELECT c.id, c.design_id FROM cards c
+                    WHERE c.merchant_id = $1 AND c.batch_id = $2 AND c.state NOT IN ('deactivated', 'expired')
+                      AND NOT EXISTS (SELECT 1 FROM wechat_card_codes w
+                                       WHERE w.merchant_id = c.merchant_id AND w.card_id = c.id)
+                    ORDER BY c.id LIMIT $3""",
+                merchant_id,
+                batch_id,
+                min(MAX_CODES_PER_DEPOSIT, limit - synced),
+            )
+            if not rows:
+                break
+            synced += await _deposit_chunk(conn, wechat, keyring, merchant_id, rows)
+        remaining = await conn.fetchval(
+            """SELECT count(*) FROM cards c
+                WHERE c.merchant_id = $1 AND c.batch_id = $2 AND c.state NOT IN ('deactivated', 'expired')
+                  AND NOT EXISTS (SELECT 1 FROM wechat_card_codes w
+                                   WHERE w.merchant_id = c.merchant_id AND w.card_id = c.id)""",
+            merchant_id,
+            batch_id,
+        )
+    finally:
+        await conn.execute(
+            "SELECT pg_advisory_unlock(hashtextextended($1, 0))", f"wechat-batch:{merchant_id}:{batch_id}"
+        )
+    return {"object": "wechat_batch_sync", "batch": batch_id, "synced": synced, "remaining": remaining}
+
+
+async def _deposit_chunk(
+    conn: asyncpg.Connection, wechat: WeChat, keyring: Keyring, merchant_id: str, rows: list[asyncpg.Record]
+) -> int:
+    """One deposit call for cards of one batch (one design, so one WeChat card), then their rows."""
+    design = rows[0]["design_id"]
+    target = await _wechat_card(conn, merchant_id, design or DEFAULT_DESIGN)
+    if target is None and design:
+        target = await _wechat_card(conn, merchant_id, DEFAULT_DESIGN)
+    if target is None:
+        raise DomainError(
+            "wechat_card_not_synced", "sync the card's design (or the default design) to WeChat first"
+        )
+    wechat_card_id = target["wechat_card_id"]
+    chunk = [
+        (row["id"], codes.normalize_code(await cards.reveal_code(conn, keyring, merchant_id, row["id"])))
+        for row in rows
+    ]
+    await as_problem(wechat.call(lambda client: deposit_codes(client, wechat_card_id, [c for _, c in chunk])))
+    await conn.executemany(
+        """INSERT INTO wechat_card_codes (merchant_id, card_id, wechat_card_id, code_hash, code_sealed,
+                                          wallet_state)
+           VALUES ($1, $2, $3, $4, $5, 'deposited') ON CONFLICT DO NOTHING""",
+        [
+            (
+                merchant_id,
+                card_id,
+                wechat_card_id,
+                code_hash(keyring, code),
+                seal_code(keyring, merchant_id, card_id, code),
+            )
+            for card_id, code in chunk
+        ],
+    )
+    return len(chunk)
+
+
+def deposit_codes(client: Any, wechat_card_id: str, all_codes: Iterable[str]) -> int:
+    """In the worker thread: deposit (<= 100 per call), then raise the stock by what went in."""
+    pending = list(all_codes)
+    deposited = 0
+    for start in range(0, len(pending), MAX_CODES_PER_DEPOSIT):
+        chunk = pending[start : start + MAX_CODES_PER_DEPOSIT]
+        answer = client.card.deposit_code(wechat_card_id, chunk)
+        failed = answer.get("fail_code") or []
+        if failed:
+            raise WeChatFailure("errcode", f"WeChat refused {len(failed)} code(s) on deposit")
+        deposited += len(chunk)  # succ_code and duplicate_code (deposited before an answer got lost)
+    try:
+        client.card.modify_stock(wechat_card_id, deposited)
+    except Exception as exc:
+        if getattr(exc, "errcode", None) != STOCK_ABOVE_POOL:
+            raise
+    return deposited
+
+
+async def as_problem(awaitable: Any) -> Any:
+    """A WeChat call from a back-office or page request: a failure becomes a problem the caller can act on."""
+    try:
+        return await awaitable
+    except WeChatFailure as failure:
+        if failure.transient:
+            raise DomainError(
+                "wechat_unavailable", f"WeChat did not answer usefully: {failure.detail}"
+            ) from None
+        raise DomainError(
+            "wechat_refused", f"WeChat refused the call: {failure.detail}", errcode=failure.errcode
+        ) from None
+
+
+async def _wechat_card(conn: asyncpg.Connection, merchant_id: str, design_key: str) -> asyncpg.Record | None:
+    return await conn.fetchrow(
+        "SELECT * FROM wechat_cards WHERE merchant_id = $1 AND design_key = $2", merchant_id, design_key
+    )
+
+
+async def code_row(conn: asyncpg.Connection, merchant_id: str, card_id: str) -> asyncpg.Record | None:
+    return await conn.fetchrow(
+        "SELECT * FROM wechat_card_codes WHERE merchant_id = $1 AND card_id = $2", merchant_id, card_id
+    )
+
+
+def seal_code(keyring: Keyring, merchant_id: str, card_id: str, code: str) -> bytes:
+    return keyring.box.seal(code.encode(), context=f"wechat-code:{merchant_id}:{card_id}".encode())
+
+
+def open_code(keyring: Keyring, merchant_id: str, card_id: str, sealed: bytes) -> str:
+    return keyring.box.open(bytes(sealed), context=f"wechat-code:{merchant_id}:{card_id}".encode()).decode()
+
+
+def code_hash(keyring: Keyring, code: str) -> bytes:
+    """How a WeChat code is found again from an event (the same keyed hash as card codes use)."""
+    try:
+        return keyring.code_hash(codes.normalize_code(code))
+    except codes.MalformedCode:
+        return keyring.code_hash(code)
+
+
+def wechat_card_view(row: asyncpg.Record) -> dict[str, Any]:
+    return {
+        "object": "wechat_card",
+        "design": row["design_key"],
+        "wechat_card_id": row["wechat_card_id"],
+        "title": row["title"],
+        "created_at": iso(row["created_at"]),
+    }
+
+
+def wallet_view(row: asyncpg.Record) -> dict[str, Any]:
+    return {
+        "object": "wechat_wallet_card",
+        "card": row["card_id"],
+        "wechat_card_id": row["wechat_card_id"],
+        "wallet_state": row["wallet_state"],
+        "openid": row["openid"],
+        "deposited_at": iso(row["deposited_at"]),
+        "updated_at": iso(row["updated_at"]),
+    }
