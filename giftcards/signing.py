@@ -20,6 +20,7 @@ Deciding whether a rotating payload's step is fresh is the caller's job.
 from __future__ import annotations
 
 import base64
+import hmac
 import math
 import re
 import secrets
@@ -99,6 +100,19 @@ class SigningKey:
         return self.public_key.public_bytes_raw()
 
 
+def _genuine(key: SigningKey, signed: bytes, signature: bytes) -> bool:
+    """Ed25519 signing is deterministic (RFC 8032) and we are the only signer of our keys, so a genuine
+    payload carries exactly the signature we make again: signing and comparing (about 30 us) replaces
+    verifying (about 110 us) wherever the private key is at hand. Terminals verify with the public key."""
+    if key.private_key is not None:
+        return hmac.compare_digest(key.private_key.sign(_CONTEXT + signed), signature)
+    try:
+        key.public_key.verify(signature, _CONTEXT + signed)
+    except InvalidSignature:
+        return False
+    return True
+
+
 def _encode(blob: bytes) -> str:
     return _MAGIC + base64.b32encode(blob).decode("ascii").rstrip("=")
 
@@ -170,10 +184,8 @@ class KeySet:
         key = self._keys.get(raw_kid)
         if key is None:
             raise InvalidPayload(_GENERIC)
-        try:
-            key.public_key.verify(signature, _CONTEXT + signed)
-        except InvalidSignature:
-            raise InvalidPayload(_GENERIC) from None
+        if not _genuine(key, signed, signature):
+            raise InvalidPayload(_GENERIC)
         return QrClaims(key.kid, id_from_bytes("mer", merchant), id_from_bytes("card", card), step)
 
     def public_keys(self) -> list[dict[str, str]]:

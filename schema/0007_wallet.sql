@@ -33,12 +33,14 @@ ALTER TABLE gifts ADD COLUMN recipient_owner_id text
 CREATE INDEX gifts_waiting_for_owner ON gifts (merchant_id, recipient_owner_id, created_at DESC, id DESC)
     WHERE state = 'waiting' AND recipient_owner_id IS NOT NULL;
 
--- Cards with value that may still be used, soonest expiry first and cards without expiry last: the
--- wallet's first group. (A card past its expiry that the worker has not written off yet is in this
--- index too; the query's `> now()` bound skips it.)
+-- Cards that may still be used, soonest expiry first and cards without expiry last: the wallet's first
+-- group. (A card past its expiry that the worker has not written off yet is in this index too; the
+-- query's `> now()` bound skips it.) The balance is deliberately not in the predicate, the query filters
+-- it: a column an index depends on makes every redemption's balance update a non-HOT update that
+-- rewrites every index of the card.
 CREATE INDEX cards_wallet_with_value ON cards (
     merchant_id, owner_id, (coalesce(expires_at, 'infinity'::timestamptz)), id)
-    WHERE owner_id IS NOT NULL AND balance > 0 AND state IN ('active', 'pending', 'blocked');
+    WHERE owner_id IS NOT NULL AND state IN ('active', 'pending', 'blocked');
 -- Every card of an owner, newest first: the wallet's second group (used up, expired, deactivated).
 CREATE INDEX cards_wallet_by_owner ON cards (merchant_id, owner_id, created_at, id)
     WHERE owner_id IS NOT NULL;

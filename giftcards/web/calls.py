@@ -6,8 +6,10 @@ HTTP plumbing of their own.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -108,7 +110,7 @@ async def _serve(request: Request, op: Operation, handler: Handler) -> Response:
         idempotency.check_key(key)
     if not op.uses_db:
         return _render(await handler(Call(request, rt, None, ANONYMOUS, {}, query, None)))
-    async with _connection(rt) as conn:
+    async with acquire(rt) as conn:
         principal = await _authenticate(request, rt, conn, op.auth)
         body: dict[str, Any] = {}
         if op.body and "x-media-types" not in op.body:  # else the handler reads the raw body (an upload)
@@ -129,7 +131,7 @@ async def _serve(request: Request, op: Operation, handler: Handler) -> Response:
                 merchant_id=principal.merchant_id,
                 principal_id=principal.id,
                 key=key,
-                fingerprint=idempotency.request_fingerprint(request.method, request.url.path, body),
+                fingerprint=idempotency.request_fingerprint(request.method, request.scope["path"], body),
                 work=work,
             )
         finally:
@@ -143,23 +145,19 @@ def outcome_response(outcome: idempotency.Outcome) -> Response:
     return Response(outcome.body, status_code=outcome.status, media_type=media, headers=headers)
 
 
-class _connection:
-    """Acquire with a short timeout, so a lost database answers 503 in about a second, never hangs."""
-
-    def __init__(self, rt: Runtime) -> None:
-        self.rt = rt
-        self.conn: asyncpg.Connection | None = None
-
-    async def __aenter__(self) -> asyncpg.Connection:
-        try:
-            self.conn = await self.rt.pool.acquire(timeout=self.rt.settings.db_timeout)
-        except TimeoutError:
-            raise DomainError("database_unavailable", headers={"Retry-After": "1"}) from None
-        return self.conn
-
-    async def __aexit__(self, *exc: object) -> None:
-        if self.conn is not None:
-            await self.rt.pool.release(self.conn)
+@contextlib.asynccontextmanager
+async def acquire(rt: Runtime) -> AsyncIterator[asyncpg.Connection]:
+    """A pooled connection within a short timeout, so a lost database answers 503 in about a second and
+    never hangs. (asyncio.timeout rather than the pool's own timeout, which starts a task per call.)"""
+    try:
+        async with asyncio.timeout(rt.settings.db_timeout):
+            conn = await rt.pool.acquire()
+    except TimeoutError:
+        raise DomainError("database_unavailable", headers={"Retry-After": "1"}) from None
+    try:
+        yield conn
+    finally:
+        await rt.pool.release(conn)
 
 
 async def _authenticate(

@@ -17,7 +17,7 @@ from giftcards.merchants import API_KEY_PREFIX, token_merchant
 from giftcards.runtime import Runtime
 from giftcards.signing import InvalidPayload
 from giftcards.terminals import TOKEN_PREFIX as TERMINAL_PREFIX
-from giftcards.web.calls import outcome_response
+from giftcards.web.calls import acquire, outcome_response
 from giftcards.web.routing import parse_json
 from giftcards.web.validation import Schema
 
@@ -32,7 +32,7 @@ def make_fast_path(body_schema: Schema) -> FastPath:
         redemption = _prepare(request, rt, body_schema, await _small_body(request))
         if redemption is None:
             return None
-        async with rt.pool.acquire(timeout=rt.settings.db_timeout) as conn:
+        async with acquire(rt) as conn:
             outcome = await quick_redeem.redeem(conn, rt.keyring.box, redemption)
         return outcome_response(outcome) if outcome is not None else None
 
@@ -70,7 +70,7 @@ def _prepare(
         token_hash=rt.keyring.token_hash(token),
         client=request.client.host if request.client else None,
         key=key,
-        fingerprint=idempotency.request_fingerprint(request.method, request.url.path, body),
+        fingerprint=idempotency.request_fingerprint(request.method, request.scope["path"], body),
         amount=body["amount"],
         currency=body.get("currency"),
         allow_partial=body.get("allow_partial", False),

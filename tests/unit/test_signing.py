@@ -163,8 +163,20 @@ def test_errors_do_not_leak_key_material() -> None:
     with pytest.raises(InvalidPayload) as excinfo:
         keys.verify(payload)
     assert str(excinfo.value) == "invalid QR payload"
-    assert excinfo.value.__cause__ is None and excinfo.value.__suppress_context__
+    assert excinfo.value.__cause__ is None
+    assert excinfo.value.__context__ is None or excinfo.value.__suppress_context__
     assert isinstance(excinfo.value, ValueError)
+
+
+def test_keys_held_only_as_public_keys_verify_the_slow_way() -> None:
+    """With the private key at hand a payload is checked by signing again; without it, by verifying."""
+    signer, other = SigningKey.generate(), SigningKey.generate()
+    by_other = _single(other).sign(MERCHANT, CARD, 7)
+    public_only = SigningKey.from_public_bytes(other.kid, other.public_bytes())
+    keys = KeySet([signer, public_only], signer.kid)
+    assert keys.verify(by_other) == QrClaims(other.kid, MERCHANT, CARD, 7)
+    tampered = by_other[:-3] + ("A" if by_other[-3] != "A" else "B") + by_other[-2:]
+    assert _refused(keys, tampered)
 
 
 def test_signing_key_bytes() -> None:
