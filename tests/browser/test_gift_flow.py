@@ -16,8 +16,9 @@ import asyncpg
 import httpx
 import pytest
 from PIL import Image, ImageDraw
-from playwright.async_api import Browser, ConsoleMessage, FilePayload, Page, ViewportSize, expect
+from playwright.async_api import Browser, FilePayload, ViewportSize, expect
 
+from tests.browser.pages import watch
 from tests.support.api import Merchant, with_key
 from tests.support.servers import LiveServer
 
@@ -26,20 +27,6 @@ pytestmark = pytest.mark.browser
 PHONE: ViewportSize = {"width": 390, "height": 844}
 GIFTER = "o_gifter_browser"
 RECIPIENT = "o_recipient_browser"
-
-
-def watch(page: Page) -> list[str]:
-    """Script errors and console errors (a CSP violation shows up as one); a refusal the page expects
-    (409 …) is logged by Chromium as a failed load and is not a problem of the page."""
-    problems: list[str] = []
-    page.on("pageerror", lambda error: problems.append(str(error)))
-
-    def console(message: ConsoleMessage) -> None:
-        if message.type == "error" and not message.text.startswith("Failed to load resource: the server"):
-            problems.append(message.text)
-
-    page.on("console", console)
-    return problems
 
 
 def photo_jpeg() -> bytes:

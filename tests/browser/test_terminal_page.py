@@ -13,9 +13,10 @@ import asyncpg
 import httpx
 import pytest
 import pytest_asyncio
-from playwright.async_api import Browser, BrowserContext, ConsoleMessage, Page, Request, Route, expect
+from playwright.async_api import Browser, BrowserContext, Page, Request, Route, expect
 
 from giftcards import codes
+from tests.browser.pages import watch
 from tests.support.api import Merchant, issue_card
 from tests.support.servers import LiveServer
 from tests.support.terminals import create_store, create_terminal, qr_payload
@@ -30,20 +31,6 @@ async def context(browser: Browser) -> AsyncIterator[BrowserContext]:
     ctx = await browser.new_context(viewport=TABLET, locale="en-GB", has_touch=True)
     yield ctx
     await ctx.close()
-
-
-def watch(page: Page) -> list[str]:
-    """Script errors and console errors (a CSP violation shows up as one). Refusals the page expects
-    (402, 409 …) are logged by Chromium as failed loads; those are not problems of the page."""
-    problems: list[str] = []
-    page.on("pageerror", lambda error: problems.append(str(error)))
-
-    def console(message: ConsoleMessage) -> None:
-        if message.type == "error" and not message.text.startswith("Failed to load resource: the server"):
-            problems.append(message.text)
-
-    page.on("console", console)
-    return problems
 
 
 async def enrol(

@@ -13,8 +13,9 @@ from urllib.parse import urlsplit
 import asyncpg
 import httpx
 import pytest
-from playwright.async_api import Browser, ConsoleMessage, Page, ViewportSize, expect
+from playwright.async_api import Browser, Page, ViewportSize, expect
 
+from tests.browser.pages import watch
 from tests.support.api import Merchant, with_key
 from tests.support.servers import LiveServer
 
@@ -24,20 +25,6 @@ PHONE: ViewportSize = {"width": 390, "height": 844}
 ALICE = "o_alice_wallet_browser"
 BOB = "o_bob_wallet_browser"
 SHOP = "o_shop_gifter_browser"
-
-
-def watch(page: Page) -> list[str]:
-    """Script errors and console errors (a CSP violation shows up as one); a refusal the page expects is
-    logged by Chromium as a failed load and is not a problem of the page."""
-    problems: list[str] = []
-    page.on("pageerror", lambda error: problems.append(str(error)))
-
-    def console(message: ConsoleMessage) -> None:
-        if message.type == "error" and not message.text.startswith("Failed to load resource: the server"):
-            problems.append(message.text)
-
-    page.on("console", console)
-    return problems
 
 
 async def design(client: httpx.AsyncClient, merchant: Merchant, **fields: Any) -> str:
