@@ -26,7 +26,9 @@ from typing import Any
 import asyncpg
 import httpx
 
+from bench import mixed
 from giftcards import card_art, codes, ids, qr
+from giftcards.audit import audit_balances
 from giftcards.db.embedded import EmbeddedPostgres
 from giftcards.db.migrations import migrate
 from giftcards.qr_keys import QrKeys
@@ -384,6 +386,47 @@ class Bench:
         finally:
             await conn.close()
 
+    async def sale_day(self, client: httpx.AsyncClient, api: dict[str, str], auth: str) -> None:
+        """Limited-edition purchases, claims, card-page QR fetches and till redemptions, all at once."""
+        stock = 1_500
+        design = (
+            await client.post(
+                "/v1/designs",
+                json={"name": "七夕限定", "occasion": "qixi", "denominations": [52000], "stock": stock},
+                headers=api,
+            )
+        ).json()
+        flow = await mixed.run(self.url, api, {"Authorization": auth}, design["id"], self.seconds)
+        for kind in mixed.WORKERS:
+            count = len(flow.latencies[kind])
+            self.add(f"sale day: {kind}", count / self.seconds, "req/s")
+            self.add(f"sale day: {kind} p99", mixed.percentile(flow.latencies[kind], 0.99), "ms")
+        conn = await asyncpg.connect(self.cluster.dsn)
+        try:
+            sold, cards = await conn.fetchrow(
+                """SELECT (SELECT sold FROM designs WHERE id = $1),
+                          (SELECT count(*) FROM cards WHERE design_id = $1)""",
+                design["id"],
+            )
+            audit = await audit_balances(conn)
+        finally:
+            await conn.close()
+        sold_201 = flow.statuses["purchase"].get(201, 0)
+        exact = sold == cards == sold_201 <= stock and audit.ok
+        self.add(
+            "sale day: cards issued == purchases answered 201 <= stock, audit ok",
+            float(exact),
+            "bool",
+            met=exact,
+        )
+        self.add(
+            "sale day: unexpected answers",
+            flow.unexpected(),
+            "requests",
+            target="0",
+            met=flow.unexpected() == 0,
+        )
+
     def qr_images(self) -> None:
         key = SigningKey.generate()
         keyset = KeySet([key], key.kid)
@@ -473,6 +516,7 @@ async def main(seconds: int, out: Path, redeem_with: str, profile: Path | None) 
             await bench.redemption(client, merchant_id, auth, api)
             await bench.hot_card(client, merchant_id, auth, api)
             await bench.bulk(client, api, merchant_id)
+            await bench.sale_day(client, api, auth)
         bench.qr_images()
     finally:
         bench.stop()

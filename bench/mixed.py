@@ -1,0 +1,122 @@
+"""The sale-day mix: a limited edition selling out while recipients claim gifts, open their card pages
+(fetching the rotating QR) and spend at the till, all at once against one server.
+
+The load runs in the bench's own process (httpx), not in the server's. Each flow feeds the next:
+purchases → gift links → claims → card pages → fresh QR payloads → redemptions.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections import defaultdict
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+import httpx
+
+WORKERS = {"purchase": 6, "claim": 4, "card_page": 6, "redeem": 12}
+EXPECTED = {"purchase": {201, 409}, "claim": {200}, "card_page": {200}, "redeem": {201}}
+
+
+@dataclass
+class Flow:
+    latencies: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
+    statuses: dict[str, dict[int, int]] = field(default_factory=lambda: defaultdict(lambda: defaultdict(int)))
+    links: asyncio.Queue[str] = field(default_factory=asyncio.Queue)
+    pages: asyncio.Queue[str] = field(default_factory=asyncio.Queue)
+    payloads: asyncio.Queue[str] = field(default_factory=asyncio.Queue)
+
+    def note(self, kind: str, started: float, response: httpx.Response) -> None:
+        self.latencies[kind].append(time.perf_counter() - started)
+        self.statuses[kind][response.status_code] += 1
+
+    def unexpected(self) -> int:
+        return sum(
+            n for kind, by in self.statuses.items() for code, n in by.items() if code not in EXPECTED[kind]
+        )
+
+
+async def run(
+    url: str, api: dict[str, str], terminal: dict[str, str], design_id: str, seconds: float
+) -> Flow:
+    flow = Flow()
+    deadline = time.perf_counter() + seconds
+    limits = httpx.Limits(max_connections=40, max_keepalive_connections=40)
+    async with httpx.AsyncClient(base_url=url, timeout=30, limits=limits) as client:
+
+        async def purchase() -> None:
+            while time.perf_counter() < deadline:
+                started = time.perf_counter()
+                response = await client.post(
+                    "/v1/gift_purchases",
+                    json={
+                        "design_id": design_id,
+                        "amount": 52000,
+                        "gifter_id": "o_gifter",
+                        "sender_name": "小明",
+                        "recipient_name": "小红",
+                        "message": "七夕快乐",
+                    },
+                    headers={**api, "Idempotency-Key": str(uuid.uuid4())},
+                )
+                flow.note("purchase", started, response)
+                if response.status_code == 201:
+                    flow.links.put_nowait(urlsplit(response.json()["link"]).path.removeprefix("/g/"))
+
+        async def claim() -> None:
+            while time.perf_counter() < deadline:
+                secret = await _next(flow.links, deadline)
+                if secret is None:
+                    return
+                started = time.perf_counter()
+                response = await client.post(
+                    f"/v1/gift_links/{secret}/claim", json={"owner_id": f"o_{secret[:12]}"}
+                )
+                flow.note("claim", started, response)
+                if response.status_code == 200:
+                    flow.pages.put_nowait(urlsplit(response.json()["card_url"]).path.removeprefix("/c/"))
+
+        async def card_page() -> None:
+            while time.perf_counter() < deadline:
+                token = await _next(flow.pages, deadline)
+                if token is None:
+                    return
+                started = time.perf_counter()
+                response = await client.get(f"/v1/card_pages/{token}/qr")
+                flow.note("card_page", started, response)
+                if response.status_code == 200:
+                    flow.payloads.put_nowait(response.json()["payload"])
+                    flow.pages.put_nowait(token)  # the page stays open and asks again later
+
+        async def redeem() -> None:
+            while time.perf_counter() < deadline:
+                payload = await _next(flow.payloads, deadline)
+                if payload is None:
+                    return
+                started = time.perf_counter()
+                response = await client.post(
+                    "/v1/redemptions",
+                    json={"qr_payload": payload, "amount": 100},
+                    headers={**terminal, "Idempotency-Key": str(uuid.uuid4())},
+                )
+                flow.note("redeem", started, response)
+
+        roles = {"purchase": purchase, "claim": claim, "card_page": card_page, "redeem": redeem}
+        await asyncio.gather(*(roles[kind]() for kind, count in WORKERS.items() for _ in range(count)))
+    return flow
+
+
+async def _next(queue: asyncio.Queue[str], deadline: float) -> str | None:
+    while time.perf_counter() < deadline:
+        try:
+            return await asyncio.wait_for(queue.get(), timeout=0.05)
+        except TimeoutError:
+            continue
+    return None
+
+
+def percentile(values: list[float], share: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(len(ordered) * share))] * 1000 if ordered else 0.0
