@@ -22,6 +22,7 @@ from giftcards.ledger import Actor
 from giftcards.merchants import Principal
 from giftcards.qr_keys import QrKeys
 from giftcards.secrets_box import Keyring
+from giftcards.signing import QrClaims
 
 QR_STEP_SECONDS = 30  # a rotating payload is good for its own step and the one before: 30 to 60 s
 PAGE_LIMIT_DEFAULT = 20
@@ -323,15 +324,27 @@ async def resolve(
         return {"card_id": ref.card_id}
     if ref.qr_payload is not None:
         claims = await qr_keys.verify(conn, ref.qr_payload)
-        if claims.merchant_id != merchant_id or not step_is_fresh(claims.step):
+        if not claims_fit(claims, merchant_id):
             raise DomainError("invalid_qr_payload", "the QR payload is not genuine or not readable")
         return {"card_id": claims.card_id}
     assert ref.code is not None
+    code_hash = typed_code_hash(keyring, ref.code)
+    if code_hash is None:
+        raise DomainError("invalid_code", "no card matches this code")
+    return {"code_hash": code_hash}
+
+
+def claims_fit(claims: QrClaims, merchant_id: str) -> bool:
+    """A genuine payload is still refused when it names another merchant's card or an old step."""
+    return claims.merchant_id == merchant_id and step_is_fresh(claims.step)
+
+
+def typed_code_hash(keyring: Keyring, raw: str) -> bytes | None:
+    """The lookup hash of a typed code, or None when it is not a well-formed code at all."""
     try:
-        normalized = codes.normalize_code(ref.code)
+        return keyring.code_hash(codes.normalize_code(raw))
     except codes.MalformedCode:
-        raise DomainError("invalid_code", "no card matches this code") from None
-    return {"code_hash": keyring.code_hash(normalized)}
+        return None
 
 
 def current_step(now: float | None = None) -> int:

@@ -12,6 +12,7 @@ from giftcards import cards, ledger, qr
 from giftcards.cards import CardRef, CardSpec
 from giftcards.web.api_terminals import staff_guard
 from giftcards.web.calls import Call, Result, endpoint
+from giftcards.web.openapi import list_of
 from giftcards.web.redeem_fast_path import make_fast_path
 from giftcards.web.routing import Api
 from giftcards.web.validation import parse_datetime
@@ -147,16 +148,6 @@ def register(api: Api) -> None:
         },
     )
 
-    def listing(item: dict[str, Any]) -> dict[str, Any]:
-        return {
-            "type": "object",
-            "properties": {
-                "object": {"const": "list"},
-                "has_more": {"type": "boolean"},
-                "data": {"type": "array", "items": item},
-            },
-        }
-
     @endpoint(
         api,
         "POST",
@@ -251,7 +242,7 @@ def register(api: Api) -> None:
                 "created_lt": {"type": "string", "format": "date-time"},
             },
         },
-        responses={200: listing(card)},
+        responses={200: list_of(card)},
     )
     async def list_cards(call: Call) -> Result:
         q = call.query
@@ -336,7 +327,7 @@ def register(api: Api) -> None:
             "additionalProperties": False,
             "properties": {"limit": LIST_LIMIT, "starting_after": {"type": "string", "maxLength": 64}},
         },
-        responses={200: listing(activity)},
+        responses={200: list_of(activity)},
     )
     async def list_activities(call: Call) -> Result:
         return 200, await cards.list_activities(

@@ -12,6 +12,7 @@ from giftcards.designs import DesignSpec
 from giftcards.errors import DomainError
 from giftcards.web.api_gifts import AMOUNT, COLOR, CURRENCY, ID, LIST_LIMIT, NULLABLE_DATE_TIME, time_value
 from giftcards.web.calls import Call, Result, endpoint
+from giftcards.web.openapi import list_of
 from giftcards.web.routing import Api
 
 DESIGN_FIELDS: dict[str, Any] = {
@@ -86,9 +87,6 @@ def register(api: Api) -> None:
             },
         },
     )
-
-    def listing(item: dict[str, Any]) -> dict[str, Any]:
-        return {"type": "object", "properties": {"data": {"type": "array", "items": item}}}
 
     @endpoint(
         api,
@@ -171,7 +169,7 @@ def register(api: Api) -> None:
                 "on_sale": {"type": "boolean"},
             },
         },
-        responses={200: listing(design)},
+        responses={200: list_of(design)},
     )
     async def list_designs(call: Call) -> Result:
         q = call.query

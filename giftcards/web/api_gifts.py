@@ -10,6 +10,7 @@ from starlette.responses import Response
 from giftcards import card_access, card_art, customise, gift_links, gifts, ledger
 from giftcards.gifts import GiftDetails, Purchase
 from giftcards.web.calls import Call, Result, endpoint
+from giftcards.web.openapi import list_of
 from giftcards.web.routing import Api
 from giftcards.web.validation import parse_datetime
 
@@ -132,9 +133,6 @@ def register(api: Api) -> None:
         },
     )
 
-    def listing(item: dict[str, Any]) -> dict[str, Any]:
-        return {"type": "object", "properties": {"data": {"type": "array", "items": item}}}
-
     @endpoint(
         api,
         "POST",
@@ -214,7 +212,7 @@ def register(api: Api) -> None:
                 "card_id": ID,
             },
         },
-        responses={200: listing(gift)},
+        responses={200: list_of(gift)},
     )
     async def list_gifts(call: Call) -> Result:
         q = call.query

@@ -19,6 +19,7 @@ from giftcards.errors import DomainError
 from giftcards.merchants import Principal
 from giftcards.runtime import Runtime
 from giftcards.web.calls import Call, Result, endpoint, register_authenticator
+from giftcards.web.openapi import list_of
 from giftcards.web.routing import Api
 from giftcards.web.validation import parse_datetime
 
@@ -146,17 +147,6 @@ def _filters(q: dict[str, Any]) -> staff_log.Filters:
     )
 
 
-def _listing(item: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "type": "object",
-        "properties": {
-            "object": {"const": "list"},
-            "has_more": {"type": "boolean"},
-            "data": {"type": "array", "items": item},
-        },
-    }
-
-
 def register(api: Api) -> None:
     register_authenticator("terminal", terminals.TOKEN_PREFIX + "_", _terminal)
     _register_back_office(api)
@@ -260,7 +250,7 @@ def _register_back_office(api: Api) -> None:
         summary="List stores",
         tag="stores",
         auth=("api_key",),
-        responses={200: _listing(store)},
+        responses={200: list_of(store)},
     )
     async def list_stores(call: Call) -> Result:
         return 200, {
@@ -332,7 +322,7 @@ def _register_back_office(api: Api) -> None:
         tag="terminals",
         auth=("api_key",),
         query={"type": "object", "additionalProperties": False, "properties": {"store": ID}},
-        responses={200: _listing(terminal)},
+        responses={200: list_of(terminal)},
     )
     async def list_terminals(call: Call) -> Result:
         data = await terminals.list_terminals(call.conn, call.merchant_id, store_id=call.query.get("store"))
@@ -414,7 +404,7 @@ def _register_back_office(api: Api) -> None:
                 "starting_after": {"type": "string", "maxLength": 64},
             },
         },
-        responses={200: _listing(log_entry)},
+        responses={200: list_of(log_entry)},
     )
     async def query_staff_log(call: Call) -> Result:
         return 200, await staff_log.query(
@@ -513,7 +503,7 @@ def _register_terminal(api: Api) -> None:
         summary="This terminal's redemptions of today (the store's day), newest first",
         tag="terminal",
         auth=("terminal",),
-        responses={200: _listing(redemption)},
+        responses={200: list_of(redemption)},
     )
     async def terminal_redemptions(call: Call) -> Result:
         return 200, await terminals.todays_redemptions(call.conn, call.principal)

@@ -14,6 +14,7 @@ from giftcards.merchants import Principal
 from giftcards.runtime import Runtime
 from giftcards.web.api_gifts import GIFT_FIELDS, ID, LIST_LIMIT, NAME, OWNER_ID, gift_details
 from giftcards.web.calls import Call, Result, endpoint, register_authenticator
+from giftcards.web.openapi import list_of
 from giftcards.web.routing import Api
 
 TAG = "wallet"
@@ -50,15 +51,10 @@ def _with_gift_picture(base: str, gift: dict[str, Any], shown: bool = True) -> d
     return {**gift, "thumbnail_url": f"{base}/gifts/{gift['id']}.png" if shown else None}
 
 
-def _listing(item: dict[str, Any], cursor: bool = False) -> dict[str, Any]:
-    properties: dict[str, Any] = {
-        "object": {"const": "list"},
-        "data": {"type": "array", "items": item},
-        "has_more": {"type": "boolean"},
-    }
-    if cursor:
-        properties["next_cursor"] = {**_NULLABLE_TEXT, "description": "Pass as `cursor` for the next page"}
-    return {"type": "object", "properties": properties}
+def _wallet_list(item: dict[str, Any], cursor: bool = False) -> dict[str, Any]:
+    if not cursor:
+        return list_of(item)
+    return list_of(item, next_cursor={**_NULLABLE_TEXT, "description": "Pass as `cursor` for the next page"})
 
 
 def register(api: Api) -> None:
@@ -194,7 +190,7 @@ def _register_cards(api: Api) -> None:
                 "cursor": {"type": "string", "minLength": 1, "maxLength": 200},
             },
         },
-        responses={200: _listing(card, cursor=True)},
+        responses={200: _wallet_list(card, cursor=True)},
     )
     async def wallet_cards(call: Call) -> Result:
         q = call.query
@@ -306,7 +302,7 @@ def _register_gifts(api: Api) -> None:
         tag=TAG,
         auth=WALLET,
         query=pages,
-        responses={200: _listing(received_gift)},
+        responses={200: _wallet_list(received_gift)},
     )
     async def wallet_received_gifts(call: Call) -> Result:
         q = call.query
@@ -328,7 +324,7 @@ def _register_gifts(api: Api) -> None:
         tag=TAG,
         auth=WALLET,
         query=pages,
-        responses={200: _listing(sent_gift)},
+        responses={200: _wallet_list(sent_gift)},
     )
     async def wallet_sent_gifts(call: Call) -> Result:
         q = call.query

@@ -35,6 +35,17 @@ _SECURITY_SCHEMES = {
 }
 
 
+def list_of(item: dict[str, Any], **more: Any) -> dict[str, Any]:
+    """The schema of a list answer (`{"object": "list", "data": [...], "has_more": …}`) of `item`s."""
+    properties = {
+        "object": {"const": "list"},
+        "data": {"type": "array", "items": item},
+        "has_more": {"type": "boolean"},
+        **more,
+    }
+    return {"type": "object", "properties": properties}
+
+
 def build_document(api: Api, *, server_url: str) -> dict[str, Any]:
     paths: dict[str, dict[str, Any]] = {}
     for op in api.operations:

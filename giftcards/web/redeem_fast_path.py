@@ -11,7 +11,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
-from giftcards import cards, codes, idempotency, quick_redeem, staff_log
+from giftcards import cards, idempotency, quick_redeem, staff_log
 from giftcards.errors import DomainError
 from giftcards.merchants import API_KEY_PREFIX, token_merchant
 from giftcards.runtime import Runtime
@@ -86,16 +86,15 @@ def _card(rt: Runtime, merchant_id: str, body: dict[str, Any]) -> dict[str, Any]
             claims = rt.qr_keys.keyset.verify(body["qr_payload"])
         except InvalidPayload:
             return None  # perhaps a key this process has not loaded yet: the general path reloads
-        if claims.merchant_id != merchant_id or not cards.step_is_fresh(claims.step):
+        if not cards.claims_fit(claims, merchant_id):
             return None
         return {"kid": claims.kid, "card_id": claims.card_id, "code_hash": None, "code_last4": None}
-    try:
-        normalized = codes.normalize_code(body["code"])
-    except codes.MalformedCode:
+    code_hash = cards.typed_code_hash(rt.keyring, body["code"])
+    if code_hash is None:
         return None
     return {
         "kid": None,
         "card_id": None,
-        "code_hash": rt.keyring.code_hash(normalized),
+        "code_hash": code_hash,
         "code_last4": staff_log.typed_last4(body["code"]),
     }

@@ -298,11 +298,9 @@ def open_code(keyring: Keyring, merchant_id: str, card_id: str, sealed: bytes) -
 
 
 def code_hash(keyring: Keyring, code: str) -> bytes:
-    """How a WeChat code is found again from an event (the same keyed hash as card codes use)."""
-    try:
-        return keyring.code_hash(codes.normalize_code(code))
-    except codes.MalformedCode:
-        return keyring.code_hash(code)
+    """How a WeChat code is found again from an event (the same keyed hash as card codes use); a code
+    WeChat made up on gifting is not one of ours and is hashed as it is."""
+    return cards.typed_code_hash(keyring, code) or keyring.code_hash(code)
 
 
 def wechat_card_view(row: asyncpg.Record) -> dict[str, Any]:
