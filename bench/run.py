@@ -26,7 +26,7 @@ from typing import Any
 import asyncpg
 import httpx
 
-from bench import mixed
+from bench import bare_app, mixed
 from giftcards import card_art, codes, ids, qr
 from giftcards.audit import audit_balances
 from giftcards.db.embedded import EmbeddedPostgres
@@ -95,14 +95,7 @@ class Bench:
             stderr=log,
         )
         log.close()
-        for _ in range(300):
-            try:
-                if httpx.get(self.url + "/readyz", timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.1)
-        raise RuntimeError("the server did not start; see " + str(self.workdir / "server.log"))
+        _wait_for(self.url + "/readyz", self.workdir / "server.log")
 
     def stop(self) -> None:
         if self.server is not None:
@@ -143,14 +136,24 @@ class Bench:
 
     # -- the figures ---------------------------------------------------------------------------------
 
-    def wrk(self, payload_file: Path, auth: str, amount: int, profile: Path | None = None) -> dict[str, Any]:
-        """One wrk run; with `profile`, py-spy samples the server meanwhile (collapsed stacks)."""
+    def wrk(
+        self,
+        lines: Path,
+        auth: str,
+        *,
+        body: str = '{"qr_payload":"%s","amount":1}',
+        path: str = "/v1/redemptions",
+        url: str | None = None,
+        profile: Path | None = None,
+    ) -> dict[str, Any]:
+        """One wrk run of POSTs whose body is `body` with %s replaced by a random line of `lines`; with
+        `profile`, py-spy samples the server meanwhile (collapsed stacks)."""
         result = self.workdir / "wrk.json"
         spy = None
         if profile is not None and self.server is not None:
             spy = subprocess.Popen(
                 [
-                    "py-spy",
+                    shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy"),
                     "record",
                     "-p",
                     str(self.server.pid),
@@ -169,9 +172,10 @@ class Bench:
             )
         env = {
             **os.environ,
-            "BENCH_PAYLOADS": str(payload_file),
+            "BENCH_LINES": str(lines),
             "BENCH_AUTH": auth,
-            "BENCH_AMOUNT": str(amount),
+            "BENCH_PATH": path,
+            "BENCH_BODY": body,
             "BENCH_RESULT": str(result),
         }
         subprocess.run(
@@ -181,8 +185,8 @@ class Bench:
                 f"-c{CONNECTIONS}",
                 f"-d{self.seconds}s",
                 "-s",
-                str(HERE / "redeem.lua"),
-                self.url,
+                str(HERE / "load.lua"),
+                url or self.url,
             ],
             env=env,
             check=True,
@@ -235,7 +239,7 @@ class Bench:
         card_ids = [json.loads(line)["id"] for line in export.text.splitlines()]
         payload_file = self.workdir / "payloads.txt"
         payload_file.write_text("\n".join(await self.payloads(merchant_id, card_ids)) + "\n")
-        run = self.wrk(payload_file, auth, 1, profile=self.profile)
+        run = self.wrk(payload_file, auth, profile=self.profile)
         conn = await asyncpg.connect(self.cluster.dsn)
         try:
             await conn.execute(
@@ -255,7 +259,7 @@ class Bench:
             .replace(":kid", f"'{kid}'")
         )
         baseline = self.pgbench(same_statement)
-        simpler = self.pgbench(_PGBENCH_REDEEM.replace(":merchant", f"'{merchant_id}'"))
+        bare, bare_tps = await self.bare_app()
         self.add(
             "redemption over HTTP",
             run["rps"],
@@ -265,7 +269,17 @@ class Bench:
             ">= 2000 req/s and >= 40% of baseline",
             run["rps"] >= 2000 and run["rps"] >= 0.4 * baseline,
         )
-        self.add("pgbench: idempotency row + post_activity, 4 round trips", simpler, "tps")
+        self.add(
+            "bare app: Starlette + asyncpg, lock/update/insert only",
+            bare["rps"],
+            "req/s",
+            bare_tps,
+            "pgbench, the same transaction (8 clients)",
+        )
+        self.add("bare app p99", bare["p99_ms"], "ms")
+        bare_errors = bare["non_201"] + bare["socket_errors"]
+        self.add("bare app errors", bare_errors, "requests", target="0", met=bare_errors == 0)
+        self.add("redemption over HTTP / bare app", run["rps"] / bare["rps"], "x")
         self.add("redemption p50", run["p50_ms"], "ms")
         self.add("redemption p95", run["p95_ms"], "ms")
         self.add("redemption p99", run["p99_ms"], "ms", target="<= 25 ms", met=run["p99_ms"] <= 25)
@@ -279,13 +293,41 @@ class Bench:
             met=run["rps"] >= 2000,
         )
 
+    async def bare_app(self) -> tuple[dict[str, Any], float]:
+        """The issue's yardstick, measured in this run: the bare app under the same load, then pgbench
+        running its transaction."""
+        conn = await asyncpg.connect(self.cluster.dsn)
+        try:
+            await conn.execute(bare_app.TABLES.replace("$cards", str(CARDS)))
+        finally:
+            await conn.close()
+        numbers = self.workdir / "card_numbers.txt"
+        numbers.write_text("\n".join(str(n) for n in range(1, CARDS + 1)) + "\n")
+        url = "http://127.0.0.1:8766"
+        log = open(self.workdir / "bare.log", "wb")  # noqa: SIM115 - the child owns it
+        process = subprocess.Popen(
+            [sys.executable, "-m", "uvicorn", "bench.bare_app:app", "--port", "8766", "--no-access-log"],
+            env={**os.environ, "BENCH_BARE_DSN": self.cluster.dsn},
+            cwd=HERE.parent,
+            stdout=log,
+            stderr=log,
+        )
+        log.close()
+        try:
+            _wait_for(url + "/redeem", self.workdir / "bare.log")  # a GET there is answered 405
+            run = self.wrk(numbers, "", body='{"card":%s,"amount":1}', path="/redeem", url=url)
+        finally:
+            process.terminate()
+            process.wait(30)
+        return run, self.pgbench(bare_app.PGBENCH_SCRIPT.replace("$cards", str(CARDS)))
+
     async def hot_card(
         self, client: httpx.AsyncClient, merchant_id: str, auth: str, api: dict[str, str]
     ) -> None:
         card = (await client.post("/v1/cards", json={"amount": 100_000_000}, headers=api)).json()
         payload_file = self.workdir / "hot.txt"
         payload_file.write_text((await self.payloads(merchant_id, [card["id"]]))[0] + "\n")
-        run = self.wrk(payload_file, auth, 1)
+        run = self.wrk(payload_file, auth)
         await asyncio.sleep(1)  # requests still in flight when wrk stopped land meanwhile
         conn = await asyncpg.connect(self.cluster.dsn)
         try:
@@ -489,15 +531,17 @@ SELECT route FROM redeem_request(:kind, :merchant, :token_hash::bytea, '127.0.0.
                                  1, NULL, false, NULL, 10, 60);
 """
 
-_PGBENCH_REDEEM = """
-\\set n random(1, 10000)
-BEGIN;
-INSERT INTO idempotency_keys (merchant_id, principal_id, key, request_hash)
-     VALUES (:merchant, 'pgbench', gen_random_uuid()::text, '\\x00');
-SELECT * FROM post_activity(:merchant, (SELECT id FROM bench_cards WHERE n = :n), NULL, 'redeem', 1, NULL,
-                            false, NULL, NULL, 'api_key', 'pgbench', NULL, NULL, NULL);
-COMMIT;
-"""
+
+def _wait_for(url: str, log: Path) -> None:
+    """Until the server at `url` answers without a server error (30 s at most)."""
+    for _ in range(300):
+        try:
+            if httpx.get(url, timeout=1).status_code < 500:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError(f"the server did not start; see {log}")
 
 
 async def main(seconds: int, out: Path, redeem_with: str, profile: Path | None) -> int:

@@ -39,6 +39,7 @@ class Settings:
     pool_min_size: int = 2
     pool_max_size: int = 10
     db_timeout: float = 2.0
+    redeem_batches: int = 2  # till redemptions: statements in flight at once (giftcards/quick_redeem.py)
     max_body_bytes: int = 1_048_576
     run_worker: bool = True
 
@@ -77,6 +78,7 @@ def load_settings(environ: Mapping[str, str] | None = None, *, require_database:
         pool_min_size=read("GIFTCARDS_POOL_MIN_SIZE", _int_between(1, 100), 2),
         pool_max_size=read("GIFTCARDS_POOL_MAX_SIZE", _int_between(1, 500), 10),
         db_timeout=read("GIFTCARDS_DB_TIMEOUT", _seconds, 2.0),
+        redeem_batches=read("GIFTCARDS_REDEEM_BATCHES", _int_between(1, 100), 2),
         max_body_bytes=read("GIFTCARDS_MAX_BODY_BYTES", _int_between(1024, 64 * 1_048_576), 1_048_576),
         run_worker=read("GIFTCARDS_RUN_WORKER", _parse_bool, True),
     )

@@ -7,9 +7,10 @@ The prefix says what kind of resource an id names, which stops an id of one kind
 
 from __future__ import annotations
 
-import base64
 import re
 import secrets
+
+from giftcards import base32
 
 ID_BYTES = 10
 _ENCODED_LENGTH = 16
@@ -31,7 +32,7 @@ def id_from_bytes(prefix: str, raw: bytes) -> str:
     _check_prefix(prefix)
     if len(raw) != ID_BYTES:
         raise ValueError(f"an id encodes exactly {ID_BYTES} bytes")
-    return f"{prefix}_{base64.b32encode(raw).decode('ascii').lower()}"
+    return f"{prefix}_{base32.encode(raw).lower()}"
 
 
 def id_to_bytes(value: str, prefix: str) -> bytes:
@@ -41,7 +42,7 @@ def id_to_bytes(value: str, prefix: str) -> bytes:
     body = value[len(head) :]
     if not value.startswith(head) or len(body) != _ENCODED_LENGTH or not _ALPHABET.issuperset(body):
         raise ValueError(f"not a valid {prefix} id")
-    return base64.b32decode(body.upper())
+    return base32.decode(body.upper(), ID_BYTES)
 
 
 def is_id(value: str, prefix: str) -> bool:

@@ -1,18 +1,24 @@
-"""The redemption a till makes all day, in one round trip to the database (`redeem_request`, schema/0006).
+"""The redemption a till makes all day, in one round trip to the database (`redeem_requests`, schema/0008).
 
-It covers the plain case only and says so by returning None for anything else; the caller then takes the
-general path, which owns every other answer. Both paths store and replay idempotency keys the same way.
+It covers the plain case only and says so by answering None for anything else; the caller then takes the
+general path, which owns every other answer (limits, unknown cards, retried keys). Both paths store
+idempotency keys the same way.
+
+Redemptions that arrive while earlier ones are with the database wait for them and then go together, in
+one statement and so one transaction and one commit (`Batcher`). A lone redemption goes at once; batches
+form only under load, where sharing the commit is what lets the database keep up (bench/README.md).
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, fields
 
 import asyncpg
 
 from giftcards import idempotency, ledger, ratelimit
-from giftcards.secrets_box import SecretBox
 
 
 @dataclass(frozen=True)
@@ -34,32 +40,96 @@ class QuickRedemption:
     allow_partial: bool
     reference: str | None
 
+    @property
+    def card_order(self) -> str:
+        """Batches lock cards in this order, so that two batches sharing cards cannot deadlock."""
+        return self.card_id or (self.code_hash or b"").hex()
 
-_CALL = "SELECT * FROM redeem_request($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)"
+
+_FIELDS = tuple(field.name for field in fields(QuickRedemption))  # in redeem_requests' parameter order
+_CALL = (
+    "SELECT item, route, posting FROM redeem_requests("
+    "$1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)"
+)
+# The statement failed and so wrote nothing: a twin with the same key committed first, or two batches
+# waited on each other. The general path answers each request on its own.
+_UNDONE = (asyncpg.UniqueViolationError, asyncpg.DeadlockDetectedError, asyncpg.SerializationError)
 
 
-async def redeem(conn: asyncpg.Connection, box: SecretBox, r: QuickRedemption) -> idempotency.Outcome | None:
+async def redeem_many(
+    conn: asyncpg.Connection, batch: Sequence[QuickRedemption]
+) -> list[idempotency.Outcome | None]:
+    """The outcome of each redemption, in the order given; None where the general path must answer."""
+    ordered = sorted(range(len(batch)), key=lambda i: batch[i].card_order)
+    columns = [[getattr(batch[i], name) for i in ordered] for name in _FIELDS]  # one array per parameter
     try:
-        row = await _call(conn, r)
-    except asyncpg.UniqueViolationError as exc:
-        if exc.constraint_name != "idempotency_keys_pkey":
+        rows = await conn.fetch(_CALL, *columns, ratelimit.LIMIT, ratelimit.WINDOW_SECONDS)
+    except _UNDONE:
+        return [None] * len(batch)
+    outcomes: list[idempotency.Outcome | None] = [None] * len(batch)
+    for row in rows:
+        if row["route"] == "posted":
+            status, payload = ledger.redemption_answer(json.loads(row["posting"]))
+            answer = idempotency.Outcome(status, idempotency.encode(payload), replayed=False)
+            outcomes[ordered[row["item"] - 1]] = answer
+    return outcomes
+
+
+Waiting = tuple[QuickRedemption, "asyncio.Future[idempotency.Outcome | None]"]
+
+
+class Batcher:
+    """Sends redemptions to the database, at most `in_flight` statements at a time and at most `largest`
+    redemptions in one; what arrives meanwhile waits for the next statement."""
+
+    def __init__(self, pool: asyncpg.Pool, *, timeout: float, in_flight: int, largest: int = 32) -> None:
+        self._pool = pool
+        self._timeout = timeout
+        self._in_flight_limit = in_flight
+        self._largest = largest
+        self._waiting: list[Waiting] = []
+        self._in_flight = 0
+        self._tasks: set[asyncio.Task[None]] = set()  # referenced until done, as asyncio requires
+
+    async def redeem(self, redemption: QuickRedemption) -> idempotency.Outcome | None:
+        future: asyncio.Future[idempotency.Outcome | None] = asyncio.get_running_loop().create_future()
+        self._waiting.append((redemption, future))
+        if self._in_flight < self._in_flight_limit:
+            self._send_next()
+        return await future
+
+    def _send_next(self) -> None:
+        batch, self._waiting = self._waiting[: self._largest], self._waiting[self._largest :]
+        self._in_flight += 1
+        task = asyncio.create_task(self._send(batch))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _send(self, batch: list[Waiting]) -> None:
+        try:
+            outcomes = await self._run([redemption for redemption, _ in batch])
+        except asyncio.CancelledError:  # this process is stopping
+            for _, future in batch:
+                future.cancel()
             raise
-        return None  # a concurrent request with the same key won: the general path replays its outcome
-    route = row["route"]
-    if route == "fallback":
-        return None
-    if route == "stored":  # the key was used before: replay it, or refuse a different request
-        assert r.key is not None
-        context = idempotency.answer_context(r.merchant_id, row["principal"], r.key)
-        return idempotency.stored_outcome(row, r.fingerprint, box, context)
-    status, payload = ledger.redemption_answer(json.loads(row["posting"]))
-    return idempotency.Outcome(status, idempotency.encode(payload), replayed=False)
+        except Exception as exc:  # e.g. the database is unavailable: every request of the batch says so
+            for _, future in batch:
+                if not future.done():
+                    future.set_exception(exc)
+        else:
+            for (_, future), outcome in zip(batch, outcomes, strict=True):
+                if not future.done():  # its request may have been cancelled meanwhile
+                    future.set_result(outcome)
+        finally:
+            self._in_flight -= 1
+            if self._waiting:
+                self._send_next()
 
-
-async def _call(conn: asyncpg.Connection, r: QuickRedemption) -> asyncpg.Record:
-    return await conn.fetchrow(
-        _CALL,
-        r.token_kind, r.merchant_id, r.token_hash, r.client, r.key, r.fingerprint, r.kid, r.card_id,
-        r.code_hash, r.code_last4, r.amount, r.currency, r.allow_partial, r.reference,
-        ratelimit.LIMIT, ratelimit.WINDOW_SECONDS,
-    )  # fmt: skip
+    async def _run(self, batch: list[QuickRedemption]) -> list[idempotency.Outcome | None]:
+        # asyncio.timeout rather than the pool's own timeout, which starts a task per call.
+        async with asyncio.timeout(self._timeout):
+            conn = await self._pool.acquire()
+        try:
+            return await redeem_many(conn, batch)
+        finally:
+            await self._pool.release(conn)

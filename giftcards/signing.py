@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from giftcards import base32
 from giftcards.ids import id_from_bytes, id_to_bytes
 
 _MAGIC = "GC1"
@@ -39,10 +40,6 @@ _CONTEXT = b"giftcards-qr-v1"
 _SIGNED = struct.Struct(">4s10s10sI")
 _BLOB_BYTES = _SIGNED.size + 64
 _ENCODED_LENGTH = math.ceil(_BLOB_BYTES * 8 / 5)
-_PADDING = "=" * (-_ENCODED_LENGTH % 8)
-_BASE32_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"
-_BASE32 = frozenset(_BASE32_ALPHABET)
-_UNUSED_BITS_MASK = (1 << (_ENCODED_LENGTH * 5 - _BLOB_BYTES * 8)) - 1
 _KID = re.compile(r"[0-9a-f]{8}")
 _MAX_STEP = 2**32 - 1
 _CACHE_SIZE = 65_536  # about 25 MB at most: every card a busy store scans in a day
@@ -114,7 +111,7 @@ def _genuine(key: SigningKey, signed: bytes, signature: bytes) -> bool:
 
 
 def _encode(blob: bytes) -> str:
-    return _MAGIC + base64.b32encode(blob).decode("ascii").rstrip("=")
+    return _MAGIC + base32.encode(blob)
 
 
 class KeySet:
@@ -173,12 +170,12 @@ class KeySet:
             self._verified.popitem(last=False)
 
     def _verify_uncached(self, payload: str) -> QrClaims:
-        body = payload[len(_MAGIC) :]
-        if not payload.startswith(_MAGIC) or not _BASE32.issuperset(body):
+        if not payload.startswith(_MAGIC):
             raise InvalidPayload(_GENERIC)
-        if _BASE32_ALPHABET.index(body[-1]) & _UNUSED_BITS_MASK:  # one spelling per blob
-            raise InvalidPayload(_GENERIC)
-        blob = base64.b32decode(body + _PADDING)
+        try:
+            blob = base32.decode(payload[len(_MAGIC) :], _BLOB_BYTES)  # strict: one spelling per blob
+        except ValueError:
+            raise InvalidPayload(_GENERIC) from None
         signed, signature = blob[: _SIGNED.size], blob[_SIGNED.size :]
         raw_kid, merchant, card, step = _SIGNED.unpack(signed)
         key = self._keys.get(raw_kid)

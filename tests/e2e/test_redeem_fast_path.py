@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Sequence
 from typing import Any
 
 import asyncpg
@@ -26,16 +26,16 @@ VOLATILE = re.compile(r'"(id|created_at|card)":("[^"]*"|\{[^}]*\})')
 
 @pytest.fixture
 def fast_calls(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
-    """Records each one-round-trip call and its route (the server runs in this process)."""
+    """Records each redemption sent the one-round-trip way and its route (the server runs in this process)."""
     seen: list[str] = []
-    original = quick_redeem.redeem
+    original = quick_redeem.redeem_many
 
-    async def counting(conn: asyncpg.Connection, box: Any, r: quick_redeem.QuickRedemption) -> Any:
-        outcome = await original(conn, box, r)
-        seen.append("fallback" if outcome is None else "answered")
-        return outcome
+    async def counting(conn: asyncpg.Connection, batch: Sequence[quick_redeem.QuickRedemption]) -> Any:
+        outcomes = await original(conn, batch)
+        seen.extend("fallback" if outcome is None else "answered" for outcome in outcomes)
+        return outcomes
 
-    monkeypatch.setattr(quick_redeem, "redeem", counting)
+    monkeypatch.setattr(quick_redeem, "redeem_many", counting)
     yield seen
 
 

@@ -1,7 +1,8 @@
--- wrk script: POST /v1/redemptions with a random card's signed QR payload and a fresh Idempotency-Key.
--- Environment: BENCH_PAYLOADS (file, one payload a line), BENCH_AUTH (Authorization header value),
--- BENCH_AMOUNT (fen per redemption), BENCH_RESULT (file the summary is written to as JSON).
-local payloads = {}
+-- wrk script: POST to BENCH_PATH a body made from BENCH_BODY with "%s" replaced by a random line of
+-- BENCH_LINES (a signed QR payload, a card number), and a fresh Idempotency-Key on every request.
+-- Environment: BENCH_AUTH (Authorization header value, may be empty), BENCH_RESULT (file the summary is
+-- written to as JSON).
+local lines = {}
 local thread_id = 0
 local counter = 0
 local threads = {}
@@ -13,23 +14,24 @@ function setup(thread)
 end
 
 function init(args)
-  for line in io.lines(os.getenv("BENCH_PAYLOADS")) do
-    payloads[#payloads + 1] = line
+  for line in io.lines(os.getenv("BENCH_LINES")) do
+    lines[#lines + 1] = line
   end
   math.randomseed(os.time() + tid * 7919)
   wrk.method = "POST"
   wrk.headers["Content-Type"] = "application/json"
-  wrk.headers["Authorization"] = os.getenv("BENCH_AUTH")
-  amount = os.getenv("BENCH_AMOUNT") or "1"
+  local auth = os.getenv("BENCH_AUTH") or ""
+  if auth ~= "" then wrk.headers["Authorization"] = auth end
+  path = os.getenv("BENCH_PATH")
+  template = os.getenv("BENCH_BODY")
   errors = 0
 end
 
 function request()
   counter = counter + 1
-  local payload = payloads[math.random(#payloads)]
   wrk.headers["Idempotency-Key"] = string.format("wrk-%d-%d-%d", tid, counter, math.random(1e9))
-  return wrk.format(nil, "/v1/redemptions", nil,
-    '{"qr_payload":"' .. payload .. '","amount":' .. amount .. '}')
+  local line = lines[math.random(#lines)]
+  return wrk.format(nil, path, nil, (template:gsub("%%s", function() return line end)))
 end
 
 function response(status, headers, body)
