@@ -19,6 +19,7 @@ from dataclasses import dataclass, fields
 import asyncpg
 
 from giftcards import idempotency, ledger, ratelimit
+from giftcards.db.pool import is_unavailable
 
 
 @dataclass(frozen=True)
@@ -51,9 +52,6 @@ _CALL = (
     "SELECT item, route, posting FROM redeem_requests("
     "$1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)"
 )
-# The statement failed and so wrote nothing: a twin with the same key committed first, or two batches
-# waited on each other. The general path answers each request on its own.
-_UNDONE = (asyncpg.UniqueViolationError, asyncpg.DeadlockDetectedError, asyncpg.SerializationError)
 
 
 async def redeem_many(
@@ -64,7 +62,12 @@ async def redeem_many(
     columns = [[getattr(batch[i], name) for i in ordered] for name in _FIELDS]  # one array per parameter
     try:
         rows = await conn.fetch(_CALL, *columns, ratelimit.LIMIT, ratelimit.WINDOW_SECONDS)
-    except _UNDONE:
+    except asyncpg.PostgresError as exc:
+        if is_unavailable(exc):  # the connection went: perhaps after the commit, so no second attempt here
+            raise
+        # The database refused the statement, so none of it was written: typically a twin with the same
+        # key committed first, or two batches waited on each other. The general path answers each request
+        # on its own (and one request the database refuses fails alone, not its whole batch).
         return [None] * len(batch)
     outcomes: list[idempotency.Outcome | None] = [None] * len(batch)
     for row in rows:
