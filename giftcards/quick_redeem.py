@@ -19,7 +19,7 @@ from dataclasses import dataclass, fields
 import asyncpg
 
 from giftcards import idempotency, ledger, ratelimit
-from giftcards.db.pool import is_unavailable
+from giftcards.db.pool import acquire_within, is_unavailable
 
 
 @dataclass(frozen=True)
@@ -129,9 +129,7 @@ class Batcher:
                 self._send_next()
 
     async def _run(self, batch: list[QuickRedemption]) -> list[idempotency.Outcome | None]:
-        # asyncio.timeout rather than the pool's own timeout, which starts a task per call.
-        async with asyncio.timeout(self._timeout):
-            conn = await self._pool.acquire()
+        conn = await acquire_within(self._pool, self._timeout)
         try:
             return await redeem_many(conn, batch)
         finally:

@@ -49,3 +49,11 @@ async def create_pool(settings: Settings, **overrides: Any) -> asyncpg.Pool:
     pool = await asyncpg.create_pool(settings.database_url, **options)
     assert pool is not None
     return pool
+
+
+async def acquire_within(pool: asyncpg.Pool, timeout: float) -> asyncpg.Connection:
+    """A pooled connection, or TimeoutError after `timeout` seconds, so a lost database is noticed fast and
+    nothing hangs. (asyncio.timeout rather than the pool's own timeout, which starts a task per call.)"""
+    async with asyncio.timeout(timeout):
+        conn: asyncpg.Connection = await pool.acquire()
+    return conn

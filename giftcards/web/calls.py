@@ -6,7 +6,6 @@ HTTP plumbing of their own.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -18,7 +17,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from giftcards import idempotency
-from giftcards.db.pool import is_unavailable
+from giftcards.db.pool import acquire_within, is_unavailable
 from giftcards.errors import DomainError
 from giftcards.merchants import API_KEY_PREFIX, Principal, authenticate_admin, authenticate_api_key
 from giftcards.runtime import Runtime
@@ -147,11 +146,9 @@ def outcome_response(outcome: idempotency.Outcome) -> Response:
 
 @contextlib.asynccontextmanager
 async def acquire(rt: Runtime) -> AsyncIterator[asyncpg.Connection]:
-    """A pooled connection within a short timeout, so a lost database answers 503 in about a second and
-    never hangs. (asyncio.timeout rather than the pool's own timeout, which starts a task per call.)"""
+    """A pooled connection within a short timeout, so a lost database answers 503 in about a second."""
     try:
-        async with asyncio.timeout(rt.settings.db_timeout):
-            conn = await rt.pool.acquire()
+        conn = await acquire_within(rt.pool, rt.settings.db_timeout)
     except TimeoutError:
         raise DomainError("database_unavailable", headers={"Retry-After": "1"}) from None
     try:
