@@ -10,6 +10,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,16 @@ import uvicorn
 
 from giftcards.app import create_app
 from giftcards.config import Settings
+
+
+async def logged(line_is_there: Callable[[], bool], timeout: float = 5.0) -> None:
+    """Wait until a log line is there: the server writes a request's access line after sending its
+    response, in its own thread, so the client can hold the response before the line exists."""
+    deadline = time.monotonic() + timeout
+    while not line_is_there():
+        if time.monotonic() > deadline:
+            raise AssertionError("the expected log line never came")
+        await asyncio.sleep(0.01)
 
 
 class LiveServer:
