@@ -57,6 +57,29 @@ async def test_an_entry_that_breaks_the_running_balance_is_refused(db: asyncpg.C
             )
 
 
+async def test_an_issue_entry_must_start_the_chain_at_its_amount(db: asyncpg.Connection) -> None:
+    """ledger_chain skips its function for consistent issue entries (schema/0009); not for the others."""
+    merchant_id, card_id = await new_card(db)
+    existing = await db.fetchrow("SELECT code_sealed FROM cards WHERE id = $1", card_id)
+    with pytest.raises(asyncpg.CheckViolationError, match="issue entry must leave balance_after = amount"):
+        async with db.transaction():
+            await db.execute(
+                """INSERT INTO cards (merchant_id, id, code_hash, code_sealed, code_last4, currency,
+                                      initial_amount, balance, state)
+                   VALUES ($1, 'card_aaaaaaaaaaaaaaaa', $2, $3, 'AAAA', 'CNY', 100, 100, 'active')""",
+                merchant_id,
+                bytes(32),
+                existing["code_sealed"],
+            )
+            await db.execute(
+                """INSERT INTO ledger_entries
+                       (merchant_id, card_id, kind, amount, balance_after, currency, actor_type)
+                   VALUES ($1, 'card_aaaaaaaaaaaaaaaa', 'issue', 100, 90, 'CNY', 'system')""",
+                merchant_id,
+            )
+    assert await db.fetchval("SELECT count(*) FROM cards") == 1
+
+
 async def test_named_constraints_refuse_negative_balances_and_bad_amounts(db: asyncpg.Connection) -> None:
     merchant_id, card_id = await new_card(db)
     with pytest.raises(asyncpg.CheckViolationError, match="card_balance_not_negative"):
