@@ -82,8 +82,13 @@ Waiting = tuple[QuickRedemption, "asyncio.Future[idempotency.Outcome | None]"]
 
 
 class Batcher:
-    """Sends redemptions to the database, at most `in_flight` statements at a time and at most `largest`
-    redemptions in one; what arrives meanwhile waits for the next statement."""
+    """Sends redemptions to the database: at most `in_flight` senders, each sending one statement at a time
+    of at most `largest` redemptions; what arrives meanwhile waits for the next statement.
+
+    A sender keeps its connection for as long as redemptions are waiting and sends the next batch as soon
+    as the last one is answered: under load the database would otherwise sit idle while the event loop,
+    busy with the requests, got round to a pool release, a new task and a pool acquire between batches.
+    """
 
     def __init__(self, pool: asyncpg.Pool, *, timeout: float, in_flight: int, largest: int = 32) -> None:
         self._pool = pool
@@ -91,46 +96,46 @@ class Batcher:
         self._in_flight_limit = in_flight
         self._largest = largest
         self._waiting: list[Waiting] = []
-        self._in_flight = 0
+        self._senders = 0
         self._tasks: set[asyncio.Task[None]] = set()  # referenced until done, as asyncio requires
 
     async def redeem(self, redemption: QuickRedemption) -> idempotency.Outcome | None:
         future: asyncio.Future[idempotency.Outcome | None] = asyncio.get_running_loop().create_future()
         self._waiting.append((redemption, future))
-        if self._in_flight < self._in_flight_limit:
-            self._send_next()
+        if self._senders < self._in_flight_limit:
+            self._senders += 1
+            task = asyncio.create_task(self._send_while_waiting())
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
         return await future
 
-    def _send_next(self) -> None:
-        batch, self._waiting = self._waiting[: self._largest], self._waiting[self._largest :]
-        self._in_flight += 1
-        task = asyncio.create_task(self._send(batch))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-    async def _send(self, batch: list[Waiting]) -> None:
+    async def _send_while_waiting(self) -> None:
+        conn: asyncpg.Connection | None = None
         try:
-            outcomes = await self._run([redemption for redemption, _ in batch])
-        except asyncio.CancelledError:  # this process is stopping
-            for _, future in batch:
-                future.cancel()
-            raise
-        except Exception as exc:  # e.g. the database is unavailable: every request of the batch says so
-            for _, future in batch:
-                if not future.done():
-                    future.set_exception(exc)
-        else:
-            for (_, future), outcome in zip(batch, outcomes, strict=True):
-                if not future.done():  # its request may have been cancelled meanwhile
-                    future.set_result(outcome)
+            while self._waiting:
+                batch, self._waiting = self._waiting[: self._largest], self._waiting[self._largest :]
+                try:
+                    if conn is None:
+                        conn = await acquire_within(self._pool, self._timeout)
+                    outcomes = await redeem_many(conn, [redemption for redemption, _ in batch])
+                except asyncio.CancelledError:  # this process is stopping
+                    for _, future in batch:
+                        future.cancel()
+                    raise
+                except Exception as exc:  # e.g. the database is unavailable: each request here says so
+                    for _, future in batch:
+                        if not future.done():
+                            future.set_exception(exc)
+                    if conn is not None:  # perhaps broken: back to the pool, the next batch asks anew
+                        conn, broken = None, conn
+                        await self._pool.release(broken)
+                else:
+                    for (_, future), outcome in zip(batch, outcomes, strict=True):
+                        if not future.done():  # its request may have been cancelled meanwhile
+                            future.set_result(outcome)
         finally:
-            self._in_flight -= 1
-            if self._waiting:
-                self._send_next()
-
-    async def _run(self, batch: list[QuickRedemption]) -> list[idempotency.Outcome | None]:
-        conn = await acquire_within(self._pool, self._timeout)
-        try:
-            return await redeem_many(conn, batch)
-        finally:
-            await self._pool.release(conn)
+            # No await between the last look at the queue and this: a redemption arriving from here on
+            # sees a free place and starts a sender of its own.
+            self._senders -= 1
+            if conn is not None:
+                await self._pool.release(conn)
