@@ -57,9 +57,10 @@ class Figure:
 
 
 class Bench:
-    def __init__(self, seconds: int, workdir: Path) -> None:
+    def __init__(self, seconds: int, workdir: Path, workers: int = 1) -> None:
         self.seconds = seconds
         self.workdir = workdir
+        self.workers = workers  # server processes, of the service and of the bare app alike
         self.master_key = secrets.token_bytes(32)
         self.cluster = EmbeddedPostgres(
             workdir / "pg", server_settings={"max_connections": "200", "shared_buffers": "256MB"}
@@ -89,7 +90,7 @@ class Bench:
         }
         log = open(self.workdir / "server.log", "wb")  # noqa: SIM115 - the child owns it
         self.server = subprocess.Popen(
-            [sys.executable, "-m", "giftcards.cli", "serve", "--port", "8765"],
+            [sys.executable, "-m", "giftcards.cli", "serve", "--port", "8765", f"--workers={self.workers}"],
             env=env,
             stdout=log,
             stderr=log,
@@ -166,6 +167,7 @@ class Bench:
                     "-o",
                     str(profile),
                     "--nonblocking",
+                    "--subprocesses",  # the worker processes, when there are several
                 ],
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
@@ -306,7 +308,10 @@ class Bench:
         url = "http://127.0.0.1:8766"
         log = open(self.workdir / "bare.log", "wb")  # noqa: SIM115 - the child owns it
         process = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "bench.bare_app:app", "--port", "8766", "--no-access-log"],
+            [
+                *(sys.executable, "-m", "uvicorn", "bench.bare_app:app", "--port", "8766", "--no-access-log"),
+                *("--workers", str(self.workers)),
+            ],
             env={**os.environ, "BENCH_BARE_DSN": self.cluster.dsn},
             cwd=HERE.parent,
             stdout=log,
@@ -544,14 +549,17 @@ def _wait_for(url: str, log: Path) -> None:
     raise RuntimeError(f"the server did not start; see {log}")
 
 
-async def main(seconds: int, out: Path, redeem_with: str, profile: Path | None) -> int:
+async def main(*, seconds: int, out: Path, redeem_with: str, profile: Path | None, workers: int) -> int:
     if shutil.which("wrk") is None:
         print("bench: wrk is missing: apt-get install wrk", file=sys.stderr)
         return 2
     workdir = Path(tempfile.mkdtemp(prefix="gc-bench-"))
-    bench = Bench(seconds, workdir)
+    bench = Bench(seconds, workdir, workers)
     bench.profile = profile
-    print(f"giftcards benchmarks ({seconds}s per load run; server, database and wrk share this machine)")
+    print(
+        f"giftcards benchmarks ({seconds}s per load run, {workers} server process(es); server, database and "
+        "wrk share this machine)"
+    )
     await bench.start()
     try:
         async with httpx.AsyncClient(base_url=bench.url, timeout=60) as client:
@@ -570,6 +578,7 @@ async def main(seconds: int, out: Path, redeem_with: str, profile: Path | None) 
             {
                 "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                 "machine": {"cpus": os.cpu_count()},
+                "server_processes": workers,
                 "figures": [{**asdict(f), "ratio": f.ratio} for f in bench.figures],
             },
             indent=2,
@@ -594,5 +603,8 @@ if __name__ == "__main__":
     parser.add_argument(
         "--profile", type=Path, help="py-spy the server during the redemption run (raw stacks)"
     )
-    arguments = parser.parse_args()
-    sys.exit(asyncio.run(main(arguments.seconds, arguments.out, arguments.redeem_with, arguments.profile)))
+    parser.add_argument(
+        "--workers", type=int, default=1, help="server processes, for the service and the bare app alike"
+    )
+    options = vars(parser.parse_args())
+    sys.exit(asyncio.run(main(**options)))

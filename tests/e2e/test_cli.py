@@ -6,6 +6,7 @@ import base64
 import os
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import asyncpg
@@ -55,6 +56,37 @@ def test_serve_starts_its_own_database_and_keeps_data_across_a_restart(tmp_path:
         assert fetched.status_code == 200 and fetched.json()["balance"] == 4_200
     finally:
         assert again.terminate() == 0
+
+
+@pytest.mark.slow
+def test_serve_with_two_worker_processes_spends_a_card_exactly_and_stops_cleanly(tmp_path: Path) -> None:
+    """bench/README.md recommends one server process per core; the processes share one database."""
+    home = tmp_path / "home"
+    env = {**{k: v for k, v in os.environ.items() if k != "DATABASE_URL"}, "GIFTCARDS_HOME": str(home)}
+    env["GIFTCARDS_ADMIN_TOKEN"] = ADMIN_TOKEN
+    server = ServerProcess(env, log_path=tmp_path / "serve.log", options=("--workers", "2")).start(timeout=90)
+    try:
+        admin = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+        merchant = httpx.post(server.url + "/v1/merchants", json={"name": "Two"}, headers=admin).json()
+        key = {"Authorization": f"Bearer {merchant['api_key']['secret']}"}
+        card = httpx.post(server.url + "/v1/cards", json={"amount": 1_000}, headers=key).json()
+
+        def redeem(attempt: int) -> int:
+            with httpx.Client(base_url=server.url, headers=key, timeout=30) as client:  # a connection each
+                return client.post(
+                    "/v1/redemptions",
+                    json={"code": card["code"], "amount": 100},
+                    headers={"Idempotency-Key": f"two-workers-{attempt}"},
+                ).status_code
+
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            statuses = sorted(pool.map(redeem, range(16)))
+        fetched = httpx.get(server.url + f"/v1/cards/{card['id']}", headers=key).json()
+    finally:
+        assert server.terminate() == 0
+    assert statuses == [201] * 10 + [402] * 6
+    assert fetched["balance"] == 0
+    assert not (home / "pgdata" / "postmaster.pid").exists(), "the embedded database was not shut down"
 
 
 async def test_audit_exits_non_zero_on_a_mismatch(database_url: str, db: asyncpg.Connection) -> None:

@@ -83,10 +83,18 @@ def free_port() -> int:
 class ServerProcess:
     """`giftcards serve` as a separate OS process (for two-process, kill -9 and SIGTERM tests)."""
 
-    def __init__(self, env: dict[str, str], *, port: int | None = None, log_path: Path | None = None) -> None:
+    def __init__(
+        self,
+        env: dict[str, str],
+        *,
+        port: int | None = None,
+        log_path: Path | None = None,
+        options: tuple[str, ...] = (),
+    ) -> None:
         self.env = {**os.environ, **env}
         self.port = port or free_port()
         self.log_path = log_path
+        self.options = options  # more `serve` options, e.g. ("--workers", "2")
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -97,7 +105,7 @@ class ServerProcess:
         out: Any = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
         try:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "giftcards.cli", "serve", "--port", str(self.port)],
+                [sys.executable, "-m", "giftcards.cli", "serve", "--port", str(self.port), *self.options],
                 env=self.env,
                 stdout=out,
                 stderr=subprocess.STDOUT,
