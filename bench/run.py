@@ -562,7 +562,8 @@ async def main(*, seconds: int, out: Path, redeem_with: str, profile: Path | Non
     )
     await bench.start()
     try:
-        async with httpx.AsyncClient(base_url=bench.url, timeout=60) as client:
+        limits = httpx.Limits(keepalive_expiry=2.0)  # under uvicorn's 5 s: see mixed.py
+        async with httpx.AsyncClient(base_url=bench.url, timeout=60, limits=limits) as client:
             merchant_id, api = await bench.merchant(client)
             auth = await bench.redeemer(client, api, redeem_with)
             await bench.redemption(client, merchant_id, auth, api)

@@ -88,14 +88,16 @@ async def test_customise_preview_send_then_claim_and_see_balance_and_qr(
     await page.click("#preview")
     preview = page.locator("#preview-image")
     await expect(preview).to_be_visible()
-    await page.wait_for_function("document.getElementById('preview-image').naturalWidth === 720")
+    # expect() polls from outside the page; wait_for_function's polling evaluates a string in the page,
+    # which the pages' CSP forbids (it failed whenever the condition was not already true).
+    await expect(page.locator("#preview-image")).to_have_js_property("naturalWidth", 720)
     await page.screenshot(path=str(artifacts / "gift-1-customise-preview.png"), full_page=True)
 
     await page.click("#send")
     await expect(page.locator("#sent")).to_be_visible()
     link = await page.locator("#link").input_value()
     assert re.fullmatch(r"https?://[^/]+/g/[A-Za-z0-9_-]{32}", link)
-    await page.wait_for_function("document.getElementById('sent-image').naturalWidth === 720")
+    await expect(page.locator("#sent-image")).to_have_js_property("naturalWidth", 720)
     await page.screenshot(path=str(artifacts / "gift-2-sent.png"), full_page=True)
     assert problems == []
     await gifter.close()
@@ -108,13 +110,13 @@ async def test_customise_preview_send_then_claim_and_see_balance_and_qr(
     await page.goto(server.url + urlsplit(link).path)
     await expect(page.locator("#message")).to_have_text(message)  # as text: the <b> is not markup
     await expect(page.locator("#amount")).to_have_text("¥520.00")
-    await page.wait_for_function("document.getElementById('card-picture').naturalWidth === 720")
+    await expect(page.locator("#card-picture")).to_have_js_property("naturalWidth", 720)
     await page.screenshot(path=str(artifacts / "gift-3-recipient-opens-link.png"), full_page=True)
     await page.fill("#owner-id", RECIPIENT)
     await page.click("#claim")
     await page.wait_for_url(re.compile(r"/c/[A-Za-z0-9_-]{32}$"))
     await expect(page.locator("#balance")).to_have_text("¥520.00")
-    await page.wait_for_function("(document.getElementById('qr').src || '').startsWith('data:image/svg+xml')")
+    await expect(page.locator("#qr")).to_have_attribute("src", re.compile(r"^data:image/svg\+xml"))
     await page.click("#show-code")
     await expect(page.locator("#code")).to_have_text(re.compile(r"^[0-9A-Z]{4}(-[0-9A-Z]{4}){3,}$"))
     await page.screenshot(path=str(artifacts / "gift-4-card-page-with-qr.png"), full_page=True)
