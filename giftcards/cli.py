@@ -57,7 +57,7 @@ def _parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="run the HTTP service (embedded database unless DATABASE_URL)")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
-    serve.add_argument("--workers", type=int, default=1, help="server processes (one per core serves most)")
+    serve.add_argument("--workers", type=int, default=1, help="server processes (see bench/README.md)")
     serve.set_defaults(func=cmd_serve)
     sub.add_parser("migrate", help="apply pending migrations and exit").set_defaults(func=cmd_migrate)
     sub.add_parser("worker", help="run the background worker on its own").set_defaults(func=cmd_worker)
