@@ -122,7 +122,7 @@ async def issue_batch(
 ) -> dict[str, Any]:
     """Many cards in one transaction: COPY for the cards, one INSERT ... SELECT for their `issue` entries.
 
-    The rows are made while COPY sends them, so PostgreSQL stores one chunk while Python makes the next.
+    The rows are made as COPY sends them, not all held in a list first (bench/README.md: bulk issuance).
     """
     _check_spec(spec)
     if not 1 <= count <= BATCH_MAX:
