@@ -35,16 +35,26 @@ def database_env(database_url: str) -> dict[str, str]:
     }
 
 
+def embedded_env(home: Path) -> dict[str, str]:
+    """`serve` as a new user runs it: no DATABASE_URL, so the embedded database in `home`."""
+    inherited = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
+    return {**inherited, "GIFTCARDS_HOME": str(home), "GIFTCARDS_ADMIN_TOKEN": ADMIN_TOKEN}
+
+
+def new_merchant_key(url: str, name: str) -> dict[str, str]:
+    """The authorization header of a new merchant's API key."""
+    admin = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+    merchant = httpx.post(url + "/v1/merchants", json={"name": name}, headers=admin).json()
+    return {"Authorization": f"Bearer {merchant['api_key']['secret']}"}
+
+
 @pytest.mark.slow
 def test_serve_starts_its_own_database_and_keeps_data_across_a_restart(tmp_path: Path) -> None:
     home = tmp_path / "home"
-    env = {"GIFTCARDS_HOME": str(home), "GIFTCARDS_ADMIN_TOKEN": ADMIN_TOKEN}
-    env = {**{k: v for k, v in os.environ.items() if k != "DATABASE_URL"}, **env}
+    env = embedded_env(home)
     server = ServerProcess(env, log_path=tmp_path / "serve.log").start(timeout=90)
     try:
-        admin = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
-        merchant = httpx.post(server.url + "/v1/merchants", json={"name": "Persist"}, headers=admin).json()
-        key = {"Authorization": f"Bearer {merchant['api_key']['secret']}"}
+        key = new_merchant_key(server.url, "Persist")
         card = httpx.post(server.url + "/v1/cards", json={"amount": 4_200}, headers=key).json()
     finally:
         assert server.terminate() == 0
@@ -60,15 +70,12 @@ def test_serve_starts_its_own_database_and_keeps_data_across_a_restart(tmp_path:
 
 @pytest.mark.slow
 def test_serve_with_two_worker_processes_spends_a_card_exactly_and_stops_cleanly(tmp_path: Path) -> None:
-    """bench/README.md recommends one server process per core; the processes share one database."""
+    """`serve --workers N` (measured in bench/README.md): the processes share one embedded database."""
     home = tmp_path / "home"
-    env = {**{k: v for k, v in os.environ.items() if k != "DATABASE_URL"}, "GIFTCARDS_HOME": str(home)}
-    env["GIFTCARDS_ADMIN_TOKEN"] = ADMIN_TOKEN
-    server = ServerProcess(env, log_path=tmp_path / "serve.log", options=("--workers", "2")).start(timeout=90)
+    server = ServerProcess(embedded_env(home), log_path=tmp_path / "serve.log", options=("--workers", "2"))
+    server.start(timeout=90)
     try:
-        admin = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
-        merchant = httpx.post(server.url + "/v1/merchants", json={"name": "Two"}, headers=admin).json()
-        key = {"Authorization": f"Bearer {merchant['api_key']['secret']}"}
+        key = new_merchant_key(server.url, "Two")
         card = httpx.post(server.url + "/v1/cards", json={"amount": 1_000}, headers=key).json()
 
         def redeem(attempt: int) -> int:
