@@ -88,14 +88,11 @@ class Bench:
             "GIFTCARDS_POOL_MIN_SIZE": "16",
             "GIFTCARDS_POOL_MAX_SIZE": "16",
         }
-        log = open(self.workdir / "server.log", "wb")  # noqa: SIM115 - the child owns it
-        self.server = subprocess.Popen(
+        self.server = _spawn(
             [sys.executable, "-m", "giftcards.cli", "serve", "--port", "8765", f"--workers={self.workers}"],
-            env=env,
-            stdout=log,
-            stderr=log,
+            env,
+            self.workdir / "server.log",
         )
-        log.close()
         _wait_for(self.url + "/readyz", self.workdir / "server.log")
 
     def stop(self) -> None:
@@ -306,18 +303,14 @@ class Bench:
         numbers = self.workdir / "card_numbers.txt"
         numbers.write_text("\n".join(str(n) for n in range(1, CARDS + 1)) + "\n")
         url = "http://127.0.0.1:8766"
-        log = open(self.workdir / "bare.log", "wb")  # noqa: SIM115 - the child owns it
-        process = subprocess.Popen(
+        process = _spawn(
             [
                 *(sys.executable, "-m", "uvicorn", "bench.bare_app:app", "--port", "8766", "--no-access-log"),
                 *("--workers", str(self.workers)),
             ],
-            env={**os.environ, "BENCH_BARE_DSN": self.cluster.dsn},
-            cwd=HERE.parent,
-            stdout=log,
-            stderr=log,
+            {**os.environ, "BENCH_BARE_DSN": self.cluster.dsn},
+            self.workdir / "bare.log",
         )
-        log.close()
         try:
             _wait_for(url + "/redeem", self.workdir / "bare.log")  # a GET there is answered 405
             run = self.wrk(numbers, "", body='{"card":%s,"amount":1}', path="/redeem", url=url)
@@ -535,6 +528,12 @@ SELECT route FROM redeem_request(:kind, :merchant, :token_hash::bytea, '127.0.0.
                                  '\\x00'::bytea, :kid, (SELECT id FROM bench_cards WHERE n = :n), NULL, NULL,
                                  1, NULL, false, NULL, 10, 60);
 """
+
+
+def _spawn(command: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    """A server process of the bench, its output in `log`, started from the project folder."""
+    with open(log, "wb") as out:  # the child keeps its own copy of the descriptor
+        return subprocess.Popen(command, env=env, cwd=HERE.parent, stdout=out, stderr=out)
 
 
 def _wait_for(url: str, log: Path) -> None:
