@@ -27,17 +27,38 @@ def settings(settings: Settings) -> Settings:
     return dataclasses.replace(settings, redeem_batches=1, pool_max_size=20, db_timeout=30.0)
 
 
+@dataclasses.dataclass
+class Batches:
+    """The size of each batch sent. With `hold_next` set, the next batch waits (10 s at most) until two
+    more redemptions wait behind it, so that a burst forms a batch however slowly the requests arrive."""
+
+    sizes: list[int] = dataclasses.field(default_factory=list)
+    arrived: int = 0
+    hold_next: bool = False
+
+
 @pytest.fixture
-def batch_sizes(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[int]]:
-    sizes: list[int] = []
-    original = quick_redeem.redeem_many
+def batches(monkeypatch: pytest.MonkeyPatch) -> Iterator[Batches]:
+    seen = Batches()
+    original_redeem = quick_redeem.Batcher.redeem
+    original_many = quick_redeem.redeem_many
+
+    async def counting(self: quick_redeem.Batcher, redemption: quick_redeem.QuickRedemption) -> Any:
+        seen.arrived += 1
+        return await original_redeem(self, redemption)
 
     async def recording(conn: asyncpg.Connection, batch: Sequence[quick_redeem.QuickRedemption]) -> Any:
-        sizes.append(len(batch))
-        return await original(conn, batch)
+        if seen.hold_next:
+            seen.hold_next = False
+            async with asyncio.timeout(10):
+                while seen.arrived < len(batch) + 2:
+                    await asyncio.sleep(0.01)
+        seen.sizes.append(len(batch))
+        return await original_many(conn, batch)
 
+    monkeypatch.setattr(quick_redeem.Batcher, "redeem", counting)
     monkeypatch.setattr(quick_redeem, "redeem_many", recording)
-    yield sizes
+    yield seen
 
 
 @pytest.fixture
@@ -55,14 +76,16 @@ async def test_a_burst_goes_in_batches_and_each_redemption_is_answered_as_alone(
     merchant: Merchant,
     till: Terminal,
     db: asyncpg.Connection,
-    batch_sizes: list[int],
+    batches: Batches,
 ) -> None:
     cards = [await issue_card(client, merchant, 10_000) for _ in range(6)]
     payloads = [await qr_payload(client, merchant, card["id"]) for card in cards]
     hot = cards[0]
     retried = await redeem(client, till, {"qr_payload": payloads[1], "amount": 100}, "retried-key")
     assert retried.status_code == 201
-    batch_sizes.clear()
+    batches.sizes.clear()
+    batches.arrived = 0
+    batches.hold_next = True
 
     requests = [
         *[({"qr_payload": payloads[0], "amount": 1_500}, f"hot-{i}") for i in range(8)],  # 6 fit, 2 do not
@@ -72,7 +95,7 @@ async def test_a_burst_goes_in_batches_and_each_redemption_is_answered_as_alone(
     ]
     answers = await asyncio.gather(*(redeem(client, till, body, key) for body, key in requests))
 
-    assert max(batch_sizes) > 1, batch_sizes  # they did go together
+    assert max(batches.sizes) > 1, batches.sizes  # they did go together
     by_key = {key: answer for (_, key), answer in zip(requests, answers, strict=True)}
     hot_answers = [by_key[f"hot-{i}"] for i in range(8)]
     assert sorted(answer.status_code for answer in hot_answers) == [201] * 6 + [402] * 2
