@@ -220,12 +220,10 @@ def amount_offered(row: asyncpg.Record, amount: int) -> bool:
     return row["min_amount"] is not None and row["min_amount"] <= amount <= row["max_amount"]
 
 
-async def take_one(
+async def offer(
     conn: asyncpg.Connection, merchant_id: str, design_id: str, amount: int, currency: str | None = None
 ) -> asyncpg.Record:
-    """Check that one card of `amount` may be sold now and, for a limited design, take it from stock.
-
-    Call inside the purchase's transaction: the increment stands or falls with the card."""
+    """The design, once checked that one card of `amount` may be sold now (stock as last committed)."""
     row = await fetch(conn, merchant_id, design_id)
     _check_on_sale(row)
     if currency is not None and currency != row["currency"]:
@@ -238,24 +236,29 @@ async def take_one(
             min_amount=row["min_amount"],
             max_amount=row["max_amount"],
         )
-    if row["stock"] is None:
-        return row
-    taken = await conn.fetchrow(
+    return row
+
+
+async def take_from_stock(conn: asyncpg.Connection, design: asyncpg.Record) -> None:
+    """Take one card of a limited design from its stock, or refuse if the last one went meanwhile.
+
+    Call last in the purchase's transaction: the increment stands or falls with the card, and the
+    design's row, which every purchase of the edition must lock, stays locked only until the commit."""
+    if design["stock"] is None:
+        return
+    taken = await conn.fetchval(
         """UPDATE designs SET sold = sold + 1, updated_at = now()
            WHERE merchant_id = $1 AND id = $2 AND active AND (stock IS NULL OR sold < stock)
              AND (sale_starts_at IS NULL OR sale_starts_at <= now())
              AND (sale_ends_at IS NULL OR sale_ends_at > now())
-           RETURNING *, now() AS now""",
-        merchant_id,
-        design_id,
+           RETURNING true""",
+        design["merchant_id"],
+        design["id"],
     )
-    if taken is not None:
-        return taken
-    now_row = await conn.fetchrow(
-        "SELECT *, now() AS now FROM designs WHERE merchant_id = $1 AND id = $2", merchant_id, design_id
-    )
-    _check_on_sale(now_row)
-    raise DomainError("sold_out", "every card of this limited design has been sold", design=design_id)
+    if taken:
+        return
+    _check_on_sale(await fetch(conn, design["merchant_id"], design["id"]))
+    raise DomainError("sold_out", "every card of this limited design has been sold", design=design["id"])
 
 
 def _check_on_sale(row: asyncpg.Record) -> None:

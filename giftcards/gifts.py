@@ -164,7 +164,7 @@ async def purchase(
         async with conn.transaction():
             if order.reference is not None:
                 await _refuse_duplicate(conn, merchant_id, order.reference)
-            design = await designs.take_one(conn, merchant_id, order.design_id, order.amount, order.currency)
+            design = await designs.offer(conn, merchant_id, order.design_id, order.amount, order.currency)
             await _check_photo(conn, merchant_id, order.details.photo_id, session_id)
             validity = design["card_validity_days"]
             card = await cards.issue(
@@ -190,6 +190,7 @@ async def purchase(
                 details=order.details,
                 reference=order.reference,
             )
+            await designs.take_from_stock(conn, design)
     except asyncpg.UniqueViolationError as exc:
         if exc.constraint_name == "gifts_reference_unique" and order.reference is not None:
             await _refuse_duplicate(conn, merchant_id, order.reference)
