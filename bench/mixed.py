@@ -8,6 +8,7 @@ purchases → gift links → claims → card pages → fresh QR payloads → red
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 import uuid
 from collections import defaultdict
@@ -42,71 +43,82 @@ async def run(
     url: str, api: dict[str, str], terminal: dict[str, str], design_id: str, seconds: float
 ) -> Flow:
     flow = Flow()
-    deadline = time.perf_counter() + seconds
-    # uvicorn closes a connection idle for 5 s; a client keeping it as long can send a request just as it
-    # closes and get a ReadError (seen once in a sale-day run), so idle connections go sooner here.
-    limits = httpx.Limits(max_connections=40, max_keepalive_connections=40, keepalive_expiry=2.0)
-    async with httpx.AsyncClient(base_url=url, timeout=30, limits=limits) as client:
+    # One client, so one connection, per worker: httpx's pool looks at every connection it holds on every
+    # request, and with one pool shared by all 28 workers the load generator used most of a core and its
+    # waits were most of the latencies measured. uvicorn closes a connection idle for 5 s; a client keeping
+    # it as long can send a request just as it closes and get a ReadError (seen once in a sale-day run), so
+    # idle connections go sooner here.
+    limits = httpx.Limits(max_connections=1, keepalive_expiry=2.0)
 
-        async def purchase() -> None:
-            while time.perf_counter() < deadline:
-                started = time.perf_counter()
-                response = await client.post(
-                    "/v1/gift_purchases",
-                    json={
-                        "design_id": design_id,
-                        "amount": 52000,
-                        "gifter_id": "o_gifter",
-                        "sender_name": "小明",
-                        "recipient_name": "小红",
-                        "message": "七夕快乐",
-                    },
-                    headers={**api, "Idempotency-Key": str(uuid.uuid4())},
-                )
-                flow.note("purchase", started, response)
-                if response.status_code == 201:
-                    flow.links.put_nowait(urlsplit(response.json()["link"]).path.removeprefix("/g/"))
+    async def purchase(client: httpx.AsyncClient) -> None:
+        while time.perf_counter() < deadline:
+            started = time.perf_counter()
+            response = await client.post(
+                "/v1/gift_purchases",
+                json={
+                    "design_id": design_id,
+                    "amount": 52000,
+                    "gifter_id": "o_gifter",
+                    "sender_name": "小明",
+                    "recipient_name": "小红",
+                    "message": "七夕快乐",
+                },
+                headers={**api, "Idempotency-Key": str(uuid.uuid4())},
+            )
+            flow.note("purchase", started, response)
+            if response.status_code == 201:
+                flow.links.put_nowait(urlsplit(response.json()["link"]).path.removeprefix("/g/"))
 
-        async def claim() -> None:
-            while time.perf_counter() < deadline:
-                secret = await _next(flow.links, deadline)
-                if secret is None:
-                    return
-                started = time.perf_counter()
-                response = await client.post(
-                    f"/v1/gift_links/{secret}/claim", json={"owner_id": f"o_{secret[:12]}"}
-                )
-                flow.note("claim", started, response)
-                if response.status_code == 200:
-                    flow.pages.put_nowait(urlsplit(response.json()["card_url"]).path.removeprefix("/c/"))
+    async def claim(client: httpx.AsyncClient) -> None:
+        while time.perf_counter() < deadline:
+            secret = await _next(flow.links, deadline)
+            if secret is None:
+                return
+            started = time.perf_counter()
+            response = await client.post(
+                f"/v1/gift_links/{secret}/claim", json={"owner_id": f"o_{secret[:12]}"}
+            )
+            flow.note("claim", started, response)
+            if response.status_code == 200:
+                flow.pages.put_nowait(urlsplit(response.json()["card_url"]).path.removeprefix("/c/"))
 
-        async def card_page() -> None:
-            while time.perf_counter() < deadline:
-                token = await _next(flow.pages, deadline)
-                if token is None:
-                    return
-                started = time.perf_counter()
-                response = await client.get(f"/v1/card_pages/{token}/qr")
-                flow.note("card_page", started, response)
-                if response.status_code == 200:
-                    flow.payloads.put_nowait(response.json()["payload"])
-                    flow.pages.put_nowait(token)  # the page stays open and asks again later
+    async def card_page(client: httpx.AsyncClient) -> None:
+        while time.perf_counter() < deadline:
+            token = await _next(flow.pages, deadline)
+            if token is None:
+                return
+            started = time.perf_counter()
+            response = await client.get(f"/v1/card_pages/{token}/qr")
+            flow.note("card_page", started, response)
+            if response.status_code == 200:
+                flow.payloads.put_nowait(response.json()["payload"])
+                flow.pages.put_nowait(token)  # the page stays open and asks again later
 
-        async def redeem() -> None:
-            while time.perf_counter() < deadline:
-                payload = await _next(flow.payloads, deadline)
-                if payload is None:
-                    return
-                started = time.perf_counter()
-                response = await client.post(
-                    "/v1/redemptions",
-                    json={"qr_payload": payload, "amount": 100},
-                    headers={**terminal, "Idempotency-Key": str(uuid.uuid4())},
-                )
-                flow.note("redeem", started, response)
+    async def redeem(client: httpx.AsyncClient) -> None:
+        while time.perf_counter() < deadline:
+            payload = await _next(flow.payloads, deadline)
+            if payload is None:
+                return
+            started = time.perf_counter()
+            response = await client.post(
+                "/v1/redemptions",
+                json={"qr_payload": payload, "amount": 100},
+                headers={**terminal, "Idempotency-Key": str(uuid.uuid4())},
+            )
+            flow.note("redeem", started, response)
 
-        roles = {"purchase": purchase, "claim": claim, "card_page": card_page, "redeem": redeem}
-        await asyncio.gather(*(roles[kind]() for kind, count in WORKERS.items() for _ in range(count)))
+    roles = {"purchase": purchase, "claim": claim, "card_page": card_page, "redeem": redeem}
+
+    kinds = [kind for kind, count in WORKERS.items() for _ in range(count)]
+    async with contextlib.AsyncExitStack() as stack:
+        # Made before the clock starts: making a client takes tens of milliseconds (its TLS context),
+        # which would otherwise land on the first requests of the workers already running.
+        clients = [
+            await stack.enter_async_context(httpx.AsyncClient(base_url=url, timeout=30, limits=limits))
+            for _ in kinds
+        ]
+        deadline = time.perf_counter() + seconds
+        await asyncio.gather(*(roles[kind](client) for kind, client in zip(kinds, clients, strict=True)))
     return flow
 
 
