@@ -157,7 +157,7 @@ async def purchase(
     public_url: str,
     session_id: str | None = None,
 ) -> dict[str, Any]:
-    """Issue a card of a design and wrap it as a gift, in one transaction (stock, card, ledger, gift)."""
+    """Issue a card of a design and wrap it as a gift, in one transaction (card, ledger, gift, stock)."""
     _check_details(order.details)
     merchant_id = principal.merchant_id
     try:
