@@ -12,6 +12,7 @@ import contextlib
 import time
 import uuid
 from collections import defaultdict
+from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
@@ -29,9 +30,13 @@ class Flow:
     pages: asyncio.Queue[str] = field(default_factory=asyncio.Queue)
     payloads: asyncio.Queue[str] = field(default_factory=asyncio.Queue)
 
-    def note(self, kind: str, started: float, response: httpx.Response) -> None:
+    async def timed(self, kind: str, request: Awaitable[httpx.Response]) -> httpx.Response:
+        """The response to `request`, its latency and status noted under `kind`."""
+        started = time.perf_counter()
+        response = await request
         self.latencies[kind].append(time.perf_counter() - started)
         self.statuses[kind][response.status_code] += 1
+        return response
 
     def unexpected(self) -> int:
         return sum(
@@ -52,60 +57,49 @@ async def run(
 
     async def purchase(client: httpx.AsyncClient) -> None:
         while time.perf_counter() < deadline:
-            started = time.perf_counter()
-            response = await client.post(
-                "/v1/gift_purchases",
-                json={
-                    "design_id": design_id,
-                    "amount": 52000,
-                    "gifter_id": "o_gifter",
-                    "sender_name": "小明",
-                    "recipient_name": "小红",
-                    "message": "七夕快乐",
-                },
-                headers={**api, "Idempotency-Key": str(uuid.uuid4())},
+            response = await flow.timed(
+                "purchase",
+                client.post(
+                    "/v1/gift_purchases",
+                    json={
+                        "design_id": design_id,
+                        "amount": 52000,
+                        "gifter_id": "o_gifter",
+                        "sender_name": "小明",
+                        "recipient_name": "小红",
+                        "message": "七夕快乐",
+                    },
+                    headers={**api, "Idempotency-Key": str(uuid.uuid4())},
+                ),
             )
-            flow.note("purchase", started, response)
             if response.status_code == 201:
                 flow.links.put_nowait(urlsplit(response.json()["link"]).path.removeprefix("/g/"))
 
     async def claim(client: httpx.AsyncClient) -> None:
-        while time.perf_counter() < deadline:
-            secret = await _next(flow.links, deadline)
-            if secret is None:
-                return
-            started = time.perf_counter()
-            response = await client.post(
-                f"/v1/gift_links/{secret}/claim", json={"owner_id": f"o_{secret[:12]}"}
+        async for secret in _items(flow.links, deadline):
+            response = await flow.timed(
+                "claim", client.post(f"/v1/gift_links/{secret}/claim", json={"owner_id": f"o_{secret[:12]}"})
             )
-            flow.note("claim", started, response)
             if response.status_code == 200:
                 flow.pages.put_nowait(urlsplit(response.json()["card_url"]).path.removeprefix("/c/"))
 
     async def card_page(client: httpx.AsyncClient) -> None:
-        while time.perf_counter() < deadline:
-            token = await _next(flow.pages, deadline)
-            if token is None:
-                return
-            started = time.perf_counter()
-            response = await client.get(f"/v1/card_pages/{token}/qr")
-            flow.note("card_page", started, response)
+        async for token in _items(flow.pages, deadline):
+            response = await flow.timed("card_page", client.get(f"/v1/card_pages/{token}/qr"))
             if response.status_code == 200:
                 flow.payloads.put_nowait(response.json()["payload"])
                 flow.pages.put_nowait(token)  # the page stays open and asks again later
 
     async def redeem(client: httpx.AsyncClient) -> None:
-        while time.perf_counter() < deadline:
-            payload = await _next(flow.payloads, deadline)
-            if payload is None:
-                return
-            started = time.perf_counter()
-            response = await client.post(
-                "/v1/redemptions",
-                json={"qr_payload": payload, "amount": 100},
-                headers={**terminal, "Idempotency-Key": str(uuid.uuid4())},
+        async for payload in _items(flow.payloads, deadline):
+            await flow.timed(
+                "redeem",
+                client.post(
+                    "/v1/redemptions",
+                    json={"qr_payload": payload, "amount": 100},
+                    headers={**terminal, "Idempotency-Key": str(uuid.uuid4())},
+                ),
             )
-            flow.note("redeem", started, response)
 
     roles = {"purchase": purchase, "claim": claim, "card_page": card_page, "redeem": redeem}
 
@@ -122,13 +116,13 @@ async def run(
     return flow
 
 
-async def _next(queue: asyncio.Queue[str], deadline: float) -> str | None:
+async def _items(queue: asyncio.Queue[str], deadline: float) -> AsyncIterator[str]:
+    """What the queue is given until the deadline (looking at the clock at least every 50 ms)."""
     while time.perf_counter() < deadline:
         try:
-            return await asyncio.wait_for(queue.get(), timeout=0.05)
+            yield await asyncio.wait_for(queue.get(), timeout=0.05)
         except TimeoutError:
             continue
-    return None
 
 
 def percentile(values: list[float], share: float) -> float:
