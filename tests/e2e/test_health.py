@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import httpx
 
-from tests.support.servers import logged
+from tests.support.servers import eventually
 
 
 async def test_healthz_answers_ok(client: httpx.AsyncClient) -> None:
@@ -66,7 +66,7 @@ async def test_the_request_id_appears_in_the_json_log_lines(client: httpx.AsyncC
     access.setLevel(logging.INFO)
     try:
         await client.get("/healthz", headers={"X-Request-ID": "trace-me-123"})
-        await logged(lambda: "trace-me-123" in stream.getvalue())
+        await eventually(lambda: "trace-me-123" in stream.getvalue())
     finally:
         access.removeHandler(handler)
         access.setLevel(previous)

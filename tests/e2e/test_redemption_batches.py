@@ -19,6 +19,7 @@ import pytest
 from giftcards import quick_redeem
 from giftcards.config import Settings
 from tests.support.api import Merchant, issue_card
+from tests.support.servers import eventually
 from tests.support.terminals import Terminal, create_store, new_terminal, qr_payload
 
 
@@ -50,9 +51,7 @@ def batches(monkeypatch: pytest.MonkeyPatch) -> Iterator[Batches]:
     async def recording(conn: asyncpg.Connection, batch: Sequence[quick_redeem.QuickRedemption]) -> Any:
         if seen.hold_next:
             seen.hold_next = False
-            async with asyncio.timeout(10):
-                while seen.arrived < len(batch) + 2:
-                    await asyncio.sleep(0.01)
+            await eventually(lambda: seen.arrived >= len(batch) + 2, timeout=10)
         seen.sizes.append(len(batch))
         return await original_many(conn, batch)
 

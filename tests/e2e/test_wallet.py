@@ -18,7 +18,7 @@ from PIL import Image
 
 from giftcards import cards, gift_links, wallet
 from tests.support.api import Merchant, with_key
-from tests.support.servers import logged
+from tests.support.servers import eventually
 
 GIVER = "o_giver_openid_0001"
 ALICE = "o_alice_openid_0002"
@@ -680,7 +680,7 @@ async def test_wallet_secrets_never_reach_the_access_log(
         await client.get(f"/w/{token}/cards/{card_id}.png")
         await client.get("/v1/wallet/cards", headers=bearer(token))
         await client.get("/v1/wallet", headers=bearer(token + "x"))
-        await logged(lambda: any(record.getMessage() == "GET /v1/wallet 401" for record in caplog.records))
+        await eventually(lambda: any(r.getMessage() == "GET /v1/wallet 401" for r in caplog.records))
     served = [r for r in caplog.records if r.name.startswith(("giftcards", "uvicorn"))]  # not the client's
     text = "\n".join(record.getMessage() + json.dumps(record.__dict__, default=str) for record in served)
     assert "GET /w/… 200" in text

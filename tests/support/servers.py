@@ -21,13 +21,13 @@ from giftcards.app import create_app
 from giftcards.config import Settings
 
 
-async def logged(line_is_there: Callable[[], bool], timeout: float = 5.0) -> None:
-    """Wait until a log line is there: the server writes a request's access line after sending its
-    response, in its own thread, so the client can hold the response before the line exists."""
+async def eventually(condition: Callable[[], bool], timeout: float = 5.0) -> None:
+    """Wait until `condition()` holds, for what the server does after answering: it writes a request's
+    access line after sending the response, in its own thread, so a client can hold the response first."""
     deadline = time.monotonic() + timeout
-    while not line_is_there():
+    while not condition():
         if time.monotonic() > deadline:
-            raise AssertionError("the expected log line never came")
+            raise AssertionError(f"still not so after {timeout} s")
         await asyncio.sleep(0.01)
 
 
