@@ -318,8 +318,8 @@ class Bench:
         )
 
     async def bare_app(self) -> BareApp:
-        """The issue's yardstick, measured in this run: the bare app under the same load, then pgbench
-        running its transaction."""
+        """The issue's yardstick, measured in this run: the bare app under the same load through each of
+        its pools, a plain GET of it (the machine's HTTP figure), then pgbench running its transaction."""
         conn = await asyncpg.connect(self.cluster.dsn)
         try:
             await conn.execute(bare_app.TABLES.replace("$cards", str(CARDS)))
