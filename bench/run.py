@@ -187,21 +187,7 @@ class Bench:
             "BENCH_BODY": body,
             "BENCH_RESULT": str(result),
         }
-        subprocess.run(
-            [
-                "wrk",
-                "-t2",
-                f"-c{CONNECTIONS}",
-                f"-d{self.seconds}s",
-                "-s",
-                str(HERE / "load.lua"),
-                url or self.url,
-            ],
-            env=env,
-            check=True,
-            capture_output=True,
-            timeout=self.seconds + 60,
-        )
+        self._run_wrk(url or self.url, "-s", str(HERE / "load.lua"), env=env)
         if spy is not None:
             spy.wait(60)
         summary: dict[str, Any] = json.loads(result.read_text())
@@ -210,14 +196,19 @@ class Bench:
 
     def wrk_get(self, url: str) -> float:
         """Requests/s of plain GETs of `url` (wrk without a script, as shared/PERF.md measured it)."""
-        out = subprocess.run(
-            ["wrk", "-t2", f"-c{CONNECTIONS}", f"-d{self.seconds}s", url],
+        out = self._run_wrk(url)
+        return float(next(line for line in out.splitlines() if line.startswith("Requests/sec:")).split()[1])
+
+    def _run_wrk(self, url: str, *options: str, env: dict[str, str] | None = None) -> str:
+        """wrk's output for one run against `url`: 2 threads, CONNECTIONS connections, the run's length."""
+        return subprocess.run(
+            ["wrk", "-t2", f"-c{CONNECTIONS}", f"-d{self.seconds}s", *options, url],
+            env=env,
             check=True,
             capture_output=True,
             text=True,
             timeout=self.seconds + 60,
         ).stdout
-        return float(next(line for line in out.splitlines() if line.startswith("Requests/sec:")).split()[1])
 
     def pgbench(self, script: str, clients: int = 8) -> float:
         path = self.workdir / "pgbench.sql"
