@@ -95,7 +95,13 @@ def create_app(settings: Settings) -> Starlette:
 
     app = Starlette(
         routes=api.routes(),
-        middleware=[Middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)],
+        middleware=[
+            Middleware(
+                RequestContextMiddleware,
+                max_body_bytes=settings.max_body_bytes,
+                body_timeout=settings.body_timeout,
+            )
+        ],
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=lifespan,
     )

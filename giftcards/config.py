@@ -41,6 +41,7 @@ class Settings:
     db_timeout: float = 2.0
     redeem_batches: int = 2  # till redemptions: statements in flight at once (giftcards/quick_redeem.py)
     max_body_bytes: int = 1_048_576
+    body_timeout: float = 10.0  # seconds for a request's whole body to arrive (web/body.py)
     run_worker: bool = True
 
     def with_database(self, database_url: str) -> Settings:
@@ -80,6 +81,7 @@ def load_settings(environ: Mapping[str, str] | None = None, *, require_database:
         db_timeout=read("GIFTCARDS_DB_TIMEOUT", _seconds, 2.0),
         redeem_batches=read("GIFTCARDS_REDEEM_BATCHES", _int_between(1, 100), 2),
         max_body_bytes=read("GIFTCARDS_MAX_BODY_BYTES", _int_between(1024, 64 * 1_048_576), 1_048_576),
+        body_timeout=read("GIFTCARDS_BODY_TIMEOUT", _seconds, 10.0),
         run_worker=read("GIFTCARDS_RUN_WORKER", _parse_bool, True),
     )
     if settings.pool_min_size > settings.pool_max_size:

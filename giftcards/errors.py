@@ -13,6 +13,7 @@ PROBLEM_TITLES: dict[str, tuple[int, str]] = {
     "malformed_json": (400, "The body is not valid JSON"),
     "unsupported_media_type": (415, "The body must be application/json"),
     "payload_too_large": (413, "The body is larger than allowed"),
+    "request_timeout": (408, "The body did not arrive in time"),
     "not_found": (404, "No such resource"),
     "method_not_allowed": (405, "Method not allowed"),
     # authentication

@@ -9,9 +9,9 @@ import base64
 from typing import Any
 
 from giftcards import card_access, customise, gift_links, gifts, qr
-from giftcards.web.api_designs import read_image
+from giftcards.web.api_designs import UPLOAD, read_image
 from giftcards.web.api_gifts import AMOUNT, GIFT_FIELDS, ID, OWNER_ID, gift_details, png
-from giftcards.web.calls import Call, Result, endpoint
+from giftcards.web.calls import Call, Result, acquire, endpoint
 from giftcards.web.routing import Api
 
 _OBJECT = {"type": "object"}
@@ -139,12 +139,18 @@ def register(api: Api) -> None:
         "/v1/customise/{token}/photos",
         summary="Upload the gifter's own cover photo (raw JPEG, PNG or WebP bytes)",
         tag="customise",
-        body={"x-media-types": ["image/jpeg", "image/png", "image/webp"], "description": "The photo's bytes"},
+        **UPLOAD,
+        # No connection while the photo arrives or is decoded: one for the link's check, one for the store.
+        uses_db=False,
         responses={201: _OBJECT},
     )
     async def customise_photo(call: Call) -> Result:
+        rt, token = call.rt, call.path["token"]
+        async with acquire(rt) as conn:  # a bogus link is answered before its body is read or decoded
+            customise.require_open(await customise.resolve(conn, rt.keyring, token))
         clean = await read_image(call)
-        return 201, await customise.upload_photo(call.conn, call.rt.keyring, call.path["token"], clean)
+        async with acquire(rt) as conn:
+            return 201, await customise.upload_photo(conn, rt.keyring, token, clean)
 
     composed = {"design_id": ID, "amount": AMOUNT, **GIFT_FIELDS}
 

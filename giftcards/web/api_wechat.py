@@ -5,12 +5,13 @@ from __future__ import annotations
 
 from typing import Any
 
+import asyncpg
 from starlette.responses import Response
 
 from giftcards import ids
 from giftcards.errors import DomainError
 from giftcards.runtime import Runtime
-from giftcards.web.calls import Call, Result, endpoint
+from giftcards.web.calls import Call, Result, acquire, endpoint
 from giftcards.web.routing import Api
 from giftcards.wechat import accounts, add_card, backoffice, callbacks
 from giftcards.wechat import cards as wechat_cards
@@ -36,11 +37,11 @@ async def wechat_for(call: Call, merchant_id: str | None = None) -> WeChat:
     return WeChat(rt.pool, rt.keyring, account)
 
 
-async def _account_for_callback(call: Call) -> accounts.Account:
+async def _account_for_callback(conn: asyncpg.Connection, call: Call) -> accounts.Account:
     merchant_id = call.path["merchant_id"]
     account = None
     if ids.is_id(merchant_id, "mer"):
-        account = await accounts.find(call.conn, call.rt.keyring, merchant_id)
+        account = await accounts.find(conn, call.rt.keyring, merchant_id)
     if account is None:
         raise DomainError("not_found", "no WeChat callback here")
     return account
@@ -382,7 +383,7 @@ def register(api: Api) -> None:
         responses={200: {"type": "string"}},
     )
     async def wechat_callback_check(call: Call) -> Result:
-        account = await _account_for_callback(call)
+        account = await _account_for_callback(call.conn, call)
         return Response(callbacks.echo(account, call.query), media_type="text/plain", headers=PLAIN)
 
     @endpoint(
@@ -394,9 +395,14 @@ def register(api: Api) -> None:
         query=CALLBACK_QUERY,
         media_type="text/plain",
         responses={200: {"type": "string"}},
+        uses_db=False,  # a connection for the account, another for the event: none while the body arrives
+        max_body=callbacks.MAX_BODY_BYTES,
     )
     async def wechat_callback(call: Call) -> Result:
-        account = await _account_for_callback(call)
+        async with acquire(call.rt) as conn:
+            account = await _account_for_callback(conn, call)
+        callbacks.check_query(account, call.query)  # a forged or stale push: refused, its body never read
         body = await call.request.body()
-        answer = await callbacks.receive(call.conn, call.rt.keyring, account, call.query, body)
+        async with acquire(call.rt) as conn:
+            answer = await callbacks.receive(conn, call.rt.keyring, account, call.query, body)
         return Response(answer, media_type="text/plain", headers=PLAIN)

@@ -21,8 +21,9 @@ from giftcards.db.pool import acquire_within, is_unavailable
 from giftcards.errors import DomainError
 from giftcards.merchants import API_KEY_PREFIX, Principal, authenticate_admin, authenticate_api_key
 from giftcards.runtime import Runtime
+from giftcards.web.body import gate as body_gate
 from giftcards.web.problems import PROBLEM_JSON
-from giftcards.web.routing import Api, Operation, json_response, query_params, read_json
+from giftcards.web.routing import Api, Operation, json_response, parse_json, query_params
 
 Result = tuple[int, Any] | Response
 Handler = Callable[["Call"], Awaitable[Result]]
@@ -97,6 +98,7 @@ def endpoint(api: Api, method: str, path: str, **spec: Any) -> Callable[[Handler
 
 async def _serve(request: Request, op: Operation, handler: Handler) -> Response:
     rt: Runtime = request.app.state.runtime
+    body_gate(request).limit_to(op.max_body or rt.settings.max_body_bytes, op.too_large)
     if op.fast_path is not None and (fast := await op.fast_path(request)) is not None:
         return fast
     if any("\x00" in value for value in request.path_params.values()):
@@ -109,11 +111,14 @@ async def _serve(request: Request, op: Operation, handler: Handler) -> Response:
         idempotency.check_key(key)
     if not op.uses_db:
         return _render(await handler(Call(request, rt, None, ANONYMOUS, {}, query, None)))
+    # The whole body, bounded in bytes and time, before a connection is taken: a client that sends it
+    # slowly holds no connection meanwhile. Uploads are read here too; their handlers decode the bytes.
+    raw = await request.body()
     async with acquire(rt) as conn:
         principal = await _authenticate(request, rt, conn, op.auth)
         body: dict[str, Any] = {}
-        if op.body and "x-media-types" not in op.body:  # else the handler reads the raw body (an upload)
-            body = await read_json(request, op.body, max_bytes=rt.settings.max_body_bytes)
+        if op.body and "x-media-types" not in op.body:
+            body = parse_json(raw, request.headers.get("content-type", ""), op.body)
         call = Call(request, rt, conn, principal, body, query, key)
         try:
             if key is None or principal is ANONYMOUS:

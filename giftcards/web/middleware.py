@@ -1,4 +1,4 @@
-"""Plain ASGI middleware: a request id on every request and log line, an access log, a body-size gate."""
+"""Plain ASGI middleware: a request id on every request and log line, an access log, the body gate."""
 
 from __future__ import annotations
 
@@ -8,13 +8,16 @@ import time
 import uuid
 
 from starlette.datastructures import Headers, MutableHeaders
+from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from giftcards import logs
-from giftcards.web.problems import problem_response
+from giftcards.web.body import BodyGate
+from giftcards.web.problems import unexpected_error_response
 
 access_log = logging.getLogger("giftcards.access")
 
+CLIENT_GONE = 499  # the access log's status for a request whose client disconnected first (as nginx)
 _CLIENT_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 # Paths whose remainder is a secret (gift links, card pages, customise and wallet links): logged as
 # prefix + "…".
@@ -36,15 +39,15 @@ def loggable_path(path: str) -> str:
     return path
 
 
-def _is_upload(path: str) -> bool:
-    """Image uploads may exceed the JSON limit; their handlers enforce their own while reading."""
-    return path == "/v1/images" or (path.startswith("/v1/customise/") and path.endswith("/photos"))
-
-
 class RequestContextMiddleware:
-    def __init__(self, app: ASGIApp, *, max_body_bytes: int) -> None:
+    """The request id, the body gate (web/body.py), the access line, and the one place an unexpected
+    failure becomes a 500 and a single log line with its request id (Starlette's error middleware and
+    uvicorn would each log it again if the exception went on to them)."""
+
+    def __init__(self, app: ASGIApp, *, max_body_bytes: int, body_timeout: float) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
+        self.body_timeout = body_timeout
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -56,23 +59,29 @@ class RequestContextMiddleware:
         token = logs.request_id.set(rid)
         started = time.perf_counter()
         status = 500
+        answered = False
+        body = BodyGate(receive, headers, limit=self.max_body_bytes, timeout=self.body_timeout)
+        body.install(scope)
 
         async def send_with_id(message: Message) -> None:
-            nonlocal status
+            nonlocal status, answered
             if message["type"] == "http.response.start":
-                status = message["status"]
-                MutableHeaders(scope=message)["X-Request-ID"] = rid
+                status, answered = message["status"], True
+                await body.drain()  # answered before the body's end: so that the client reads the answer
+                out = MutableHeaders(scope=message)
+                out["X-Request-ID"] = rid
+                if not body.complete:  # too much left, or too slow: the rest is not read
+                    out["Connection"] = "close"
             await send(message)
 
         try:
-            declared = headers.get("content-length", "")
-            if declared.isdigit() and int(declared) > self.max_body_bytes and not _is_upload(scope["path"]):
-                response = problem_response(
-                    "payload_too_large", f"the body may be at most {self.max_body_bytes} bytes"
-                )
-                await response(scope, receive, send_with_id)
-            else:
-                await self.app(scope, receive, send_with_id)
+            await self.app(scope, body.receive, send_with_id)
+        except ClientDisconnect:
+            status = CLIENT_GONE  # the client left before sending its whole body: nobody to answer
+        except Exception as exc:
+            response = unexpected_error_response(exc)  # logs it, once
+            if not answered:
+                await response(scope, body.receive, send_with_id)
         finally:
             access_log.info(
                 "%s %s %d",

@@ -44,12 +44,14 @@ async def http_error(_: Request, exc: Exception) -> Response:
     return problem_response(code, detail, headers=dict(exc.headers or {}))  # e.g. Allow on a 405
 
 
-async def unexpected_error(_: Request, exc: Exception) -> Response:
+def unexpected_error_response(exc: Exception) -> Response:
+    """503 for a lost database, else 500; logged here, once (web/middleware.py calls it and stops the
+    exception there, so neither Starlette nor uvicorn logs it again)."""
     if is_unavailable(exc):
         log.warning("database unavailable: %s", type(exc).__name__)
         return problem_response("database_unavailable", headers={"Retry-After": "1"})
-    log.error("unhandled error", exc_info=exc)
+    log.error("unhandled error: %s", type(exc).__name__, exc_info=exc)
     return problem_response("internal_error")
 
 
-EXCEPTION_HANDLERS = {DomainError: domain_error, HTTPException: http_error, Exception: unexpected_error}
+EXCEPTION_HANDLERS = {DomainError: domain_error, HTTPException: http_error}

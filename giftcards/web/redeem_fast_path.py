@@ -43,6 +43,7 @@ async def _small_body(request: Request) -> bytes | None:
     declared = request.headers.get("content-length", "")
     if not declared.isdigit() or int(declared) > _MAX_BODY:
         return None
+    # Bounded in time by the body gate (web/body.py): a trickled body is answered 408, holding nothing.
     return await request.body()  # kept by Starlette, so the general path can read it again
 
 

@@ -39,7 +39,11 @@ class Operation:
     idempotent: bool = False  # accepts Idempotency-Key
     media_type: str = "application/json"  # of the success response
     include_in_schema: bool = True
-    uses_db: bool = True  # False: the handler gets no connection (health, documents)
+    # False: the handler gets no connection, and reads the body itself if it wants one (health, documents,
+    # and anonymous work that takes a connection only briefly, around what needs one: see calls.acquire).
+    uses_db: bool = True
+    max_body: int | None = None  # the most bytes the body may hold (None: GIFTCARDS_MAX_BODY_BYTES)
+    too_large: str = "payload_too_large"  # the problem code for a larger body
     # Tried before the general path; answers None to hand the request over to it (see calls._serve).
     fast_path: Callable[[Request], Awaitable[Response | None]] | None = None
 
@@ -85,16 +89,6 @@ def _method_route(path: str, endpoints: dict[str, Endpoint]) -> Route:
         return await endpoints[request.method](request)
 
     return Route(path, dispatch, methods=list(endpoints))
-
-
-async def read_json(request: Request, schema: Schema, *, max_bytes: int) -> dict[str, Any]:
-    """The request body as a validated JSON object: right media type, size, UTF-8, depth and shape."""
-    raw = bytearray()
-    async for chunk in request.stream():
-        raw += chunk
-        if len(raw) > max_bytes:
-            raise DomainError("payload_too_large", f"the body may be at most {max_bytes} bytes")
-    return parse_json(bytes(raw), request.headers.get("content-type", ""), schema)
 
 
 def parse_json(raw: bytes, content_type_header: str, schema: Schema) -> dict[str, Any]:
@@ -152,3 +146,4 @@ def _depth(value: Any) -> int:
         elif isinstance(item, list):
             stack.extend((v, level + 1) for v in item)
     return deepest
+

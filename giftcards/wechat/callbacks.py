@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
+import re
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -35,6 +36,8 @@ log = logging.getLogger("giftcards.wechat.callbacks")
 
 MAX_AGE_SECONDS = 300
 ANSWER = "success"
+MAX_BODY_BYTES = 64 * 1024  # WeChat's event XML is a few hundred bytes; safe mode's envelope adds a third
+_SHA1_HEX = re.compile(r"[0-9a-fA-F]{40}")
 
 
 def signature(token: str, timestamp: str, nonce: str, *extra: str) -> str:
@@ -53,14 +56,10 @@ def check_request(account: Account, query: Mapping[str, str], *, now: float | No
         raise DomainError("wechat_callback_stale", f"the timestamp is more than {MAX_AGE_SECONDS} s off")
 
 
-def echo(account: Account, query: Mapping[str, str]) -> str:
-    """The server URL check: answer `echostr` verbatim once the signature verifies."""
+def check_query(account: Account, query: Mapping[str, str]) -> None:
+    """All that the query alone can prove, before the body is read: the signature and its age, the mode
+    the account takes, and in safe mode a message signature for the body to be checked against."""
     check_request(account, query)
-    return query.get("echostr", "")
-
-
-def open_body(account: Account, query: Mapping[str, str], body: bytes) -> str:
-    """The event XML in plain text, after the safe-mode decryption and its msg_signature check."""
     encrypted = query.get("encrypt_type", "raw").lower() == "aes"
     if account.aes_mode != encrypted:
         raise DomainError(
@@ -69,11 +68,24 @@ def open_body(account: Account, query: Mapping[str, str], body: bytes) -> str:
             if account.aes_mode
             else "no EncodingAESKey is set",
         )
+    if encrypted and not _SHA1_HEX.fullmatch(query.get("msg_signature", "")):
+        raise DomainError("wechat_signature_invalid", "the message signature does not verify")
+
+
+def echo(account: Account, query: Mapping[str, str]) -> str:
+    """The server URL check: answer `echostr` verbatim once the signature verifies."""
+    check_request(account, query)
+    return query.get("echostr", "")
+
+
+def open_body(account: Account, query: Mapping[str, str], body: bytes) -> str:
+    """The event XML in plain text, after the safe-mode decryption and its msg_signature check (the
+    query has passed `check_query`)."""
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError:
         raise DomainError("invalid_request", "the body is not UTF-8") from None
-    if not encrypted:
+    if not account.aes_mode:
         return text
     crypto = WeChatCrypto(account.callback_token, account.encoding_aes_key, account.appid)
     try:
@@ -129,7 +141,7 @@ async def receive(
     conn: asyncpg.Connection, keyring: Keyring, account: Account, query: Mapping[str, str], body: bytes
 ) -> str:
     """Verify, dedupe and apply one push, all in one transaction; answers WeChat's "success"."""
-    check_request(account, query)
+    check_query(account, query)
     xml = open_body(account, query, body)
     event = parse_event(xml)
     if event.get("MsgType") != "event":
