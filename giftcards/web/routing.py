@@ -7,6 +7,7 @@ a route cannot exist without being documented.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -15,13 +16,18 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from giftcards.errors import DomainError
+from giftcards.errors import DomainError, ValidationError
 from giftcards.web.validation import Schema, parse_query, validate
 
 Endpoint = Callable[[Request], Awaitable[Response]]
 
 _JSON_TYPES = ("application/json",)
 _MAX_JSON_DEPTH = 32
+# A body that is valid UTF-8 holds a surrogate only through a \uD800-\uDFFF escape; json.loads pairs
+# the escapes of a high and a low surrogate into one character, so any surrogate left is a lone one: no
+# character at all, which PostgreSQL (and UTF-8) cannot hold.
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 @dataclass(frozen=True)
@@ -108,6 +114,8 @@ def parse_json(raw: bytes, content_type_header: str, schema: Schema) -> dict[str
         raise DomainError("malformed_json", "the body is not valid JSON") from None
     if _depth(value) > _MAX_JSON_DEPTH:
         raise DomainError("malformed_json", f"the body is nested deeper than {_MAX_JSON_DEPTH} levels")
+    if _SURROGATE_ESCAPE.search(text) and (where := _lone_surrogate(value)) is not None:
+        raise ValidationError([{"field": where, "message": "must not contain a lone UTF-16 surrogate"}])
     if not isinstance(value, dict):
         raise DomainError("invalid_request", "the body must be a JSON object")
     return validate(schema, value)
@@ -147,3 +155,25 @@ def _depth(value: Any) -> int:
             stack.extend((v, level + 1) for v in item)
     return deepest
 
+
+def _lone_surrogate(value: Any) -> str | None:
+    """The field (named as validation names fields) whose key or text holds a lone surrogate, if any."""
+    stack: list[tuple[Any, str]] = [(value, "")]
+    while stack:
+        item, path = stack.pop()
+        if isinstance(item, str) and _SURROGATE.search(item):
+            return path or "body"
+        if isinstance(item, dict):
+            for name, child in item.items():
+                field = _printable(name) if not path else f"{path}.{_printable(name)}"
+                if _SURROGATE.search(name):
+                    return field
+                stack.append((child, field))
+        elif isinstance(item, list):
+            stack.extend((child, f"{path or 'body'}[{index}]") for index, child in enumerate(item))
+    return None
+
+
+def _printable(name: str) -> str:
+    """A field name fit for the answer: a lone surrogate cannot be encoded, so it is written as its escape."""
+    return name.encode("utf-8", "backslashreplace").decode("utf-8")
