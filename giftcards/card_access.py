@@ -4,6 +4,10 @@ A token (192 random bits) is handed to the owner when they claim a gift (or by t
 customer); only its keyed hash is stored. It opens the page while it is not revoked and while the card
 still belongs to the owner it was given to: passing the card on revokes every token of the card, and a
 token of a former owner stops working even if a revocation were missed.
+
+A token the shop's backend asked for — directly, or through a wallet session — was handed to whoever held
+the API key, and the page reveals the card's code (also a code that replaced a leaked one), so it names
+the key and ends when the key is revoked. A token handed to a gift's claimant names no key and stays.
 """
 
 from __future__ import annotations
@@ -50,28 +54,38 @@ async def grant(
     card_id: str,
     owner_id: str,
     *,
+    api_key_id: str | None,
     exclusive: bool = True,
 ) -> str:
-    """A new token for the card's owner; `exclusive` first revokes every other token of the card."""
+    """A new token for the card's owner; `exclusive` first revokes every other token of the card.
+    `api_key_id` is the key on whose authority it is handed out (None: a gift link's claim)."""
     if exclusive:
         await revoke_all(conn, merchant_id, card_id)
     token = secrets.token_urlsafe(24)
     await conn.execute(
-        """INSERT INTO card_access (merchant_id, id, card_id, owner_id, token_hash)
-           VALUES ($1, $2, $3, $4, $5)""",
+        """INSERT INTO card_access (merchant_id, id, card_id, owner_id, token_hash, api_key_id)
+           VALUES ($1, $2, $3, $4, $5, $6)""",
         merchant_id,
         ids.new_id("cax"),
         card_id,
         owner_id,
         token_hash(keyring, token),
+        api_key_id,
     )
     return token
 
 
 async def grant_to_owner(
-    conn: asyncpg.Connection, keyring: Keyring, merchant_id: str, card_id: str, owner_id: str
+    conn: asyncpg.Connection,
+    keyring: Keyring,
+    merchant_id: str,
+    card_id: str,
+    owner_id: str,
+    *,
+    api_key_id: str,
 ) -> str:
-    """For the shop's backend: another device of the current owner (existing tokens stay valid)."""
+    """For the shop's backend (`api_key_id`, directly or through a wallet session): another device of the
+    current owner (existing tokens stay valid)."""
     async with conn.transaction():
         card = None
         if ids.is_id(card_id, "card"):
@@ -84,7 +98,9 @@ async def grant_to_owner(
             raise DomainError("card_not_found", "no such card")
         if card["owner_id"] != owner_id:
             raise DomainError("not_card_owner", "the card does not belong to this owner")
-        return await grant(conn, keyring, merchant_id, card_id, owner_id, exclusive=False)
+        return await grant(
+            conn, keyring, merchant_id, card_id, owner_id, api_key_id=api_key_id, exclusive=False
+        )
 
 
 async def revoke_all(conn: asyncpg.Connection, merchant_id: str, card_id: str) -> None:
@@ -97,13 +113,16 @@ async def revoke_all(conn: asyncpg.Connection, merchant_id: str, card_id: str) -
 
 
 async def resolve(conn: asyncpg.Connection, keyring: Keyring, token: str) -> Access:
-    """The access a token gives, or one and the same 404 for unknown, revoked and outdated tokens."""
+    """The access a token gives, or one and the same 404 for unknown, revoked and outdated tokens, and for
+    the tokens of a revoked API key (checked in the same statement, so at once in every process)."""
     row = None
     if TOKEN_SHAPE.match(token):
         row = await conn.fetchrow(
             """SELECT a.id, a.merchant_id, a.card_id, a.owner_id FROM card_access a
                JOIN cards c ON c.merchant_id = a.merchant_id AND c.id = a.card_id
-               WHERE a.token_hash = $1 AND a.revoked_at IS NULL AND c.owner_id = a.owner_id""",
+               LEFT JOIN api_keys k ON k.merchant_id = a.merchant_id AND k.id = a.api_key_id
+               WHERE a.token_hash = $1 AND a.revoked_at IS NULL AND c.owner_id = a.owner_id
+                 AND (a.api_key_id IS NULL OR (k.id IS NOT NULL AND k.revoked_at IS NULL))""",
             token_hash(keyring, token),
         )
     if row is None:

@@ -4,6 +4,8 @@ The shop (authenticated by its API key) vouches for the gifter's owner id and au
 at most `max_amount` — like a card payment's authorisation, captured for the amount the gifter chooses.
 The link carries a 192-bit secret stored only as a keyed hash; it works for a limited time and buys
 exactly once (the session row is locked for the purchase, which marks it used in the same transaction).
+It stops for good when the shop revokes it, or revokes the API key that made it: the purchase is made on
+that key's authority, so a leaked key's links must not outlive it.
 """
 
 from __future__ import annotations
@@ -64,17 +66,45 @@ async def create(
     return {**session_view(row), "url": f"{public_url}/customise/{token}"}
 
 
+# The session and, in the same statement, the key it was made with. To buy (`lock`), the session row is
+# locked and the key row shared: a revocation of the key waits for a purchase under way, and a purchase
+# waits for a revocation under way and then sees it. So no card is issued on a key once its revocation
+# has been answered, in any server process.
+RESOLVE = """SELECT s.*, now() AS now, k.revoked_at AS key_revoked_at
+    FROM customise_sessions s JOIN api_keys k ON k.merchant_id = s.merchant_id AND k.id = s.api_key_id
+    WHERE s.token_hash = $1"""
+
+
 async def resolve(
     conn: asyncpg.Connection, keyring: Keyring, token: str, *, lock: bool = False
 ) -> asyncpg.Record:
-    """The session a link names, or one 404 for anything else."""
+    """The live session a link names: one 404 for anything unknown, `session_revoked` once the shop
+    revoked the session or the API key that made it."""
     row = None
     if TOKEN_SHAPE.match(token):
-        query = "SELECT *, now() AS now FROM customise_sessions WHERE token_hash = $1"
-        row = await conn.fetchrow(query + (" FOR UPDATE" if lock else ""), token_hash(keyring, token))
+        query = RESOLVE + (" FOR UPDATE OF s FOR SHARE OF k" if lock else "")
+        row = await conn.fetchrow(query, token_hash(keyring, token))
     if row is None:
         raise DomainError("not_found", "this customise link is not valid")
+    if row["revoked_at"] is not None or row["key_revoked_at"] is not None:
+        raise DomainError("session_revoked", "the shop has withdrawn this link; ask the shop for a new one")
     return row
+
+
+async def revoke(conn: asyncpg.Connection, merchant_id: str, session_id: str) -> dict[str, Any]:
+    """End a link before its time (e.g. the order was cancelled): it sends nothing more and no longer
+    shows the gift it sent. A gift already sent stays sent: it is paid for and its link is the recipient's."""
+    row = None
+    if ids.is_id(session_id, "cus"):
+        row = await conn.fetchrow(
+            """UPDATE customise_sessions SET revoked_at = coalesce(revoked_at, now())
+               WHERE merchant_id = $1 AND id = $2 RETURNING *, now() AS now""",
+            merchant_id,
+            session_id,
+        )
+    if row is None:
+        raise DomainError("not_found", "no such customise session")
+    return session_view(row)
 
 
 def require_open(row: asyncpg.Record) -> None:
@@ -203,12 +233,19 @@ async def design_art(conn: asyncpg.Connection, keyring: Keyring, token: str, des
     )
 
 
+def session_state(row: asyncpg.Record) -> str:
+    if row["revoked_at"]:
+        return "revoked"
+    if row["used_at"]:
+        return "used"
+    return "expired" if row["now"] >= row["expires_at"] else "open"
+
+
 def session_view(row: asyncpg.Record) -> dict[str, Any]:
-    state = "used" if row["used_at"] else "expired" if row["now"] >= row["expires_at"] else "open"
     return {
         "id": row["id"],
         "object": "customise_session",
-        "state": state,
+        "state": session_state(row),
         "owner_id": row["owner_id"],
         "sender_name": row["sender_name"],
         "currency": row["currency"],
@@ -216,5 +253,6 @@ def session_view(row: asyncpg.Record) -> dict[str, Any]:
         "reference": row["reference"],
         "expires_at": iso(row["expires_at"]),
         "gift": row["gift_id"],
+        "revoked_at": iso(row["revoked_at"]),
         "created_at": iso(row["created_at"]),
     }

@@ -63,6 +63,7 @@ PROBLEM_TITLES: dict[str, tuple[int, str]] = {
     "card_spent": (409, "Only an unspent card can be passed on"),
     "session_used": (409, "This customise link has already been used"),
     "session_expired": (409, "This customise link has expired"),
+    "session_revoked": (409, "The shop has withdrawn this customise link"),
     "amount_above_authorised": (422, "The amount is above what the shop authorised"),
     # WeChat card wallet
     "wechat_not_configured": (409, "WeChat is not set up for this merchant"),

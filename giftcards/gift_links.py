@@ -58,10 +58,13 @@ def link_view(row: asyncpg.Record, design: asyncpg.Record | None) -> dict[str, A
 async def claim(
     conn: asyncpg.Connection, keyring: Keyring, secret: str, owner_id: str, *, public_url: str
 ) -> dict[str, Any]:
-    """The recipient takes the card: it becomes theirs, with a card-page link only they get."""
+    """The recipient takes the card: it becomes theirs, with a card-page link only they get (on the gift
+    link's authority, not an API key's: it outlives the key that sold the gift)."""
     async with conn.transaction():
         found = await open_link(conn, keyring, secret)
-        return await _claim(conn, keyring, found["merchant_id"], found["id"], owner_id, public_url=public_url)
+        return await _claim(
+            conn, keyring, found["merchant_id"], found["id"], owner_id, api_key_id=None, public_url=public_url
+        )
 
 
 async def claim_addressed(
@@ -71,13 +74,22 @@ async def claim_addressed(
     gift_id: str,
     owner_id: str,
     *,
+    api_key_id: str,
     public_url: str,
 ) -> dict[str, Any]:
     """The same claim from the recipient's wallet, without the link: only for the owner id the gift was
-    addressed to (recipient_owner_id); any other gift answers as unknown."""
+    addressed to (recipient_owner_id); any other gift answers as unknown. The card-page link is handed
+    out on the authority of `api_key_id`, the key that opened the wallet session."""
     async with conn.transaction():
         return await _claim(
-            conn, keyring, merchant_id, gift_id, owner_id, public_url=public_url, addressed=True
+            conn,
+            keyring,
+            merchant_id,
+            gift_id,
+            owner_id,
+            api_key_id=api_key_id,
+            public_url=public_url,
+            addressed=True,
         )
 
 
@@ -88,6 +100,7 @@ async def _claim(
     gift_id: str,
     owner_id: str,
     *,
+    api_key_id: str | None,
     public_url: str,
     addressed: bool = False,
 ) -> dict[str, Any]:
@@ -115,7 +128,9 @@ async def _claim(
         owner_id,
     )
     await _set_owner(conn, row["merchant_id"], row["card_id"], owner_id)
-    token = await card_access.grant(conn, keyring, row["merchant_id"], row["card_id"], owner_id)
+    token = await card_access.grant(
+        conn, keyring, row["merchant_id"], row["card_id"], owner_id, api_key_id=api_key_id
+    )
     view = await cards.get(conn, row["merchant_id"], row["card_id"])
     return {
         "object": "gift_claim",

@@ -3,7 +3,8 @@
 A terminal is made by the back office, which gets a one-time enrollment code (10 symbols a person can
 type, valid 15 minutes). The device exchanges the code, exactly once, for a token `gt_<merchant>_<secret>`
 that is shown only then and stored as an HMAC. Every call looks the token up again (no cache), so a
-revoked or rotated token fails at once.
+revoked or rotated token fails at once. An unused code dies with the API key that asked for it (a
+revoked key has usually leaked; a till it could still enrol would look up and redeem cards).
 
 Roles: a `clerk` looks up, redeems up to the store's per-transaction limit and refunds its own store's
 redemptions of the same day (the store's day, in its time zone); a `manager` may also redeem above the
@@ -116,7 +117,14 @@ async def _check_timezone(conn: asyncpg.Connection, timezone: str) -> None:
 
 
 async def create_terminal(
-    conn: asyncpg.Connection, keyring: Keyring, merchant_id: str, *, store_id: str, label: str, role: str
+    conn: asyncpg.Connection,
+    keyring: Keyring,
+    merchant_id: str,
+    *,
+    store_id: str,
+    label: str,
+    role: str,
+    api_key_id: str,
 ) -> dict[str, Any]:
     """A terminal not yet enrolled, and the one-time code (in the answer only) that enrols it."""
     async with conn.transaction():
@@ -130,7 +138,7 @@ async def create_terminal(
             label,
             role,
         )
-        enrollment = await _new_enrollment(conn, keyring, merchant_id, row["id"])
+        enrollment = await _new_enrollment(conn, keyring, merchant_id, row["id"], api_key_id)
     return {**terminal_view(row), "enrollment": enrollment}
 
 
@@ -185,7 +193,7 @@ async def revoke_terminal(conn: asyncpg.Connection, merchant_id: str, terminal_i
 
 
 async def rotate_terminal(
-    conn: asyncpg.Connection, keyring: Keyring, merchant_id: str, terminal_id: str
+    conn: asyncpg.Connection, keyring: Keyring, merchant_id: str, terminal_id: str, *, api_key_id: str
 ) -> dict[str, Any]:
     """The current token dies at once; the answer carries a new enrollment code for the device."""
     _check_id(terminal_id, "term")
@@ -201,7 +209,7 @@ async def rotate_terminal(
             await _fetch_terminal(conn, merchant_id, terminal_id)
             raise DomainError("terminal_revoked", "a revoked terminal cannot be enrolled again")
         await _drop_unused_enrollments(conn, merchant_id, terminal_id)
-        enrollment = await _new_enrollment(conn, keyring, merchant_id, terminal_id)
+        enrollment = await _new_enrollment(conn, keyring, merchant_id, terminal_id, api_key_id)
     return {**terminal_view(row), "enrollment": enrollment}
 
 
@@ -230,16 +238,17 @@ def normalize_enrollment_code(raw: str) -> str | None:
 
 
 async def _new_enrollment(
-    conn: asyncpg.Connection, keyring: Keyring, merchant_id: str, terminal_id: str
+    conn: asyncpg.Connection, keyring: Keyring, merchant_id: str, terminal_id: str, api_key_id: str
 ) -> dict[str, Any]:
     code = "".join(secrets.choice(codes.ALPHABET) for _ in range(ENROLLMENT_LENGTH))
     expires_at = await conn.fetchval(
-        """INSERT INTO terminal_enrollments (merchant_id, terminal_id, code_hash, expires_at)
-           VALUES ($1, $2, $3, now() + $4::interval) RETURNING expires_at""",
+        """INSERT INTO terminal_enrollments (merchant_id, terminal_id, code_hash, expires_at, api_key_id)
+           VALUES ($1, $2, $3, now() + $4::interval, $5) RETURNING expires_at""",
         merchant_id,
         terminal_id,
         _enrollment_hash(keyring, code),
         ENROLLMENT_TTL,
+        api_key_id,
     )
     half = ENROLLMENT_LENGTH // 2
     return {"code": f"{code[:half]}-{code[half:]}", "expires_at": iso(expires_at)}
@@ -257,14 +266,17 @@ async def enroll(
     conn: asyncpg.Connection, keyring: Keyring, raw_code: str, *, client: str | None
 ) -> dict[str, Any]:
     """Exchange an enrollment code for the terminal's token, atomically and once. A wrong, used, expired
-    or malformed code, or one of a since-revoked terminal, all get the same answer."""
+    or malformed code, or one of a since-revoked terminal or API key, all get the same answer."""
     code = normalize_enrollment_code(raw_code)
     if code is None:
         raise DomainError("invalid_enrollment_code", "the code is wrong, used or expired")
     async with conn.transaction():
         used = await conn.fetchrow(
-            """UPDATE terminal_enrollments SET used_at = now()
+            """UPDATE terminal_enrollments e SET used_at = now()
                WHERE code_hash = $1 AND used_at IS NULL AND expires_at > now()
+                 AND NOT EXISTS (SELECT 1 FROM api_keys k
+                                 WHERE k.merchant_id = e.merchant_id AND k.id = e.api_key_id
+                                   AND k.revoked_at IS NOT NULL)
                RETURNING merchant_id, terminal_id""",
             _enrollment_hash(keyring, code),
         )

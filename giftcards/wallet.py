@@ -2,8 +2,10 @@
 them, the gifts they sent — opened by a short-lived session that the merchant's backend asks for.
 
 A session is a 192-bit secret (`gw_…`) stored only as a keyed hash, in a row that binds it to one
-merchant and one owner id and ends at `expires_at`. The link names neither merchant nor owner, so editing
-it can only make it unknown; an unknown, revoked or expired secret gets one and the same refusal.
+merchant and one owner id and ends at `expires_at`, or sooner when it or the API key that made it is
+revoked. The link names neither merchant nor owner, so editing it can only make it unknown; an unknown,
+revoked or expired secret gets one and the same refusal. Card-page links opened from a session are made on
+its key's authority and end with that key too (see card_access).
 
 Cards come in two groups, each read with an index range scan and a keyset cursor (never OFFSET):
   * with value — balance above zero, not expired, active (or blocked or pending): soonest expiry first,
@@ -49,9 +51,11 @@ _CURSOR_ID = re.compile(r"^card_[a-z2-7]{16}$")
 @dataclass(frozen=True)
 class Holder(Principal):
     """Who a wallet session admits: `owner_id`'s cards of `merchant_id`, until `expires_at`. `id` is the
-    session's id (so an Idempotency-Key is scoped to the session)."""
+    session's id (so an Idempotency-Key is scoped to the session); `api_key_id` is the key that made it,
+    on whose authority the session hands out card-page links."""
 
     owner_id: str = ""
+    api_key_id: str = ""
     display_name: str | None = None
     merchant_name: str = ""
     expires_at: datetime | None = None
@@ -123,13 +127,17 @@ async def purge_expired_sessions(conn: asyncpg.Connection) -> int:
 
 
 async def resolve(conn: asyncpg.Connection, keyring: Keyring, token: str) -> Holder:
-    """Who the secret admits, or one refusal for unknown, revoked and expired secrets alike."""
+    """Who the secret admits, or one refusal for unknown, revoked and expired secrets alike, and for the
+    sessions of a revoked API key (checked in the same statement, so at once in every process)."""
     row = None
     if TOKEN_SHAPE.match(token):
         row = await conn.fetchrow(
-            """SELECT s.id, s.merchant_id, s.owner_id, s.display_name, s.expires_at, m.name AS merchant_name
+            """SELECT s.id, s.merchant_id, s.owner_id, s.display_name, s.expires_at, s.api_key_id,
+                      m.name AS merchant_name
                FROM wallet_sessions s JOIN merchants m ON m.id = s.merchant_id
-               WHERE s.token_hash = $1 AND s.revoked_at IS NULL AND s.expires_at > now()""",
+               JOIN api_keys k ON k.merchant_id = s.merchant_id AND k.id = s.api_key_id
+               WHERE s.token_hash = $1 AND s.revoked_at IS NULL AND s.expires_at > now()
+                 AND k.revoked_at IS NULL""",
             token_hash(keyring, token),
         )
     if row is None:
@@ -143,6 +151,7 @@ async def resolve(conn: asyncpg.Connection, keyring: Keyring, token: str) -> Hol
         row["id"],
         row["merchant_id"],
         owner_id=row["owner_id"],
+        api_key_id=row["api_key_id"],
         display_name=row["display_name"],
         merchant_name=row["merchant_name"],
         expires_at=row["expires_at"],
@@ -392,7 +401,9 @@ async def open_card(
     """A card-page link (QR for the till, code, history) for a card the owner holds, and the page that
     adds it to the WeChat card wallet where the merchant has WeChat."""
     try:
-        token = await card_access.grant_to_owner(conn, keyring, holder.merchant_id, card_id, holder.owner_id)
+        token = await card_access.grant_to_owner(
+            conn, keyring, holder.merchant_id, card_id, holder.owner_id, api_key_id=holder.api_key_id
+        )
     except DomainError as exc:
         raise not_theirs(exc) from None
     url = card_access.card_url(public_url, token)

@@ -113,7 +113,13 @@ async def claim(
 ) -> dict[str, Any]:
     """Take a gift addressed to the owner: the card becomes theirs (the link's claim, without the link)."""
     return await gift_links.claim_addressed(
-        conn, keyring, holder.merchant_id, gift_id, holder.owner_id, public_url=public_url
+        conn,
+        keyring,
+        holder.merchant_id,
+        gift_id,
+        holder.owner_id,
+        api_key_id=holder.api_key_id,
+        public_url=public_url,
     )
 
 

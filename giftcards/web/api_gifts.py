@@ -328,10 +328,41 @@ def register(api: Api) -> None:
     async def access_link(call: Call) -> Result:
         card_id = call.path["card_id"]
         token = await card_access.grant_to_owner(
-            call.conn, call.rt.keyring, call.merchant_id, card_id, call.body["owner_id"]
+            call.conn,
+            call.rt.keyring,
+            call.merchant_id,
+            card_id,
+            call.body["owner_id"],
+            api_key_id=call.principal.id,
         )
         url = card_access.card_url(call.rt.settings.public_url, token)
         return 201, {"object": "card_access_link", "card": card_id, "url": url}
+
+    _register_customise_sessions(api)
+
+
+def _register_customise_sessions(api: Api) -> None:
+    session = api.schema(
+        "CustomiseSession",
+        {
+            "type": "object",
+            "properties": {
+                "id": {"type": "string"},
+                "object": {"const": "customise_session"},
+                "state": {"type": "string", "enum": ["open", "used", "expired", "revoked"]},
+                "owner_id": {"type": "string"},
+                "sender_name": {"type": ["string", "null"]},
+                "currency": {"type": "string"},
+                "max_amount": {"type": "integer"},
+                "reference": {"type": ["string", "null"]},
+                "expires_at": DATE_TIME,
+                "gift": {"type": ["string", "null"], "description": "The gift it sent, once used"},
+                "revoked_at": NULLABLE_DATE_TIME,
+                "created_at": DATE_TIME,
+                "url": {"type": "string", "description": "Only when made: the link for the gifter"},
+            },
+        },
+    )
 
     @endpoint(
         api,
@@ -354,7 +385,7 @@ def register(api: Api) -> None:
                 "expires_in_minutes": {"type": "integer", "minimum": 5, "maximum": 1440},
             },
         },
-        responses={201: {"type": "object", "properties": {"url": {"type": "string"}}}},
+        responses={201: session},
     )
     async def create_customise_session(call: Call) -> Result:
         b = call.body
@@ -370,3 +401,15 @@ def register(api: Api) -> None:
             minutes=b.get("expires_in_minutes", customise.MINUTES_DEFAULT),
             public_url=call.rt.settings.public_url,
         )
+
+    @endpoint(
+        api,
+        "POST",
+        "/v1/customise_sessions/{session_id}/revoke",
+        summary="End a customise link at once: it sends no gift and shows none (a gift it sent stays sent)",
+        tag="gifts",
+        auth=("api_key",),
+        responses={200: session},
+    )
+    async def revoke_customise_session(call: Call) -> Result:
+        return 200, await customise.revoke(call.conn, call.merchant_id, call.path["session_id"])

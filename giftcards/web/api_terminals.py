@@ -312,6 +312,7 @@ def _register_back_office(api: Api) -> None:
             store_id=b["store"],
             label=b["label"],
             role=b.get("role", "clerk"),
+            api_key_id=call.principal.id,
         )
 
     @endpoint(
@@ -385,7 +386,11 @@ def _register_back_office(api: Api) -> None:
     )
     async def rotate_terminal(call: Call) -> Result:
         return 200, await terminals.rotate_terminal(
-            call.conn, call.rt.keyring, call.merchant_id, call.path["terminal_id"]
+            call.conn,
+            call.rt.keyring,
+            call.merchant_id,
+            call.path["terminal_id"],
+            api_key_id=call.principal.id,
         )
 
     @endpoint(

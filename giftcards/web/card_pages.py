@@ -4,7 +4,8 @@
 
 Every page is server-rendered with autoescaping (messages and names are text, never markup) under a CSP
 without inline script or style; the scripts only fetch JSON from the API of api_recipients. A bad or
-spent link gets a plain page with one message, the same for anything unknown.
+spent link gets a plain page with one message, the same for anything unknown; a customise link the shop
+withdrew (or whose API key it revoked) says so, so the gifter knows to ask the shop for a new one.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ TEXTS: dict[str, dict[str, str]] = {
         "revoked": "The sender withdrew this gift.",
         "returned": "This gift was not claimed in time and went back to the sender.",
         "invalid": "This link is not valid (any more).",
+        "withdrawn": "The shop has withdrawn this link. Ask the shop for a new one.",
         "balance": "Balance",
         "expires": "Valid until",
         "no_expiry": "No expiry",
@@ -82,6 +84,7 @@ TEXTS: dict[str, dict[str, str]] = {
         "revoked": "赠送者已撤回这份礼物。",
         "returned": "这份礼物未在期限内领取，已退回赠送者。",
         "invalid": "此链接无效或已失效。",
+        "withdrawn": "商家已停用此链接，请向商家索取新的链接。",
         "balance": "余额",
         "expires": "有效期至",
         "no_expiry": "长期有效",
@@ -145,7 +148,8 @@ def _when(value: str) -> str:
 
 def _invalid(request: Request, exc: DomainError) -> Response:
     texts = TEXTS[language(request)]
-    return render(request, "gift_message.html", status=exc.status, t=texts, message=texts["invalid"])
+    message = texts["withdrawn"] if exc.code == "session_revoked" else texts["invalid"]
+    return render(request, "gift_message.html", status=exc.status, t=texts, message=message)
 
 
 def register(api: Api) -> None:
@@ -225,7 +229,9 @@ def register(api: Api) -> None:
         "/customise/{token}",
         summary="The page where a gifter composes a gift",
         tag="pages",
-        **html,
+        media_type="text/html",
+        # A withdrawn link's page answers as its problem would (409, session_revoked).
+        responses={200: {"type": "string"}, 404: {"type": "string"}, 409: {"type": "string"}},
     )
     async def customise_page(call: Call) -> Result:
         token = call.path["token"]

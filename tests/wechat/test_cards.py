@@ -142,7 +142,9 @@ async def test_the_owners_page_offers_a_card_qr_that_wechat_turns_into_a_wallet_
 ) -> None:
     card = await wallet.issue(3_000)
     await db.execute("UPDATE cards SET owner_id = 'owner-1' WHERE id = $1", card.id)
-    token = await card_access.grant(db, Keyring(MASTER_KEY), wallet.merchant.id, card.id, "owner-1")
+    token = await card_access.grant(
+        db, Keyring(MASTER_KEY), wallet.merchant.id, card.id, "owner-1", api_key_id=None
+    )
 
     page = await wallet.client.get(f"/c/{token}/wechat", headers={"Accept-Language": "zh-CN"})
     assert page.status_code == 200 and f'src="/c/{token}/wechat/qr.svg"' in page.text
@@ -167,7 +169,9 @@ async def test_the_owners_page_card_ext_for_add_card_inside_wechat(
 ) -> None:
     card = await wallet.issue(3_000)
     await db.execute("UPDATE cards SET owner_id = 'owner-2' WHERE id = $1", card.id)
-    token = await card_access.grant(db, Keyring(MASTER_KEY), wallet.merchant.id, card.id, "owner-2")
+    token = await card_access.grant(
+        db, Keyring(MASTER_KEY), wallet.merchant.id, card.id, "owner-2", api_key_id=None
+    )
     answer = await wallet.client.post(f"/c/{token}/wechat/card_ext")
     assert answer.status_code == 200, answer.text
     held = await asyncio.to_thread(
