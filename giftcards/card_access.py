@@ -208,11 +208,12 @@ async def reveal_code(conn: asyncpg.Connection, keyring: Keyring, access: Access
 async def rotating_qr(conn: asyncpg.Connection, qr_keys: QrKeys, access: Access) -> dict[str, Any]:
     """A payload signed for the current time step: a till accepts it for this step and the next only,
     so a screenshot stops working within a minute."""
-    card = await cards.get(conn, access.merchant_id, access.card_id)
+    row = await cards.fetch(conn, access.merchant_id, access.card_id)
+    card = cards.card_view(row)
     if card["state"] != "active" or card["balance"] <= 0:
         raise _not_payable(card)
     step = cards.current_step()
-    payload = await qr_keys.sign(conn, access.merchant_id, access.card_id, step=step)
+    payload = await cards.sign_qr(conn, qr_keys, row, step=step)
     return {
         "object": "qr_payload",
         "payload": payload,

@@ -113,7 +113,7 @@ async def issue(
             actor.id,
             actor.store_id,
         )
-        row = await _fetch(conn, principal.merchant_id, card.id)
+        row = await fetch(conn, principal.merchant_id, card.id)
     return {**card_view(row), "code": codes.format_code(card.code)}
 
 
@@ -204,7 +204,8 @@ async def reveal_code(conn: asyncpg.Connection, keyring: Keyring, merchant_id: s
 
 
 async def replace_code(conn: asyncpg.Connection, keyring: Keyring, merchant_id: str, card_id: str) -> None:
-    """Give a card a fresh code (when it is passed on), so a copy of the old one no longer spends it."""
+    """Give a card a fresh code (when it is passed on), so a copy of the old one no longer spends it; the
+    same UPDATE moves its payload generation on (trigger card_passed_on), which ends its QR payloads."""
     code = codes.generate_code()
     await conn.execute(
         """UPDATE cards SET code_hash = $3, code_sealed = $4, code_last4 = $5, updated_at = now()
@@ -218,14 +219,39 @@ async def replace_code(conn: asyncpg.Connection, keyring: Keyring, merchant_id: 
 
 
 async def get(conn: asyncpg.Connection, merchant_id: str, card_id: str) -> dict[str, Any]:
-    return card_view(await _fetch(conn, merchant_id, card_id))
+    return card_view(await fetch(conn, merchant_id, card_id))
 
 
-async def _fetch(conn: asyncpg.Connection, merchant_id: str, card_id: str) -> asyncpg.Record:
+async def fetch(conn: asyncpg.Connection, merchant_id: str, card_id: str) -> asyncpg.Record:
     row = await conn.fetchrow("SELECT * FROM cards WHERE merchant_id = $1 AND id = $2", merchant_id, card_id)
     if row is None:
         raise DomainError("card_not_found", "no such card")
     return row
+
+
+async def sign_qr(conn: asyncpg.Connection, qr_keys: QrKeys, card: asyncpg.Record, *, step: int = 0) -> str:
+    """A payload of the card (a row from `fetch`) for the payload generation read with it. Passing the card
+    on, or a new code, moves the generation on, and the database refuses payloads of an older one."""
+    return await qr_keys.sign(
+        conn, card["merchant_id"], card["id"], step=step, generation=card["payload_generation"]
+    )
+
+
+async def static_qr(conn: asyncpg.Connection, qr_keys: QrKeys, merchant_id: str, card_id: str) -> str:
+    """The card's static payload (step 0): good until the card is passed on or gets a new code."""
+    return await sign_qr(conn, qr_keys, await fetch(conn, merchant_id, card_id))
+
+
+async def end_payloads(conn: asyncpg.Connection, merchant_id: str, card_id: str) -> None:
+    """End every payload of the card issued so far, for a change of holder that leaves owner_id and the
+    code as they are (a gift inside WeChat's wallet); other changes of holder do it in their own UPDATE."""
+    await conn.execute(
+        """UPDATE cards SET payload_generation = next_payload_generation(payload_generation),
+                            updated_at = now()
+           WHERE merchant_id = $1 AND id = $2""",
+        merchant_id,
+        card_id,
+    )
 
 
 async def list_cards(
@@ -274,7 +300,7 @@ async def list_activities(
     conn: asyncpg.Connection, merchant_id: str, card_id: str, *, limit: int, starting_after: str | None
 ) -> dict[str, Any]:
     """Newest first; the cursor is an activity id."""
-    await _fetch(conn, merchant_id, card_id)
+    await fetch(conn, merchant_id, card_id)
     before = ledger.parse_activity_id(starting_after) if starting_after else None
     rows = await conn.fetch(
         """SELECT * FROM ledger_entries
@@ -315,7 +341,7 @@ async def resolve(
         claims = await qr_keys.verify(conn, ref.qr_payload)
         if not claims_fit(claims, merchant_id):
             raise DomainError("invalid_qr_payload", "the QR payload is not genuine or not readable")
-        return {"card_id": claims.card_id}
+        return {"card_id": claims.card_id, "payload_generation": claims.generation}
     assert ref.code is not None
     code_hash = typed_code_hash(keyring, ref.code)
     if code_hash is None:
@@ -348,9 +374,13 @@ async def lookup(
     conn: asyncpg.Connection, keyring: Keyring, qr_keys: QrKeys, merchant_id: str, ref: CardRef
 ) -> dict[str, Any]:
     target = await resolve(conn, keyring, qr_keys, merchant_id, ref)
-    if "card_id" in target:
+    if "card_id" in target:  # a payload of another generation than the card's names no card
         row = await conn.fetchrow(
-            "SELECT * FROM cards WHERE merchant_id = $1 AND id = $2", merchant_id, target["card_id"]
+            """SELECT * FROM cards WHERE merchant_id = $1 AND id = $2
+                                     AND ($3::integer IS NULL OR payload_generation = $3)""",
+            merchant_id,
+            target["card_id"],
+            target.get("payload_generation"),
         )
     else:
         row = await conn.fetchrow(

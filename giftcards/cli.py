@@ -15,6 +15,7 @@ import os
 import signal
 import sys
 from collections.abc import Iterator
+from typing import Any
 
 import asyncpg
 
@@ -138,8 +139,18 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
             log_config=None,
             timeout_graceful_shutdown=20,
             access_log=False,
+            **uvicorn_proxy_options(ready),
         )
     return 0
+
+
+def uvicorn_proxy_options(settings: Settings) -> dict[str, Any]:
+    """Whom uvicorn believes about the client's address. uvicorn's own default believes X-Forwarded-For
+    from 127.0.0.1, so any local process could forge the address the failed-attempt limits and the staff
+    log see; here it is believed only from GIFTCARDS_TRUSTED_PROXIES, and by default from nobody."""
+    if not settings.trusted_proxies:
+        return {"proxy_headers": False}
+    return {"proxy_headers": True, "forwarded_allow_ips": list(settings.trusted_proxies)}
 
 
 def _exit_cleanly(*_: object) -> None:

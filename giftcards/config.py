@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import ipaddress
 import os
 import secrets
 from collections.abc import Callable, Mapping
@@ -43,6 +44,8 @@ class Settings:
     max_body_bytes: int = 1_048_576
     body_timeout: float = 10.0  # seconds for a request's whole body to arrive (web/body.py)
     run_worker: bool = True
+    # Proxies whose X-Forwarded-For names the client (addresses or CIDR networks); none: the peer is it.
+    trusted_proxies: tuple[str, ...] = ()
 
     def with_database(self, database_url: str) -> Settings:
         return replace(self, database_url=database_url)
@@ -83,6 +86,7 @@ def load_settings(environ: Mapping[str, str] | None = None, *, require_database:
         max_body_bytes=read("GIFTCARDS_MAX_BODY_BYTES", _int_between(1024, 64 * 1_048_576), 1_048_576),
         body_timeout=read("GIFTCARDS_BODY_TIMEOUT", _seconds, 10.0),
         run_worker=read("GIFTCARDS_RUN_WORKER", _parse_bool, True),
+        trusted_proxies=read("GIFTCARDS_TRUSTED_PROXIES", _parse_networks, ()),
     )
     if settings.pool_min_size > settings.pool_max_size:
         problems.append("GIFTCARDS_POOL_MIN_SIZE: must not exceed GIFTCARDS_POOL_MAX_SIZE")
@@ -148,6 +152,22 @@ def _parse_log_level(raw: str) -> str:
     if level not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
         raise ValueError("must be one of DEBUG, INFO, WARNING, ERROR")
     return level
+
+
+def _parse_networks(raw: str) -> tuple[str, ...]:
+    """Comma-separated addresses and CIDR networks (host bits zero), e.g. `10.0.0.0/8, ::1`."""
+    networks = []
+    for item in raw.split(","):
+        text = item.strip()
+        if not text:
+            continue
+        try:
+            networks.append(
+                str(ipaddress.ip_network(text)) if "/" in text else str(ipaddress.ip_address(text))
+            )
+        except ValueError:
+            raise ValueError(f"{text!r} is not an IP address or a CIDR network such as 10.0.0.0/8") from None
+    return tuple(networks)
 
 
 def _parse_bool(raw: str) -> bool:

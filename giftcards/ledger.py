@@ -32,11 +32,12 @@ KINDS = (
 )
 MAX_AMOUNT = 100_000_000  # minor units; the schema's card_balance_within_maximum says the same
 
-_POST = """SELECT * FROM post_activity($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"""
+_POST = """SELECT * FROM post_activity($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"""
 
 _REFUSAL_DETAIL = {
     "card_not_found": "no such card",
     "invalid_code": "no card matches this code",
+    "invalid_qr_payload": "no card matches this code",  # e.g. issued before the card was passed on
     "insufficient_funds": "the amount is larger than the card balance",
     "card_expired": "the card has expired",
     "card_blocked": "the card is blocked",
@@ -116,7 +117,10 @@ async def post(
     reason: str | None = None,
     reference: str | None = None,
     idempotency_key: str | None = None,
+    payload_generation: int | None = None,
 ) -> Posting:
+    """Post one activity; `payload_generation`, when the card was named by a QR payload, must be the
+    card's own (checked under the card's lock), else the answer is invalid_qr_payload."""
     if (card_id is None) == (code_hash is None):
         raise ValueError("name the card by exactly one of card_id and code_hash")
     row = await conn.fetchrow(
@@ -135,6 +139,7 @@ async def post(
         actor.store_id,
         reference,
         idempotency_key,
+        payload_generation,
     )
     if row["outcome"] != "ok":
         raise refusal(row)
@@ -182,7 +187,7 @@ def redemption_view(posting: Posting) -> dict[str, Any]:
 def refusal(row: Mapping[str, Any]) -> DomainError:
     code = row["outcome"]
     extra: dict[str, Any] = {}
-    if row["card_id"] is not None and code not in ("invalid_code", "card_not_found"):
+    if row["card_id"] is not None and code not in ("invalid_code", "card_not_found", "invalid_qr_payload"):
         extra = {"card": row["card_id"], "balance": row["card_balance"], "currency": row["card_currency"]}
         if code == "card_expired":
             extra["expires_at"] = iso(_time(row["card_expires_at"]))

@@ -52,9 +52,12 @@ class QrKeys:
         self._loaded_at = time.monotonic()
         return self._keyset
 
-    async def sign(self, conn: asyncpg.Connection, merchant_id: str, card_id: str, step: int = 0) -> str:
+    async def sign(
+        self, conn: asyncpg.Connection, merchant_id: str, card_id: str, *, step: int = 0, generation: int
+    ) -> str:
+        """A payload of the card's current `generation` (cards.sign_qr reads it with the card)."""
         await self._reload_if_older(conn, RELOAD_SECONDS)
-        return self.keyset.sign(merchant_id, card_id, step)
+        return self.keyset.sign(merchant_id, card_id, step, generation)
 
     async def verify(self, conn: asyncpg.Connection, payload: str) -> QrClaims:
         """Claims of a genuine payload of a live key, else DomainError('invalid_qr_payload')."""

@@ -34,6 +34,7 @@ class QuickRedemption:
     fingerprint: bytes
     kid: str | None  # of a verified QR payload; the database checks that it is not retired
     card_id: str | None
+    payload_generation: int | None  # of a verified QR payload; the database checks it is the card's own
     code_hash: bytes | None
     code_last4: str | None
     amount: int
@@ -50,7 +51,15 @@ class QuickRedemption:
 _FIELDS = tuple(field.name for field in fields(QuickRedemption))  # in redeem_requests' parameter order
 _CALL = (
     "SELECT item, route, posting FROM redeem_requests("
-    "$1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)"
+    "$1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)"
+)
+# The limits of terminal_subjects' three counters (ratelimit.py) and their window, in the order
+# redeem_requests takes them.
+_LIMITS = (
+    ratelimit.LIMIT,
+    ratelimit.ADDRESS_LIMIT,
+    ratelimit.PLATFORM_ADDRESS_LIMIT,
+    ratelimit.WINDOW_SECONDS,
 )
 
 
@@ -61,7 +70,7 @@ async def redeem_many(
     ordered = sorted(range(len(batch)), key=lambda i: batch[i].card_order)
     columns = [[getattr(batch[i], name) for i in ordered] for name in _FIELDS]  # one array per parameter
     try:
-        rows = await conn.fetch(_CALL, *columns, ratelimit.LIMIT, ratelimit.WINDOW_SECONDS)
+        rows = await conn.fetch(_CALL, *columns, *_LIMITS)
     except asyncpg.PostgresError as exc:
         if is_unavailable(exc):  # the connection went: perhaps after the commit, so no second attempt here
             raise

@@ -1,20 +1,29 @@
 """Signed QR payloads that a store terminal can trust without asking us who signed them.
 
-Wire format, version 1: 151 characters, all in QR's alphanumeric set so the QR code stays small
-(version 6 at error correction M)::
+Two wire formats, told apart by their length, both in QR's alphanumeric set so the QR code stays small
+(both fit version 6 at error correction M, which holds 154 such characters)::
 
-    "GC1" + BASE32(blob)        RFC 4648, upper case, no padding: 92 bytes -> 148 characters
+    version 1, 151 characters: "GC1" + BASE32(blob)   RFC 4648, upper case, no padding: 92 bytes -> 148
+    version 2, 154 characters: "GC2" + BASE32(blob)   94 bytes -> 151
 
     blob = kid         4 bytes   which key signed (its kid is these bytes in lowercase hex)
          | merchant   10 bytes   ids.id_to_bytes(merchant_id, "mer")
          | card       10 bytes   ids.id_to_bytes(card_id, "card")
          | step        4 bytes   uint32 big-endian: 0 = static payload, else unix_time // step_seconds
-         | signature  64 bytes   Ed25519 over b"giftcards-qr-v1" + the 28 bytes above
+         | generation  2 bytes   version 2 only: uint16 big-endian, 1 to 65535
+         | signature  64 bytes   Ed25519 over b"giftcards-qr-v1" (v2: b"giftcards-qr-v2") + the bytes above
+
+The generation is the card's payload generation (`cards.payload_generation`), which moves on whenever the
+card is passed on or gets a new code; the database refuses a payload of any other generation. A version 1
+payload is of generation 0: every payload made before generations existed keeps its meaning, and a card
+never passed on still gets exactly the payload it always got. Version 2 carries the others only, so each
+set of claims has one spelling.
 
 The context string keeps a signature made for a QR payload from being valid for anything else signed with
-the same key. Decoding is strict: the last base32 character carries 4 unused bits, and only zeros are
-accepted, so each blob has exactly one spelling and a verified payload string can be cached as it is.
-Deciding whether a rotating payload's step is fresh is the caller's job.
+the same key, and a version 1 signature from being read as a version 2 one. Decoding is strict: the unused
+bits of the last base32 character must be zero, so each blob has exactly one spelling and a verified
+payload string can be cached as it is. Deciding whether a rotating payload's step is fresh, and whether
+its generation is the card's, is the caller's job.
 """
 
 from __future__ import annotations
@@ -27,7 +36,7 @@ import secrets
 import struct
 from collections import OrderedDict
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
@@ -35,17 +44,32 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from giftcards import base32
 from giftcards.ids import id_from_bytes, id_to_bytes
 
-_MAGIC = "GC1"
-_CONTEXT = b"giftcards-qr-v1"
-_SIGNED = struct.Struct(">4s10s10sI")
-_BLOB_BYTES = _SIGNED.size + 64
-_ENCODED_LENGTH = math.ceil(_BLOB_BYTES * 8 / 5)
+
+@dataclass(frozen=True)
+class _Format:
+    magic: str
+    context: bytes
+    signed: struct.Struct  # what the signature covers, after the context
+    blob_bytes: int = field(init=False)
+    length: int = field(init=False)
+
+    def __post_init__(self) -> None:
+        blob_bytes = self.signed.size + 64
+        object.__setattr__(self, "blob_bytes", blob_bytes)
+        object.__setattr__(self, "length", len(self.magic) + math.ceil(blob_bytes * 8 / 5))
+
+
+_V1 = _Format("GC1", b"giftcards-qr-v1", struct.Struct(">4s10s10sI"))
+_V2 = _Format("GC2", b"giftcards-qr-v2", struct.Struct(">4s10s10sIH"))
+_BY_LENGTH = {version.length: version for version in (_V1, _V2)}
 _KID = re.compile(r"[0-9a-f]{8}")
 _MAX_STEP = 2**32 - 1
 _CACHE_SIZE = 65_536  # about 25 MB at most: every card a busy store scans in a day
 _GENERIC = "invalid QR payload"
 
-PAYLOAD_LENGTH = len(_MAGIC) + _ENCODED_LENGTH
+PAYLOAD_LENGTH = _V1.length
+PAYLOAD_V2_LENGTH = _V2.length
+MAX_GENERATION = 2**16 - 1
 
 
 class InvalidPayload(ValueError):
@@ -58,6 +82,7 @@ class QrClaims:
     merchant_id: str
     card_id: str
     step: int
+    generation: int = 0
 
 
 class SigningKey:
@@ -97,21 +122,17 @@ class SigningKey:
         return self.public_key.public_bytes_raw()
 
 
-def _genuine(key: SigningKey, signed: bytes, signature: bytes) -> bool:
+def _genuine(key: SigningKey, context: bytes, signed: bytes, signature: bytes) -> bool:
     """Ed25519 signing is deterministic (RFC 8032) and we are the only signer of our keys, so a genuine
     payload carries exactly the signature we make again: signing and comparing (about 30 us) replaces
     verifying (about 110 us) wherever the private key is at hand. Terminals verify with the public key."""
     if key.private_key is not None:
-        return hmac.compare_digest(key.private_key.sign(_CONTEXT + signed), signature)
+        return hmac.compare_digest(key.private_key.sign(context + signed), signature)
     try:
-        key.public_key.verify(signature, _CONTEXT + signed)
+        key.public_key.verify(signature, context + signed)
     except InvalidSignature:
         return False
     return True
-
-
-def _encode(blob: bytes) -> str:
-    return _MAGIC + base32.encode(blob)
 
 
 class KeySet:
@@ -135,18 +156,23 @@ class KeySet:
         self._signer = signer.private_key
         self._verified: OrderedDict[str, QrClaims] = OrderedDict()  # an LRU of genuine payloads
 
-    def sign(self, merchant_id: str, card_id: str, step: int = 0) -> str:
+    def sign(self, merchant_id: str, card_id: str, step: int = 0, generation: int = 0) -> str:
         if not 0 <= step <= _MAX_STEP:
             raise ValueError("step must fit in an unsigned 32-bit integer")
-        signed = _SIGNED.pack(
+        if not 0 <= generation <= MAX_GENERATION:
+            raise ValueError("generation must fit in an unsigned 16-bit integer")
+        fields = (
             bytes.fromhex(self.signer_kid),
             id_to_bytes(merchant_id, "mer"),
             id_to_bytes(card_id, "card"),
-            step,
         )
-        payload = _encode(signed + self._signer.sign(_CONTEXT + signed))
+        if generation == 0:
+            version, signed = _V1, _V1.signed.pack(*fields, step)
+        else:
+            version, signed = _V2, _V2.signed.pack(*fields, step, generation)
+        payload = version.magic + base32.encode(signed + self._signer.sign(version.context + signed))
         # We made it, so it is genuine: the till that scans it next needs no signature check here.
-        self._remember(payload, QrClaims(self.signer_kid, merchant_id, card_id, step))
+        self._remember(payload, QrClaims(self.signer_kid, merchant_id, card_id, step, generation))
         return payload
 
     def verify(self, payload: str) -> QrClaims:
@@ -154,13 +180,14 @@ class KeySet:
 
         A payload seen (or signed) before costs a dictionary lookup; only genuine payloads are kept.
         """
-        if len(payload) != PAYLOAD_LENGTH:  # before hashing, so an oversized input costs nothing
+        version = _BY_LENGTH.get(len(payload))  # before hashing, so an oversized input costs nothing
+        if version is None:
             raise InvalidPayload(_GENERIC)
         claims = self._verified.get(payload)
         if claims is not None:
             self._verified.move_to_end(payload)
             return claims
-        claims = self._verify_uncached(payload)
+        claims = self._verify_uncached(payload, version)
         self._remember(payload, claims)
         return claims
 
@@ -169,21 +196,24 @@ class KeySet:
         if len(self._verified) > _CACHE_SIZE:
             self._verified.popitem(last=False)
 
-    def _verify_uncached(self, payload: str) -> QrClaims:
-        if not payload.startswith(_MAGIC):
+    def _verify_uncached(self, payload: str, version: _Format) -> QrClaims:
+        if not payload.startswith(version.magic):
             raise InvalidPayload(_GENERIC)
-        try:
-            blob = base32.decode(payload[len(_MAGIC) :], _BLOB_BYTES)  # strict: one spelling per blob
+        try:  # strict: one spelling per blob
+            blob = base32.decode(payload[len(version.magic) :], version.blob_bytes)
         except ValueError:
             raise InvalidPayload(_GENERIC) from None
-        signed, signature = blob[: _SIGNED.size], blob[_SIGNED.size :]
-        raw_kid, merchant, card, step = _SIGNED.unpack(signed)
+        signed, signature = blob[: version.signed.size], blob[version.signed.size :]
+        raw_kid, merchant, card, step, *rest = version.signed.unpack(signed)
+        generation = rest[0] if rest else 0
         key = self._keys.get(raw_kid)
-        if key is None:
+        if key is None or (version is _V2 and generation == 0):
             raise InvalidPayload(_GENERIC)
-        if not _genuine(key, signed, signature):
+        if not _genuine(key, version.context, signed, signature):
             raise InvalidPayload(_GENERIC)
-        return QrClaims(key.kid, id_from_bytes("mer", merchant), id_from_bytes("card", card), step)
+        return QrClaims(
+            key.kid, id_from_bytes("mer", merchant), id_from_bytes("card", card), step, generation
+        )
 
     def public_keys(self) -> list[dict[str, str]]:
         """The verifying keys as a JWK-like set, for terminals that check payloads offline."""

@@ -292,8 +292,8 @@ def register(api: Api) -> None:
         responses={200: {"type": "object", "properties": {"payload": {"type": "string"}}}},
     )
     async def card_qr(call: Call) -> Result:
-        card_id = (await cards.get(call.conn, call.merchant_id, call.path["card_id"]))["id"]
-        payload = await call.rt.qr_keys.sign(call.conn, call.merchant_id, card_id)
+        card_id = call.path["card_id"]
+        payload = await cards.static_qr(call.conn, call.rt.qr_keys, call.merchant_id, card_id)
         return 200, {"object": "qr_payload", "card": card_id, "payload": payload, "length": len(payload)}
 
     @endpoint(
@@ -307,8 +307,7 @@ def register(api: Api) -> None:
         responses={200: {"type": "string"}},
     )
     async def card_qr_svg(call: Call) -> Result:
-        card_id = (await cards.get(call.conn, call.merchant_id, call.path["card_id"]))["id"]
-        payload = await call.rt.qr_keys.sign(call.conn, call.merchant_id, card_id)
+        payload = await cards.static_qr(call.conn, call.rt.qr_keys, call.merchant_id, call.path["card_id"])
         return Response(
             qr.render_svg(payload),
             media_type="image/svg+xml",

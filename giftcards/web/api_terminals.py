@@ -18,7 +18,7 @@ from giftcards.cards import CardRef
 from giftcards.errors import DomainError
 from giftcards.merchants import Principal
 from giftcards.runtime import Runtime
-from giftcards.web.calls import Call, Result, endpoint, register_authenticator
+from giftcards.web.calls import Call, Result, client_address, endpoint, register_authenticator
 from giftcards.web.openapi import list_of
 from giftcards.web.routing import Api
 from giftcards.web.validation import parse_datetime
@@ -67,10 +67,6 @@ LOG_FILTERS = {
 }
 
 
-def client_address(call: Call) -> str | None:
-    return call.request.client.host if call.request.client else None
-
-
 async def staff_guard(
     call: Call,
     action: str,
@@ -83,11 +79,11 @@ async def staff_guard(
     principal = call.principal
     if principal.kind != "terminal":
         return await work()
-    client = client_address(call)
+    client = client_address(call.request)
     entry = staff_log.Entry(
         action, amount=amount, code_last4=staff_log.typed_last4(ref.code) if ref else None
     )
-    subjects = ratelimit.terminal_subjects(principal.id, client)
+    subjects = ratelimit.terminal_subjects(principal.merchant_id, principal.id, client)
     try:
         if ref is not None:
             await ratelimit.check(call.conn, subjects)
@@ -456,7 +452,7 @@ def _register_terminal(api: Api) -> None:
         responses={201: {"$ref": "#/components/schemas/Terminal"}},
     )
     async def terminal_enroll(call: Call) -> Result:
-        client = client_address(call)
+        client = client_address(call.request)
         subjects = ratelimit.enrollment_subjects(client)
         await ratelimit.check(call.conn, subjects)
         try:

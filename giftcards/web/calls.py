@@ -69,6 +69,13 @@ class Call:
 
 
 ANONYMOUS = Principal("anonymous", "anonymous", "")
+MAX_CLIENT_ADDRESS = 100  # as the staff log keeps it: a trusted proxy's X-Forwarded-For may be any text
+
+
+def client_address(request: Request) -> str | None:
+    """The caller's address: the peer's, or what a trusted proxy forwarded (GIFTCARDS_TRUSTED_PROXIES).
+    Both redemption paths count failures and log the attempt under this same string."""
+    return request.client.host[:MAX_CLIENT_ADDRESS] if request.client else None
 
 
 def endpoint(api: Api, method: str, path: str, **spec: Any) -> Callable[[Handler], Handler]:

@@ -18,7 +18,7 @@ from giftcards.merchants import API_KEY_PREFIX, token_merchant
 from giftcards.runtime import Runtime
 from giftcards.signing import InvalidPayload
 from giftcards.terminals import TOKEN_PREFIX as TERMINAL_PREFIX
-from giftcards.web.calls import outcome_response
+from giftcards.web.calls import client_address, outcome_response
 from giftcards.web.routing import parse_json
 from giftcards.web.validation import Schema
 
@@ -69,7 +69,7 @@ def _prepare(
         token_kind=kind,
         merchant_id=merchant_id,
         token_hash=rt.keyring.token_hash(token),
-        client=request.client.host if request.client else None,
+        client=client_address(request),
         key=key,
         fingerprint=idempotency.request_fingerprint(request.method, request.scope["path"], body),
         amount=body["amount"],
@@ -89,13 +89,20 @@ def _card(rt: Runtime, merchant_id: str, body: dict[str, Any]) -> dict[str, Any]
             return None  # perhaps a key this process has not loaded yet: the general path reloads
         if not cards.claims_fit(claims, merchant_id):
             return None
-        return {"kid": claims.kid, "card_id": claims.card_id, "code_hash": None, "code_last4": None}
+        return {
+            "kid": claims.kid,
+            "card_id": claims.card_id,
+            "payload_generation": claims.generation,  # the database refuses one the card has moved past
+            "code_hash": None,
+            "code_last4": None,
+        }
     code_hash = cards.typed_code_hash(rt.keyring, body["code"])
     if code_hash is None:
         return None
     return {
         "kid": None,
         "card_id": None,
+        "payload_generation": None,
         "code_hash": code_hash,
         "code_last4": staff_log.typed_last4(body["code"]),
     }

@@ -26,6 +26,7 @@ import xmltodict
 from wechatpy.crypto import WeChatCrypto
 from wechatpy.exceptions import InvalidAppIdException, InvalidSignatureException
 
+from giftcards import cards
 from giftcards.errors import DomainError
 from giftcards.secrets_box import Keyring
 from giftcards.wechat import outbox
@@ -238,6 +239,8 @@ async def _got_card(
         code_hash(keyring, new_code) if new_code else None,
         seal_code(keyring, merchant_id, card_id, new_code) if new_code else None,
     )
+    if gift:  # the card has another holder: what was shown to the giver no longer spends it
+        await cards.end_payloads(conn, merchant_id, card_id)
     # WeChat keeps a balance with the code, but only what we send: send the whole state now.
     await outbox.enqueue_resync(conn, merchant_id, card_id)
     return "gift_accepted" if gift else "added_to_wallet"

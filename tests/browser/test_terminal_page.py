@@ -17,6 +17,7 @@ from playwright.async_api import Browser, BrowserContext, Page, Request, Route, 
 
 from giftcards import codes
 from tests.browser.pages import watch
+from tests.e2e.test_designs_gifts import bought, claimed
 from tests.support.api import Merchant, issue_card
 from tests.support.servers import LiveServer
 from tests.support.terminals import create_store, create_terminal, qr_payload
@@ -282,3 +283,32 @@ async def test_a_revoked_terminal_is_sent_back_to_enrolment(
         "This terminal is no longer enrolled. Enrol it again."
     )
     assert await page.evaluate("localStorage.getItem('giftcards.terminal.token')") is None
+
+
+async def test_a_payload_of_a_card_that_was_passed_on_scans_as_a_qr_and_an_older_one_is_refused(
+    context: BrowserContext, server: LiveServer, client: httpx.AsyncClient, merchant: Merchant
+) -> None:
+    """A card that has had a holder carries its payload generation: a 154-character version 2 payload."""
+    store = await create_store(client, merchant)
+    created = await create_terminal(client, merchant, store["id"])
+    gift = await bought(client, merchant)
+    before = await qr_payload(client, merchant, gift["card"]["id"])
+    await claimed(client, gift["link"])
+    payload = await qr_payload(client, merchant, gift["card"]["id"])
+    assert before.startswith("GC1") and payload.startswith("GC2") and len(payload) == 154
+    page = await context.new_page()
+    problems = watch(page)
+    await enrol(page, server, created["enrollment"]["code"])
+    await page.locator("#scan").focus()
+    await page.keyboard.type(before)
+    await page.keyboard.press("Enter")
+    await expect(page.locator("#notice-text")).to_have_text(
+        "This QR code is not a valid gift card. Ask for a fresh one."
+    )
+    await page.fill("#scan", "")
+    await page.locator("#scan").focus()
+    await page.keyboard.type(payload)
+    await page.keyboard.press("Enter")
+    await expect(page.locator("#screen-card")).to_be_visible()
+    await expect(page.locator("#card-balance")).to_have_text("¥520.00")
+    assert problems == []

@@ -127,9 +127,11 @@ def test_migrate_reports_and_bad_settings_name_the_variable(database_url: str) -
             **database_env(database_url),
             "GIFTCARDS_POOL_MIN_SIZE": "lots",
             "GIFTCARDS_MASTER_KEY": "c2hvcnQ",
+            "GIFTCARDS_TRUSTED_PROXIES": "10.0.0.0/8, 10.1.2.3/8",
         },
     )
     assert bad.returncode == 2
+    assert "GIFTCARDS_TRUSTED_PROXIES: '10.1.2.3/8' is not an IP address or a CIDR network" in bad.stderr
     assert "GIFTCARDS_POOL_MIN_SIZE: must be a whole number" in bad.stderr
     assert "GIFTCARDS_MASTER_KEY: must decode to 32 bytes" in bad.stderr
     assert "Traceback" not in bad.stderr

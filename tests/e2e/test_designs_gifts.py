@@ -492,13 +492,19 @@ async def test_the_card_page_qr_rotates_and_a_stale_one_is_refused_by_the_till(
     qr_keys = QrKeys(Keyring(MASTER_KEY))
     await qr_keys.load(db)
     card_id = gift["card"]["id"]
-    previous = await qr_keys.sign(db, merchant.id, card_id, step=cards.current_step() - 1)
+    generation = await db.fetchval("SELECT payload_generation FROM cards WHERE id = $1", card_id)
+    assert generation == 1  # the claim gave the card its holder
+    previous = await qr_keys.sign(
+        db, merchant.id, card_id, step=cards.current_step() - 1, generation=generation
+    )
     accepted = await client.post(
         "/v1/redemptions", json={"qr_payload": previous, "amount": 100}, headers=merchant.headers
     )
     assert accepted.status_code == 201  # the step before is still good: a code shown at a step's end
     for age in (2, 3, 100):
-        stale = await qr_keys.sign(db, merchant.id, card_id, step=cards.current_step() - age)
+        stale = await qr_keys.sign(
+            db, merchant.id, card_id, step=cards.current_step() - age, generation=generation
+        )
         response = await client.post(
             "/v1/redemptions", json={"qr_payload": stale, "amount": 100}, headers=merchant.headers
         )

@@ -7,17 +7,14 @@ put the two side by side.
 
 from __future__ import annotations
 
-import json
 import re
-from collections.abc import AsyncIterator, Iterator, Sequence
-from typing import Any
 
 import asyncpg
 import httpx
 import pytest
 
-from giftcards import quick_redeem
 from tests.support.api import Merchant, admin_headers, issue_card
+from tests.support.redemption import record_fast_calls, redeem
 from tests.support.servers import LiveServer
 from tests.support.terminals import Terminal, create_store, new_terminal, qr_payload
 
@@ -25,36 +22,8 @@ VOLATILE = re.compile(r'"(id|created_at|card)":("[^"]*"|\{[^}]*\})')
 
 
 @pytest.fixture
-def fast_calls(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
-    """Records each redemption sent the one-round-trip way and its route (the server runs in this process)."""
-    seen: list[str] = []
-    original = quick_redeem.redeem_many
-
-    async def counting(conn: asyncpg.Connection, batch: Sequence[quick_redeem.QuickRedemption]) -> Any:
-        outcomes = await original(conn, batch)
-        seen.extend("fallback" if outcome is None else "answered" for outcome in outcomes)
-        return outcomes
-
-    monkeypatch.setattr(quick_redeem, "redeem_many", counting)
-    yield seen
-
-
-async def chunked(body: dict[str, Any]) -> AsyncIterator[bytes]:
-    yield json.dumps(body).encode()
-
-
-async def redeem(
-    client: httpx.AsyncClient,
-    auth: dict[str, str],
-    body: dict[str, Any],
-    *,
-    general: bool = False,
-    key: str = "",
-) -> httpx.Response:
-    headers = {**auth, "Content-Type": "application/json", **({"Idempotency-Key": key} if key else {})}
-    if general:
-        return await client.post("/v1/redemptions", content=chunked(body), headers=headers)
-    return await client.post("/v1/redemptions", json=body, headers=headers)
+def fast_calls(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    return record_fast_calls(monkeypatch)
 
 
 def shape(response: httpx.Response) -> str:

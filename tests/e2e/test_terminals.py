@@ -12,7 +12,7 @@ import asyncpg
 import httpx
 import pytest
 
-from giftcards import codes
+from giftcards import codes, ratelimit
 from giftcards.config import Settings
 from tests.support.api import Merchant, issue_card, with_key
 from tests.support.servers import LiveServer
@@ -105,6 +105,10 @@ async def test_failed_enrollments_are_rate_limited_per_address(
 ) -> None:
     store = await create_store(client, merchant)
     good = (await create_terminal(client, merchant, store["id"]))["enrollment"]["code"]
+    await db.execute(  # what other devices at this address got wrong in the last minute
+        "INSERT INTO failed_attempts (subject) SELECT 'enroll:127.0.0.1' FROM generate_series(1, $1)",
+        ratelimit.ENROLLMENT_LIMIT - 10,
+    )
     for _ in range(10):
         assert (await enroll(client, "ABCDE-FGHJK")).status_code == 404
     limited = await enroll(client, good)
@@ -465,11 +469,22 @@ async def test_failed_lookups_trip_the_limit_flag_the_terminal_and_recover(
     assert recovered.status_code == 200 and recovered.json()["balance"] == 5_000
 
 
-async def test_the_limit_counts_per_address_across_terminals_and_server_processes(
-    client: httpx.AsyncClient, merchant: Merchant, settings: Settings, server: LiveServer
+async def test_the_limit_counts_per_merchant_and_address_across_terminals_and_server_processes(
+    client: httpx.AsyncClient,
+    merchant: Merchant,
+    other_merchant: Merchant,
+    settings: Settings,
+    server: LiveServer,
+    db: asyncpg.Connection,
 ) -> None:
     store = await create_store(client, merchant)
     tills = [await new_terminal(client, merchant, store["id"]) for _ in range(3)]
+    neighbour = await new_terminal(client, other_merchant, (await create_store(client, other_merchant))["id"])
+    await db.execute(  # what the merchant's other tills at this address got wrong in the last minute
+        "INSERT INTO failed_attempts (subject) SELECT $1 FROM generate_series(1, $2)",
+        f"address:{merchant.id}:127.0.0.1",
+        ratelimit.ADDRESS_LIMIT - 10,
+    )
     second = LiveServer(settings).start()  # another server process on the same database
     try:
         async with httpx.AsyncClient(base_url=second.url, timeout=30) as other:
@@ -479,11 +494,16 @@ async def test_the_limit_counts_per_address_across_terminals_and_server_processe
                     "/v1/cards/lookup", json={"qr_payload": "GC1" + "A" * 148}, headers=till.headers
                 )
                 assert response.status_code == 404
-            # Neither terminal reached 10 by itself, but the address they share did.
+            # Neither terminal reached 10 by itself, but the merchant's address counter did; another
+            # merchant's till at the same address is not stopped by it.
             fresh = await other.post(
                 "/v1/cards/lookup", json={"code": unknown_code()}, headers=tills[2].headers
             )
             assert fresh.status_code == 429
+            beside = await other.post(
+                "/v1/cards/lookup", json={"code": unknown_code()}, headers=neighbour.headers
+            )
+            assert beside.status_code == 404
     finally:
         second.stop()
 

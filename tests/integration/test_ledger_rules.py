@@ -7,7 +7,7 @@ import pytest
 
 from giftcards import ledger
 from giftcards.audit import audit_balances
-from giftcards.cards import CardSpec, issue
+from giftcards.cards import CardSpec, issue, replace_code
 from giftcards.merchants import Principal, create_merchant
 from giftcards.secrets_box import Keyring
 from tests.support.api import MASTER_KEY
@@ -121,3 +121,54 @@ async def test_audit_finds_a_balance_tampered_with_behind_the_rules(db: asyncpg.
     await db.execute("SET session_replication_role = origin")
     report = await audit_balances(db)
     assert not report.ok and len(report.mismatches) == 1 and "ledger sums to 1000" in report.mismatches[0]
+
+
+async def test_a_change_of_holder_or_code_moves_the_payload_generation_and_nothing_else_does(
+    db: asyncpg.Connection,
+) -> None:
+    """Trigger card_passed_on (schema/0010): for code that bypasses the application too."""
+    merchant_id, card_id = await new_card(db)
+
+    async def generation() -> int:
+        return int(await db.fetchval("SELECT payload_generation FROM cards WHERE id = $1", card_id))
+
+    await ledger.post(
+        db, merchant_id=merchant_id, kind="redeem", actor=ledger.SYSTEM, card_id=card_id, amount=1
+    )
+    await db.execute("UPDATE cards SET owner_id = NULL, campaign = 'x' WHERE id = $1", card_id)  # no change
+    assert await generation() == 0
+    await db.execute("UPDATE cards SET owner_id = 'o-alice' WHERE id = $1", card_id)
+    await db.execute("UPDATE cards SET owner_id = 'o-bob', payload_generation = 0 WHERE id = $1", card_id)
+    assert await generation() == 2  # the holder changed twice; naming the old generation does not undo it
+    await replace_code(db, KEYRING, merchant_id, card_id)
+    assert await generation() == 3
+    await db.execute("UPDATE cards SET payload_generation = 65535 WHERE id = $1", card_id)
+    await db.execute("UPDATE cards SET owner_id = NULL WHERE id = $1", card_id)
+    assert await generation() == 0  # 16 bits, as signed
+    with pytest.raises(asyncpg.CheckViolationError, match="card_payload_generation_range"):
+        await db.execute("UPDATE cards SET payload_generation = 65536 WHERE id = $1", card_id)
+
+
+async def test_post_activity_refuses_a_payload_of_another_generation_and_says_nothing_of_the_card(
+    db: asyncpg.Connection,
+) -> None:
+    merchant_id, card_id = await new_card(db)
+    await db.execute("UPDATE cards SET owner_id = 'o-alice' WHERE id = $1", card_id)
+    refused = await db.fetchrow(
+        "SELECT * FROM post_activity($1, $2, NULL, 'redeem', 400, NULL, false, NULL, NULL, 'system', "
+        "NULL, NULL, NULL, NULL, 0)",
+        merchant_id,
+        card_id,
+    )
+    assert refused["outcome"] == "invalid_qr_payload"
+    assert (refused["card_id"], refused["card_balance"], refused["entry_id"]) == (None, None, None)
+    posted = await ledger.post(
+        db,
+        merchant_id=merchant_id,
+        kind="redeem",
+        actor=ledger.SYSTEM,
+        card_id=card_id,
+        amount=400,
+        payload_generation=1,
+    )
+    assert posted.balance == 600

@@ -18,6 +18,7 @@ import httpx
 import uvicorn
 
 from giftcards.app import create_app
+from giftcards.cli import uvicorn_proxy_options
 from giftcards.config import Settings
 
 
@@ -51,7 +52,12 @@ class LiveServer:
         sock.bind(("127.0.0.1", 0))
         self.port = sock.getsockname()[1]
         config = uvicorn.Config(
-            self.app, log_config=None, access_log=False, lifespan="on", timeout_graceful_shutdown=2
+            self.app,
+            log_config=None,
+            access_log=False,
+            lifespan="on",
+            timeout_graceful_shutdown=2,
+            **uvicorn_proxy_options(self.settings),  # as `giftcards serve` runs it
         )
         server = uvicorn.Server(config)
         thread = threading.Thread(target=lambda: asyncio.run(server.serve(sockets=[sock])), daemon=True)

@@ -27,6 +27,9 @@ def test_signed_payload_needs_version_6() -> None:
     payload = _payload()
     assert len(payload) == 151
     assert qr_version(payload) == 6
+    key = SigningKey.generate()
+    passed_on = KeySet([key], key.kid).sign("mer_nbswy3dpo5xxe3de", "card_7777777777777777", 2**32 - 1, 65535)
+    assert len(passed_on) == 154 and qr_version(passed_on) == 6  # version 2, with a generation
     assert qr_version("A" * 154) == 6
     assert qr_version("A" * 155) == 7
     assert qr_version("A" * 122) == 5

@@ -9,7 +9,15 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 
 from giftcards import signing
 from giftcards.ids import id_to_bytes, new_id
-from giftcards.signing import PAYLOAD_LENGTH, InvalidPayload, KeySet, QrClaims, SigningKey
+from giftcards.signing import (
+    MAX_GENERATION,
+    PAYLOAD_LENGTH,
+    PAYLOAD_V2_LENGTH,
+    InvalidPayload,
+    KeySet,
+    QrClaims,
+    SigningKey,
+)
 
 MERCHANT = "mer_nbswy3dpo5xxe3de"
 CARD = "card_7777777777777777"
@@ -18,6 +26,10 @@ QR_ALPHANUMERIC = set(string.digits + string.ascii_uppercase + " $%*+-./:")
 
 def _single(key: SigningKey) -> KeySet:
     return KeySet([key], key.kid)
+
+
+def _b32decode(text: str) -> bytes:
+    return base64.b32decode(text + "=" * (-len(text) % 8))
 
 
 def _refused(keys: KeySet, payload: str) -> bool:
@@ -55,11 +67,61 @@ def test_wire_format() -> None:
     Ed25519PublicKey.from_public_bytes(key.public_bytes()).verify(blob[28:], b"giftcards-qr-v1" + blob[:28])
 
 
+def test_a_generation_round_trips_and_generation_0_keeps_the_version_1_payload() -> None:
+    key = SigningKey.generate()
+    keys = _single(key)
+    for generation in (1, 2, 300, MAX_GENERATION):
+        for step in (0, 57_600_000):
+            payload = keys.sign(MERCHANT, CARD, step, generation)
+            assert len(payload) == PAYLOAD_V2_LENGTH == 154 and payload.startswith("GC2")
+            assert _single(key).verify(payload) == QrClaims(key.kid, MERCHANT, CARD, step, generation)
+    v1 = keys.sign(MERCHANT, CARD, 7, 0)
+    assert v1 == keys.sign(MERCHANT, CARD, 7) and len(v1) == PAYLOAD_LENGTH and v1.startswith("GC1")
+    assert _single(key).verify(v1).generation == 0
+
+
+def test_wire_format_version_2() -> None:
+    """Decode by hand what the module docstring promises for version 2, and check the signature."""
+    key = SigningKey.generate()
+    payload = _single(key).sign(MERCHANT, CARD, 0x01020304, 0x0506)
+    assert re.fullmatch("GC2[A-Z2-7]{151}", payload) and set(payload) <= QR_ALPHANUMERIC
+    blob = _b32decode(payload[3:])
+    assert len(blob) == 94
+    assert blob[:4] == bytes.fromhex(key.kid)
+    assert blob[4:14] == b"helloworld" and blob[14:24] == b"\xff" * 10
+    assert blob[24:28] == b"\x01\x02\x03\x04" and blob[28:30] == b"\x05\x06"
+    public = Ed25519PublicKey.from_public_bytes(key.public_bytes())
+    public.verify(blob[30:], b"giftcards-qr-v2" + blob[:30])
+
+
+def test_a_generation_cannot_be_cut_off_changed_or_relabelled() -> None:
+    """A version 2 payload is no version 1 payload with something added: the contexts differ, so neither
+    a payload of generation 0 nor one of another generation can be made from it without the key."""
+    key = SigningKey.generate()
+    keys = _single(key)
+    payload = keys.sign(MERCHANT, CARD, 0, 3)
+    blob = _b32decode(payload[3:])
+    signed, signature = blob[:30], blob[30:]
+    as_v1 = signed[:28] + signature  # the generation dropped, the signature kept
+    assert _refused(keys, "GC1" + base64.b32encode(as_v1).decode().rstrip("="))
+    for generation in (b"\x00\x00", b"\x00\x02", b"\x00\x04", b"\x01\x03"):
+        forged = signed[:28] + generation + signature
+        assert _refused(keys, "GC2" + base64.b32encode(forged).decode().rstrip("="))
+    # Signed by the key itself, a version 2 payload of generation 0 is refused too: one spelling each.
+    zero = signed[:28] + b"\x00\x00"
+    made = zero + key.private_key.sign(b"giftcards-qr-v2" + zero)  # type: ignore[union-attr]
+    assert _refused(keys, "GC2" + base64.b32encode(made).decode().rstrip("="))
+    assert _refused(keys, "GC1" + payload[3:])  # a version 2 body under the version 1 magic
+
+
 def test_sign_refuses_bad_input() -> None:
     keys = _single(SigningKey.generate())
     for step in (-1, 2**32):
         with pytest.raises(ValueError, match="step"):
             keys.sign(MERCHANT, CARD, step)
+    for generation in (-1, MAX_GENERATION + 1):
+        with pytest.raises(ValueError, match="generation"):
+            keys.sign(MERCHANT, CARD, 0, generation)
     with pytest.raises(ValueError):
         keys.sign(CARD, CARD)
     with pytest.raises(ValueError):
@@ -74,14 +136,15 @@ def test_a_key_outside_the_set_is_refused() -> None:
     assert _refused(_single(ours), _single(impostor).sign(MERCHANT, CARD))
 
 
-def test_every_single_character_change_is_refused() -> None:
+@pytest.mark.parametrize("generation", [0, 9])
+def test_every_single_character_change_is_refused(generation: int) -> None:
     keys = _single(SigningKey.generate())
-    payload = keys.sign(MERCHANT, CARD, 12345)
+    payload = keys.sign(MERCHANT, CARD, 12345, generation)
     replacements = string.ascii_letters + string.digits + "=-+ "
     for i, original in enumerate(payload):
         for symbol in replacements.replace(original, ""):
             assert _refused(keys, payload[:i] + symbol + payload[i + 1 :]), (i, symbol)
-    assert keys.verify(payload).step == 12345
+    assert keys.verify(payload).step == 12345 and keys.verify(payload).generation == generation
 
 
 def test_unused_bits_of_the_last_character_must_be_zero() -> None:

@@ -208,6 +208,28 @@ async def test_a_gift_moves_the_card_to_the_friend_and_follows_a_new_code(
     assert (held.openid, held.balance) == ("o-bob", await wallet.ledger_balance(card)) == ("o-bob", 3_500)
 
 
+async def test_a_gift_inside_wechat_ends_the_qr_payloads_shown_before_it(
+    wallet: Wallet, delivery: Delivery
+) -> None:
+    card = await wallet.issue_in_wallet(5_000, "o-alice")
+    await delivery.drain()
+    auth = wallet.merchant.headers
+    before = (await wallet.client.get(f"/v1/cards/{card.id}/qr", headers=auth)).json()["payload"]
+    await asyncio.to_thread(wallet.standin.gift_to_friend, card.wechat_card_id, card.code, "o-bob")
+    state = await wallet.wallet_state(card)
+    assert (state["wallet_state"], state["openid"]) == ("in_wallet", "o-bob")
+    stale = await wallet.client.post(
+        "/v1/redemptions", json={"qr_payload": before, "amount": 1_000}, headers=auth
+    )
+    assert stale.status_code == 404 and stale.json()["code"] == "invalid_qr_payload", stale.text
+    assert await wallet.ledger_balance(card) == 5_000
+    after = (await wallet.client.get(f"/v1/cards/{card.id}/qr", headers=auth)).json()["payload"]
+    paid = await wallet.client.post(
+        "/v1/redemptions", json={"qr_payload": after, "amount": 1_000}, headers=auth
+    )
+    assert paid.status_code == 201 and paid.json()["balance_after"] == 4_000
+
+
 async def test_a_card_deleted_from_the_wallet_gets_no_more_updates(
     wallet: Wallet, delivery: Delivery, db: asyncpg.Connection
 ) -> None:

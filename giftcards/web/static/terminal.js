@@ -58,7 +58,7 @@ window.GiftcardCodes = GiftcardCodes;
 
 (() => {
   const TOKEN_KEY = "giftcards.terminal.token";
-  const QR_MAGIC = "GC1";
+  const QR_MAGIC = /^GC[12]/i; // signed payloads, version 1 or 2 (giftcards/signing.py); a code may start GC2
   const QUICK_AMOUNTS = [5000, 10000, 20000, 50000];
   const t = JSON.parse(document.getElementById("messages").textContent);
   const lang = document.body.dataset.lang;
@@ -228,14 +228,14 @@ window.GiftcardCodes = GiftcardCodes;
   // -- scanning and typing ------------------------------------------------------------------------------
 
   function looksLikeQr(text) {
-    return text.toUpperCase().startsWith(QR_MAGIC) && text.length > GiftcardCodes.CODE_LENGTH + 4;
+    return QR_MAGIC.test(text) && text.length > GiftcardCodes.CODE_LENGTH + 4;
   }
 
   function codeHint() {
     const text = $("scan").value.trim();
     const hint = $("code-hint");
     hint.className = "hint";
-    if (!text || text.toUpperCase().startsWith(QR_MAGIC)) {
+    if (!text || looksLikeQr(text) || /^GC1/i.test(text)) {
       hint.textContent = "";
       return;
     }
