@@ -25,7 +25,7 @@ against the address over all merchants (PLATFORM_ADDRESS_LIMIT):
   code that lives 15 minutes, 100 guesses a minute find it with a chance of 1,500 in 2^50 (1 in 7.5e11).
 
 The same subjects and limits are read by the one-round-trip redemption in the database (redeem_request,
-schema/0010), which gets the limits from here.
+schema/0011), which gets the limits from here.
 """
 
 from __future__ import annotations

@@ -126,7 +126,7 @@ async def test_audit_finds_a_balance_tampered_with_behind_the_rules(db: asyncpg.
 async def test_a_change_of_holder_or_code_moves_the_payload_generation_and_nothing_else_does(
     db: asyncpg.Connection,
 ) -> None:
-    """Trigger card_passed_on (schema/0010): for code that bypasses the application too."""
+    """Trigger card_passed_on (schema/0011): for code that bypasses the application too."""
     merchant_id, card_id = await new_card(db)
 
     async def generation() -> int:
