@@ -42,6 +42,8 @@ class Settings:
     redeem_batches: int = 2  # till redemptions: statements in flight at once (giftcards/quick_redeem.py)
     max_body_bytes: int = 1_048_576
     run_worker: bool = True
+    wechat_timeout: float = 10.0  # a piece of WeChat work in all, however slowly the answer comes
+    wechat_calls_per_merchant: int = 2  # WeChat work in flight at once per merchant and process
 
     def with_database(self, database_url: str) -> Settings:
         return replace(self, database_url=database_url)
@@ -81,6 +83,8 @@ def load_settings(environ: Mapping[str, str] | None = None, *, require_database:
         redeem_batches=read("GIFTCARDS_REDEEM_BATCHES", _int_between(1, 100), 2),
         max_body_bytes=read("GIFTCARDS_MAX_BODY_BYTES", _int_between(1024, 64 * 1_048_576), 1_048_576),
         run_worker=read("GIFTCARDS_RUN_WORKER", _parse_bool, True),
+        wechat_timeout=read("GIFTCARDS_WECHAT_TIMEOUT", _seconds, 10.0),
+        wechat_calls_per_merchant=read("GIFTCARDS_WECHAT_CALLS_PER_MERCHANT", _int_between(1, 20), 2),
     )
     if settings.pool_min_size > settings.pool_max_size:
         problems.append("GIFTCARDS_POOL_MIN_SIZE: must not exceed GIFTCARDS_POOL_MAX_SIZE")

@@ -40,6 +40,9 @@ class Operation:
     media_type: str = "application/json"  # of the success response
     include_in_schema: bool = True
     uses_db: bool = True  # False: the handler gets no connection (health, documents)
+    # True: the handler waits on another service (WeChat), so it holds no connection while it does: it gets
+    # none in `call.conn` and takes one for each short step with `call.connect()` (see calls._serve_apart).
+    outbound: bool = False
     # Tried before the general path; answers None to hand the request over to it (see calls._serve).
     fast_path: Callable[[Request], Awaitable[Response | None]] | None = None
 
