@@ -90,6 +90,7 @@ def create_app(settings: Settings) -> Starlette:
             stop.set()
             if task is not None:
                 await task
+            await app.state.runtime.aclose()
         finally:
             await pool.close()
 

@@ -46,6 +46,8 @@ class Settings:
     run_worker: bool = True
     # Proxies whose X-Forwarded-For names the client (addresses or CIDR networks); none: the peer is it.
     trusted_proxies: tuple[str, ...] = ()
+    wechat_timeout: float = 10.0  # a piece of WeChat work in all, however slowly the answer comes
+    wechat_calls_per_merchant: int = 2  # WeChat work in flight at once per merchant and process
 
     def with_database(self, database_url: str) -> Settings:
         return replace(self, database_url=database_url)
@@ -87,6 +89,8 @@ def load_settings(environ: Mapping[str, str] | None = None, *, require_database:
         body_timeout=read("GIFTCARDS_BODY_TIMEOUT", _seconds, 10.0),
         run_worker=read("GIFTCARDS_RUN_WORKER", _parse_bool, True),
         trusted_proxies=read("GIFTCARDS_TRUSTED_PROXIES", _parse_networks, ()),
+        wechat_timeout=read("GIFTCARDS_WECHAT_TIMEOUT", _seconds, 10.0),
+        wechat_calls_per_merchant=read("GIFTCARDS_WECHAT_CALLS_PER_MERCHANT", _int_between(1, 20), 2),
     )
     if settings.pool_min_size > settings.pool_max_size:
         problems.append("GIFTCARDS_POOL_MIN_SIZE: must not exceed GIFTCARDS_POOL_MAX_SIZE")

@@ -5,6 +5,10 @@ neither behind; a concurrent duplicate blocks on the primary key until the first
 its outcome; a retry after the first committed gets the stored status and body, without doing the work
 again. Refusals a client can act on (4xx) are stored like successes; authentication failures, rate
 limits and 5xx are not, because trying again later may rightly succeed.
+
+Work that waits on another service (WeChat) must hold no transaction, so its answer is stored after it,
+in a transaction of its own (`run_apart`); that work finds what an earlier run of it made, so a duplicate
+that ran beside it answers with the first stored answer.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from typing import Any
 import asyncpg
 
 from giftcards import ledger
+from giftcards.db.pool import Connect
 from giftcards.errors import DomainError, problem_document
 from giftcards.secrets_box import SecretBox
 
@@ -72,9 +77,7 @@ async def run_once(
             async with conn.transaction():  # a savepoint: a refusal undoes only the work
                 status, payload = await work(conn)
         except DomainError as exc:
-            if exc.status in _NOT_STORED:
-                raise
-            status, payload = exc.status, problem_document(exc.code, exc.detail, **exc.extra)
+            status, payload = _stored_refusal(exc)
         body = encode(payload)
         await conn.execute(
             """UPDATE idempotency_keys SET status = $4, body = $5
@@ -88,6 +91,65 @@ async def run_once(
     return Outcome(status, body, replayed=False)
 
 
+async def run_apart(
+    connect: Connect,
+    box: SecretBox,
+    *,
+    merchant_id: str,
+    principal_id: str,
+    key: str,
+    fingerprint: bytes,
+    work: Callable[[], Awaitable[tuple[int, Any]]],
+) -> Outcome:
+    """The same guarantee for work that waits on another service and so must hold no transaction: a
+    stored answer is replayed; otherwise the work runs, and its answer is stored afterwards, in a short
+    transaction of its own. The work must find what an earlier run of it made (a WeChat sync does, under
+    a lease): two concurrent duplicates may both run it, and the second then answers with the first's."""
+    async with connect() as conn:
+        row = await _stored(conn, merchant_id, principal_id, key)
+    context = answer_context(merchant_id, principal_id, key)
+    if row is not None:
+        return stored_outcome(row, fingerprint, box, context)
+    try:
+        status, payload = await work()
+    except DomainError as exc:
+        status, payload = _stored_refusal(exc)
+    body = encode(payload)
+    async with connect() as conn:
+        stored = await conn.fetchval(
+            """INSERT INTO idempotency_keys (merchant_id, principal_id, key, request_hash, status, body)
+               VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING RETURNING true""",
+            merchant_id,
+            principal_id,
+            key,
+            fingerprint,
+            status,
+            box.seal(body, context=context),
+        )
+        if not stored:
+            return await _replay(conn, box, merchant_id, principal_id, key, fingerprint)
+    return Outcome(status, body, replayed=False)
+
+
+def _stored_refusal(exc: DomainError) -> tuple[int, Any]:
+    """A refusal to store as the key's answer; the ones trying again may rightly change are raised."""
+    if exc.status in _NOT_STORED or exc.status >= 500:
+        raise exc
+    return exc.status, problem_document(exc.code, exc.detail, **exc.extra)
+
+
+async def _stored(
+    conn: asyncpg.Connection, merchant_id: str, principal_id: str, key: str
+) -> asyncpg.Record | None:
+    return await conn.fetchrow(
+        """SELECT request_hash, status, body, posting FROM idempotency_keys
+           WHERE merchant_id = $1 AND principal_id = $2 AND key = $3""",
+        merchant_id,
+        principal_id,
+        key,
+    )
+
+
 async def _replay(
     conn: asyncpg.Connection,
     box: SecretBox,
@@ -96,13 +158,7 @@ async def _replay(
     key: str,
     fingerprint: bytes,
 ) -> Outcome:
-    row = await conn.fetchrow(
-        """SELECT request_hash, status, body, posting FROM idempotency_keys
-           WHERE merchant_id = $1 AND principal_id = $2 AND key = $3""",
-        merchant_id,
-        principal_id,
-        key,
-    )
+    row = await _stored(conn, merchant_id, principal_id, key)
     if row is None or (row["status"] is None and row["posting"] is None):  # written with its outcome
         raise DomainError("internal_error")
     return stored_outcome(row, fingerprint, box, answer_context(merchant_id, principal_id, key))

@@ -1,9 +1,10 @@
-"""What a running process holds: settings, the pool, the keyring and the QR signing keys."""
+"""What a running process holds: settings, the pool, the keyring, the QR signing keys and the way out to
+WeChat."""
 
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import asyncpg
 
@@ -11,6 +12,7 @@ from giftcards.config import Settings
 from giftcards.qr_keys import QrKeys
 from giftcards.quick_redeem import Batcher
 from giftcards.secrets_box import Keyring
+from giftcards.wechat.upstream import Upstream
 
 
 @dataclass
@@ -19,8 +21,16 @@ class Runtime:
     pool: asyncpg.Pool
     keyring: Keyring
     qr_keys: QrKeys
+    # This process's HTTP to WeChat, and each merchant's turns in it (giftcards/wechat/upstream.py).
+    wechat: Upstream = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.wechat = Upstream(per_merchant=self.settings.wechat_calls_per_merchant)
 
     @functools.cached_property
     def redemptions(self) -> Batcher:
         """The tills' redemptions of this process, on their way to the database in batches."""
         return Batcher(self.pool, timeout=self.settings.db_timeout, in_flight=self.settings.redeem_batches)
+
+    async def aclose(self) -> None:
+        await self.wechat.aclose()

@@ -27,7 +27,8 @@ INTERVAL_SECONDS = 5.0
 
 async def run(rt: Runtime, stop: asyncio.Event, *, interval: float = INTERVAL_SECONDS) -> None:
     # WeChat wallet updates have their own, faster loop (schema/0005, giftcards/wechat/outbox.py).
-    wechat = asyncio.create_task(wechat_outbox.run(rt.pool, rt.keyring, stop))
+    policy = wechat_outbox.Policy(timeout=rt.settings.wechat_timeout, db_timeout=rt.settings.db_timeout)
+    wechat = asyncio.create_task(wechat_outbox.run(rt.pool, rt.keyring, stop, policy, rt.wechat))
     try:
         await _run_duties_loop(rt, stop, interval)
     finally:
@@ -78,6 +79,10 @@ async def standalone_runtime(settings: Settings) -> AsyncIterator[Runtime]:
         qr_keys = QrKeys(keyring)
         async with pool.acquire() as conn:
             await qr_keys.load(conn)
-        yield Runtime(settings, pool, keyring, qr_keys)
+        rt = Runtime(settings, pool, keyring, qr_keys)
+        try:
+            yield rt
+        finally:
+            await rt.aclose()
     finally:
         await pool.close()

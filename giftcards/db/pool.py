@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 import asyncpg
 
 from giftcards.config import Settings
+
+# A pooled connection for one short step (`async with connect() as conn:`), taken within a timeout: what
+# work that waits on another service gets instead of a connection, so that it holds none while it waits.
+Connect = Callable[[], AbstractAsyncContextManager[asyncpg.Connection]]
 
 _UNAVAILABLE = (
     asyncpg.PostgresConnectionError,
@@ -57,3 +64,17 @@ async def acquire_within(pool: asyncpg.Pool, timeout: float) -> asyncpg.Connecti
     async with asyncio.timeout(timeout):
         conn: asyncpg.Connection = await pool.acquire()
     return conn
+
+
+def connector(pool: asyncpg.Pool, timeout: float) -> Connect:
+    """`Connect` on `pool`: each use waits at most `timeout` seconds for a connection (TimeoutError)."""
+
+    @contextlib.asynccontextmanager
+    async def connect() -> AsyncIterator[asyncpg.Connection]:
+        conn = await acquire_within(pool, timeout)
+        try:
+            yield conn
+        finally:
+            await pool.release(conn)
+
+    return connect

@@ -3,6 +3,8 @@ office), and the event callback (WeChat). The owner's page is in wechat_page.py.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator
 from typing import Any
 
 import asyncpg
@@ -15,7 +17,7 @@ from giftcards.web.calls import Call, Result, acquire, endpoint
 from giftcards.web.routing import Api
 from giftcards.wechat import accounts, add_card, backoffice, callbacks
 from giftcards.wechat import cards as wechat_cards
-from giftcards.wechat.client import WeChat
+from giftcards.wechat.client import WeChat, session
 
 TAG = "wechat"
 TEXT = {"type": "string", "minLength": 1, "maxLength": 200}
@@ -31,10 +33,16 @@ CALLBACK_QUERY = {
 }
 
 
-async def wechat_for(call: Call, merchant_id: str | None = None) -> WeChat:
+@contextlib.asynccontextmanager
+async def wechat_for(call: Call, merchant_id: str | None = None) -> AsyncIterator[WeChat]:
+    """The merchant's WeChat for an `outbound` operation, in one of its turns (wechat/client.py session)."""
     rt: Runtime = call.rt
-    account = await accounts.load(call.conn, rt.keyring, merchant_id or call.merchant_id)
-    return WeChat(rt.pool, rt.keyring, account)
+    merchant = merchant_id or call.merchant_id
+    with wechat_cards.wechat_problems():
+        async with session(
+            call.connect, rt.keyring, rt.wechat, merchant, timeout=rt.settings.wechat_timeout
+        ) as wechat:
+            yield wechat
 
 
 async def _account_for_callback(conn: asyncpg.Connection, call: Call) -> accounts.Account:
@@ -140,6 +148,7 @@ def register(api: Api) -> None:
         tag=TAG,
         auth=("api_key",),
         idempotent=True,
+        outbound=True,
         body={
             "type": "object",
             "required": ["logo_url"],
@@ -162,12 +171,10 @@ def register(api: Api) -> None:
         responses={200: ANY_OBJECT, 201: ANY_OBJECT},
     )
     async def sync_wechat_design(call: Call) -> Result:
-        design = call.path["design"]
-        wechat = await wechat_for(call)
-        presentation = await wechat_cards.presentation_for(call.conn, call.merchant_id, design, call.body)
-        created, view = await wechat_cards.sync_design(
-            call.conn, wechat, call.merchant_id, design, presentation
-        )
+        async with wechat_for(call) as wechat:
+            created, view = await wechat_cards.sync_design(
+                call.connect, wechat, call.merchant_id, call.path["design"], call.body
+            )
         return (201 if created else 200), view
 
     @endpoint(
@@ -191,13 +198,15 @@ def register(api: Api) -> None:
         tag=TAG,
         auth=("api_key",),
         idempotent=True,
+        outbound=True,
         responses={200: wallet_schema},
     )
     async def sync_wechat_card(call: Call) -> Result:
-        wechat = await wechat_for(call)
         card_id = call.path["card_id"]
-        await wechat_cards.sync_code(call.conn, wechat, call.rt.keyring, call.merchant_id, card_id)
-        return 200, await backoffice.wallet_status(call.conn, call.merchant_id, card_id)
+        async with wechat_for(call) as wechat:
+            await wechat_cards.sync_code(call.connect, wechat, call.rt.keyring, call.merchant_id, card_id)
+        async with call.connect() as conn:
+            return 200, await backoffice.wallet_status(conn, call.merchant_id, card_id)
 
     @endpoint(
         api,
@@ -206,6 +215,7 @@ def register(api: Api) -> None:
         summary="Deposit a batch's codes into WeChat, 100 per call; repeat while `remaining` > 0",
         tag=TAG,
         auth=("api_key",),
+        outbound=True,
         body={
             "type": "object",
             "additionalProperties": False,
@@ -214,15 +224,15 @@ def register(api: Api) -> None:
         responses={200: ANY_OBJECT},
     )
     async def sync_wechat_batch(call: Call) -> Result:
-        wechat = await wechat_for(call)
-        return 200, await wechat_cards.sync_batch(
-            call.conn,
-            wechat,
-            call.rt.keyring,
-            call.merchant_id,
-            call.path["batch_id"],
-            limit=call.body.get("limit", 1000),
-        )
+        async with wechat_for(call) as wechat:
+            return 200, await wechat_cards.sync_batch(
+                call.connect,
+                wechat,
+                call.rt.keyring,
+                call.merchant_id,
+                call.path["batch_id"],
+                limit=call.body.get("limit", 1000),
+            )
 
     @endpoint(
         api,
@@ -243,6 +253,7 @@ def register(api: Api) -> None:
         summary="cardId and signed cardExt for wx.addCard",
         tag=TAG,
         auth=("api_key",),
+        outbound=True,
         body={
             "type": "object",
             "additionalProperties": False,
@@ -251,15 +262,15 @@ def register(api: Api) -> None:
         responses={200: ANY_OBJECT},
     )
     async def wechat_card_ext(call: Call) -> Result:
-        wechat = await wechat_for(call)
-        return 200, await add_card.card_ext(
-            call.conn,
-            wechat,
-            call.rt.keyring,
-            call.merchant_id,
-            call.path["card_id"],
-            openid=call.body.get("openid"),
-        )
+        async with wechat_for(call) as wechat:
+            return 200, await add_card.card_ext(
+                call.connect,
+                wechat,
+                call.rt.keyring,
+                call.merchant_id,
+                call.path["card_id"],
+                openid=call.body.get("openid"),
+            )
 
     @endpoint(
         api,
@@ -268,13 +279,14 @@ def register(api: Api) -> None:
         summary="A WeChat card QR code that puts this card into the scanner's wallet",
         tag=TAG,
         auth=("api_key",),
+        outbound=True,
         responses={200: ANY_OBJECT},
     )
     async def wechat_card_qrcode(call: Call) -> Result:
-        wechat = await wechat_for(call)
-        return 200, await add_card.card_qrcode(
-            call.conn, wechat, call.rt.keyring, call.merchant_id, call.path["card_id"]
-        )
+        async with wechat_for(call) as wechat:
+            return 200, await add_card.card_qrcode(
+                call.connect, wechat, call.rt.keyring, call.merchant_id, call.path["card_id"]
+            )
 
     @endpoint(
         api,

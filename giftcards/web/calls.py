@@ -9,8 +9,9 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, cast
 
 import asyncpg
 from starlette.requests import Request
@@ -67,6 +68,11 @@ class Call:
     def merchant_id(self) -> str:
         return self.principal.merchant_id
 
+    def connect(self) -> AbstractAsyncContextManager[asyncpg.Connection]:
+        """A pooled connection for one short step of an `outbound` operation, which holds none while it
+        waits on WeChat (its `conn` refuses every use)."""
+        return acquire(self.rt)
+
 
 ANONYMOUS = Principal("anonymous", "anonymous", "")
 MAX_CLIENT_ADDRESS = 100  # as the staff log keeps it: a trusted proxy's X-Forwarded-For may be any text
@@ -76,6 +82,16 @@ def client_address(request: Request) -> str | None:
     """The caller's address: the peer's, or what a trusted proxy forwarded (GIFTCARDS_TRUSTED_PROXIES).
     Both redemption paths count failures and log the attempt under this same string."""
     return request.client.host[:MAX_CLIENT_ADDRESS] if request.client else None
+
+
+class _NoConnection:
+    """`Call.conn` of an outbound operation: it holds no connection, so any use is a bug, caught at once."""
+
+    def __getattr__(self, name: str) -> Any:
+        raise RuntimeError("an outbound operation holds no connection: use `async with call.connect()`")
+
+
+NO_CONNECTION = cast(asyncpg.Connection, _NoConnection())
 
 
 def endpoint(api: Api, method: str, path: str, **spec: Any) -> Callable[[Handler], Handler]:
@@ -121,32 +137,76 @@ async def _serve(request: Request, op: Operation, handler: Handler) -> Response:
     # The whole body, bounded in bytes and time, before a connection is taken: a client that sends it
     # slowly holds no connection meanwhile. Uploads are read here too; their handlers decode the bytes.
     raw = await request.body()
+    if op.outbound:
+        return await _serve_apart(request, op, handler, query, key, raw)
     async with acquire(rt) as conn:
-        principal = await _authenticate(request, rt, conn, op.auth)
-        body: dict[str, Any] = {}
-        if op.body and "x-media-types" not in op.body:
-            body = parse_json(raw, request.headers.get("content-type", ""), op.body)
+        principal, body = await _admit(request, op, rt, conn, raw)
         call = Call(request, rt, conn, principal, body, query, key)
         try:
             if key is None or principal is ANONYMOUS:
                 return _render(await handler(call))
 
             async def work(tx: asyncpg.Connection) -> tuple[int, Any]:
-                result = await handler(replace(call, conn=tx))
-                assert isinstance(result, tuple), "idempotent operations return (status, payload)"
-                return result
+                return _answer(await handler(replace(call, conn=tx)))
 
             outcome = await idempotency.run_once(
-                conn,
-                rt.keyring.box,
-                merchant_id=principal.merchant_id,
-                principal_id=principal.id,
-                key=key,
-                fingerprint=idempotency.request_fingerprint(request.method, request.scope["path"], body),
-                work=work,
+                conn, rt.keyring.box, **_key_scope(request, principal, key, body), work=work
             )
         finally:
             await _run_after(call, conn)
+    return outcome_response(outcome)
+
+
+def _key_scope(request: Request, principal: Principal, key: str, body: dict[str, Any]) -> dict[str, Any]:
+    """Whose Idempotency-Key it is, and the request it goes with."""
+    return {
+        "merchant_id": principal.merchant_id,
+        "principal_id": principal.id,
+        "key": key,
+        "fingerprint": idempotency.request_fingerprint(request.method, request.scope["path"], body),
+    }
+
+
+def _answer(result: Result) -> tuple[int, Any]:
+    assert isinstance(result, tuple), "idempotent operations return (status, payload)"
+    return result
+
+
+async def _admit(
+    request: Request, op: Operation, rt: Runtime, conn: asyncpg.Connection, raw: bytes
+) -> tuple[Principal, dict[str, Any]]:
+    """Who calls, and the validated JSON body (an upload's handler decodes the raw bytes itself)."""
+    principal = await _authenticate(request, rt, conn, op.auth)
+    body: dict[str, Any] = {}
+    if op.body and "x-media-types" not in op.body:
+        body = parse_json(raw, request.headers.get("content-type", ""), op.body)
+    return principal, body
+
+
+async def _serve_apart(
+    request: Request, op: Operation, handler: Handler, query: dict[str, Any], key: str | None, raw: bytes
+) -> Response:
+    """An outbound operation: the caller is admitted on a connection given back at once, the handler
+    takes its own for each short step, and an Idempotency-Key's answer is stored afterwards in a short
+    transaction of its own (idempotency.run_apart). No connection is held while WeChat answers."""
+    rt: Runtime = request.app.state.runtime
+    async with acquire(rt) as conn:
+        principal, body = await _admit(request, op, rt, conn, raw)
+    call = Call(request, rt, NO_CONNECTION, principal, body, query, key)
+    try:
+        if key is None or principal is ANONYMOUS:
+            return _render(await handler(call))
+
+        async def work() -> tuple[int, Any]:
+            return _answer(await handler(call))
+
+        outcome = await idempotency.run_apart(
+            call.connect, rt.keyring.box, **_key_scope(request, principal, key, body), work=work
+        )
+    finally:
+        if call.after:
+            async with acquire(rt) as conn:
+                await _run_after(call, conn)
     return outcome_response(outcome)
 
 

@@ -50,6 +50,9 @@ class Operation:
     uses_db: bool = True
     max_body: int | None = None  # the most bytes the body may hold (None: GIFTCARDS_MAX_BODY_BYTES)
     too_large: str = "payload_too_large"  # the problem code for a larger body
+    # True: the handler waits on another service (WeChat), so it holds no connection while it does: it gets
+    # none in `call.conn` and takes one for each short step with `call.connect()` (see calls._serve_apart).
+    outbound: bool = False
     # Tried before the general path; answers None to hand the request over to it (see calls._serve).
     fast_path: Callable[[Request], Awaitable[Response | None]] | None = None
 

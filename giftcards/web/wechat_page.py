@@ -35,14 +35,15 @@ def register(api: Api) -> None:
         summary="The WeChat card QR code of the owner's card: scanning it in WeChat adds the card",
         tag=TAG,
         media_type="image/svg+xml",
+        outbound=True,
         responses={200: {"type": "string"}},
     )
     async def card_page_wechat_qr(call: Call) -> Result:
-        access = await card_access.resolve(call.conn, call.rt.keyring, call.path["token"])
-        wechat = await wechat_for(call, access.merchant_id)
-        answer = await add_card.card_qrcode(
-            call.conn, wechat, call.rt.keyring, access.merchant_id, access.card_id
-        )
+        access = await _card(call)
+        async with wechat_for(call, access.merchant_id) as wechat:
+            answer = await add_card.card_qrcode(
+                call.connect, wechat, call.rt.keyring, access.merchant_id, access.card_id
+            )
         return Response(
             qr.render_svg(answer["url"]),
             media_type="image/svg+xml",
@@ -55,11 +56,17 @@ def register(api: Api) -> None:
         "/c/{token}/wechat/card_ext",
         summary="cardId and signed cardExt for wx.addCard, for the owner's page inside WeChat",
         tag=TAG,
+        outbound=True,
         responses={200: ANY_OBJECT},
     )
     async def card_page_wechat_card_ext(call: Call) -> Result:
-        access = await card_access.resolve(call.conn, call.rt.keyring, call.path["token"])
-        wechat = await wechat_for(call, access.merchant_id)
-        return 200, await add_card.card_ext(
-            call.conn, wechat, call.rt.keyring, access.merchant_id, access.card_id
-        )
+        access = await _card(call)
+        async with wechat_for(call, access.merchant_id) as wechat:
+            return 200, await add_card.card_ext(
+                call.connect, wechat, call.rt.keyring, access.merchant_id, access.card_id
+            )
+
+
+async def _card(call: Call) -> card_access.Access:
+    async with call.connect() as conn:
+        return await card_access.resolve(conn, call.rt.keyring, call.path["token"])

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -32,6 +33,7 @@ class Account:
     base_url: str
     secret: str = field(repr=False)
     callback_token: str = field(repr=False)
+    updated_at: datetime  # the settings' version: a credential fetched with them is kept only for it
     encoding_aes_key: str | None = field(default=None, repr=False)
 
     @property
@@ -167,6 +169,7 @@ async def find(conn: asyncpg.Connection, keyring: Keyring, merchant_id: str) -> 
         secret=unseal(keyring, merchant_id, "secret", row["secret_sealed"]),
         callback_token=unseal(keyring, merchant_id, "callback-token", row["callback_token_sealed"]),
         encoding_aes_key=unseal(keyring, merchant_id, "aes-key", aes) if aes is not None else None,
+        updated_at=row["updated_at"],
     )
 
 

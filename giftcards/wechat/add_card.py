@@ -13,11 +13,10 @@ import secrets
 import time
 from typing import Any
 
-import asyncpg
-
+from giftcards.db.pool import Connect
 from giftcards.errors import DomainError
 from giftcards.secrets_box import Keyring
-from giftcards.wechat.cards import as_problem, code_row, open_code, sync_code
+from giftcards.wechat.cards import code_row, open_code, sync_code, wechat_problems
 from giftcards.wechat.client import WeChat
 
 QR_EXPIRE_SECONDS = 1800
@@ -32,7 +31,7 @@ def card_ext_signature(
 
 
 async def card_ext(
-    conn: asyncpg.Connection,
+    connect: Connect,
     wechat: WeChat,
     keyring: Keyring,
     merchant_id: str,
@@ -41,8 +40,9 @@ async def card_ext(
     openid: str | None = None,
 ) -> dict[str, Any]:
     """What the page passes to wx.addCard: {cardId, cardExt} for this card's code."""
-    wallet = await _ready_code(conn, wechat, keyring, merchant_id, card_id)
-    ticket = await as_problem(wechat.card_ticket())
+    wallet = await _ready_code(connect, wechat, keyring, merchant_id, card_id)
+    with wechat_problems():
+        ticket = await wechat.card_ticket()
     ext = {
         "code": wallet["code"],
         "openid": openid or "",
@@ -62,18 +62,19 @@ async def card_ext(
 
 
 async def card_qrcode(
-    conn: asyncpg.Connection, wechat: WeChat, keyring: Keyring, merchant_id: str, card_id: str
+    connect: Connect, wechat: WeChat, keyring: Keyring, merchant_id: str, card_id: str
 ) -> dict[str, Any]:
     """A card/qrcode/create QR code for this card's code: scanning it in WeChat adds the card. The URL is
     kept (sealed: it hands out the card) and reused while it has more than a minute to live."""
-    wallet = await _ready_code(conn, wechat, keyring, merchant_id, card_id)
-    cached = await conn.fetchrow(
-        """SELECT qr_url_sealed, extract(epoch FROM qr_expires_at - now())::int AS left_seconds
-             FROM wechat_card_codes
-            WHERE merchant_id = $1 AND card_id = $2 AND qr_expires_at > now() + interval '60 seconds'""",
-        merchant_id,
-        card_id,
-    )
+    wallet = await _ready_code(connect, wechat, keyring, merchant_id, card_id)
+    async with connect() as conn:
+        cached = await conn.fetchrow(
+            """SELECT qr_url_sealed, extract(epoch FROM qr_expires_at - now())::int AS left_seconds
+                 FROM wechat_card_codes
+                WHERE merchant_id = $1 AND card_id = $2 AND qr_expires_at > now() + interval '60 seconds'""",
+            merchant_id,
+            card_id,
+        )
     if cached is not None:
         kept = keyring.box.open(bytes(cached["qr_url_sealed"]), context=_qr_context(merchant_id, card_id))
         return qrcode_view(kept.decode(), cached["left_seconds"])
@@ -82,18 +83,19 @@ async def card_qrcode(
         "expire_seconds": QR_EXPIRE_SECONDS,
         "action_info": {"card": {"card_id": wallet["wechat_card_id"], "code": wallet["code"]}},
     }
-    answer = await as_problem(
-        wechat.call(lambda client: client.card._post("card/qrcode/create", data=request))
-    )
+    with wechat_problems():
+        answer = await wechat.call(lambda client: client.card._post("card/qrcode/create", data=request))
     url, seconds = str(answer["url"]), int(answer.get("expire_seconds", QR_EXPIRE_SECONDS))
-    await conn.execute(
-        """UPDATE wechat_card_codes SET qr_url_sealed = $3, qr_expires_at = now() + make_interval(secs => $4)
-            WHERE merchant_id = $1 AND card_id = $2""",
-        merchant_id,
-        card_id,
-        keyring.box.seal(url.encode(), context=_qr_context(merchant_id, card_id)),
-        float(seconds),
-    )
+    async with connect() as conn:
+        await conn.execute(
+            """UPDATE wechat_card_codes
+                  SET qr_url_sealed = $3, qr_expires_at = now() + make_interval(secs => $4)
+                WHERE merchant_id = $1 AND card_id = $2""",
+            merchant_id,
+            card_id,
+            keyring.box.seal(url.encode(), context=_qr_context(merchant_id, card_id)),
+            float(seconds),
+        )
     return qrcode_view(url, seconds)
 
 
@@ -106,10 +108,11 @@ def _qr_context(merchant_id: str, card_id: str) -> bytes:
 
 
 async def _ready_code(
-    conn: asyncpg.Connection, wechat: WeChat, keyring: Keyring, merchant_id: str, card_id: str
+    connect: Connect, wechat: WeChat, keyring: Keyring, merchant_id: str, card_id: str
 ) -> dict[str, Any]:
-    await sync_code(conn, wechat, keyring, merchant_id, card_id)
-    row = await code_row(conn, merchant_id, card_id)
+    await sync_code(connect, wechat, keyring, merchant_id, card_id)
+    async with connect() as conn:
+        row = await code_row(conn, merchant_id, card_id)
     assert row is not None
     if row["wallet_state"] != "deposited":
         raise DomainError("wechat_already_in_wallet", "this card has already been added to a WeChat wallet")

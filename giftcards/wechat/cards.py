@@ -8,12 +8,15 @@ the deposit safe to repeat after a lost answer: a second raise is refused, never
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from typing import Any
 
 import asyncpg
 
-from giftcards import cards, codes
+from giftcards import cards, codes, leases
+from giftcards.db.pool import Connect
 from giftcards.errors import DomainError, ValidationError
 from giftcards.isotime import iso
 from giftcards.secrets_box import Keyring
@@ -79,29 +82,39 @@ async def presentation_for(
     return presentation
 
 
+# The functions below call WeChat, so they take `connect` (a connection for each short step) rather than
+# a connection: none is held, and no transaction is open, while WeChat answers. What must happen once (a
+# design's card/create, a card's deposit) happens under a lease, which a concurrent call waits for until
+# its own deadline and then finds done.
+
+
 async def sync_design(
-    conn: asyncpg.Connection, wechat: WeChat, merchant_id: str, design_key: str, presentation: dict[str, Any]
+    connect: Connect, wechat: WeChat, merchant_id: str, design_key: str, given: dict[str, Any]
 ) -> tuple[bool, dict[str, Any]]:
-    """The WeChat card of a design (created on first call). Returns (created, view)."""
-    async with conn.transaction():
-        # One creation per design even when two back-office calls race.
-        await conn.execute(
-            "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", f"wechat-card:{merchant_id}:{design_key}"
-        )
-        row = await _wechat_card(conn, merchant_id, design_key)
-        if row is not None:
-            return False, wechat_card_view(row)
-        definition = card_definition(presentation)
-        wechat_card_id = await as_problem(wechat.call(lambda client: client.card.create(definition)))
-        row = await conn.fetchrow(
-            """INSERT INTO wechat_cards (merchant_id, design_key, wechat_card_id, title)
-               VALUES ($1, $2, $3, $4) RETURNING *""",
-            merchant_id,
-            design_key,
-            wechat_card_id,
-            presentation["title"],
-        )
-    return True, wechat_card_view(row)
+    """The WeChat card of a design (created on first call, showing `given` over the defaults). Returns
+    (created, view)."""
+    async with connect() as conn:
+        definition = card_definition(await presentation_for(conn, merchant_id, design_key, given))
+
+    async def existing(conn: asyncpg.Connection) -> asyncpg.Record | None:
+        return await _wechat_card(conn, merchant_id, design_key)
+
+    async def create(deadline: float) -> asyncpg.Record:
+        wechat_card_id = await wechat.call(lambda client: client.card.create(definition), deadline=deadline)
+        async with connect() as conn:
+            row = await conn.fetchrow(
+                """INSERT INTO wechat_cards (merchant_id, design_key, wechat_card_id, title)
+                   VALUES ($1, $2, $3, $4) ON CONFLICT (merchant_id, design_key) DO NOTHING RETURNING *""",
+                merchant_id,
+                design_key,
+                wechat_card_id,
+                definition["card"]["general_card"]["base_info"]["title"],
+            )
+            # None: a lease that lapsed let another call create one too; the first one stays the design's.
+            return row or await existing(conn)
+
+    created, row = await _once(connect, wechat, merchant_id, f"wechat-card:{design_key}", existing, create)
+    return created, wechat_card_view(row)
 
 
 async def list_designs(conn: asyncpg.Connection, merchant_id: str) -> list[dict[str, Any]]:
@@ -112,52 +125,51 @@ async def list_designs(conn: asyncpg.Connection, merchant_id: str) -> list[dict[
 
 
 async def sync_code(
-    conn: asyncpg.Connection, wechat: WeChat, keyring: Keyring, merchant_id: str, card_id: str
+    connect: Connect, wechat: WeChat, keyring: Keyring, merchant_id: str, card_id: str
 ) -> dict[str, Any]:
     """Deposit the card's code into its WeChat card and raise the stock; nothing to do when done before."""
-    async with conn.transaction():
-        await conn.execute(
-            "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", f"wechat-code:{merchant_id}:{card_id}"
-        )
-        existing = await code_row(conn, merchant_id, card_id)
-        if existing is not None:
-            return wallet_view(existing)
-        card = await conn.fetchrow(
-            "SELECT id, state, currency, design_id FROM cards WHERE merchant_id = $1 AND id = $2",
-            merchant_id,
-            card_id,
-        )
-        if card is None:
-            raise DomainError("card_not_found", "no such card")
-        if card["currency"] != WECHAT_CURRENCY:
-            raise DomainError("wechat_currency_unsupported", "WeChat's card wallet shows CNY balances only")
-        if card["state"] in ("deactivated", "expired"):
-            raise DomainError(f"card_{card['state']}", f"the card is {card['state']}")
-        target = await _wechat_card(conn, merchant_id, card["design_id"] or DEFAULT_DESIGN)
-        if target is None and card["design_id"]:
-            target = await _wechat_card(conn, merchant_id, DEFAULT_DESIGN)
-        if target is None:
-            raise DomainError(
-                "wechat_card_not_synced", "sync the card's design (or the default design) to WeChat first"
+
+    async def existing(conn: asyncpg.Connection) -> asyncpg.Record | None:
+        return await code_row(conn, merchant_id, card_id)
+
+    async def deposit(deadline: float) -> asyncpg.Record:
+        async with connect() as conn:
+            card = await conn.fetchrow(
+                "SELECT id, state, currency, design_id FROM cards WHERE merchant_id = $1 AND id = $2",
+                merchant_id,
+                card_id,
             )
-        code = codes.normalize_code(await cards.reveal_code(conn, keyring, merchant_id, card_id))
-        wechat_card_id = target["wechat_card_id"]
-        await as_problem(wechat.call(lambda client: deposit_codes(client, wechat_card_id, [code])))
-        row = await conn.fetchrow(
-            """INSERT INTO wechat_card_codes (merchant_id, card_id, wechat_card_id, code_hash, code_sealed,
-                                              wallet_state)
-               VALUES ($1, $2, $3, $4, $5, 'deposited') RETURNING *""",
-            merchant_id,
-            card_id,
-            wechat_card_id,
-            code_hash(keyring, code),
-            seal_code(keyring, merchant_id, card_id, code),
-        )
+            if card is None:
+                raise DomainError("card_not_found", "no such card")
+            if card["currency"] != WECHAT_CURRENCY:
+                raise DomainError(
+                    "wechat_currency_unsupported", "WeChat's card wallet shows CNY balances only"
+                )
+            if card["state"] in ("deactivated", "expired"):
+                raise DomainError(f"card_{card['state']}", f"the card is {card['state']}")
+            wechat_card_id = await _target(conn, merchant_id, card["design_id"])
+            code = codes.normalize_code(await cards.reveal_code(conn, keyring, merchant_id, card_id))
+        await wechat.call(lambda client: deposit_codes(client, wechat_card_id, [code]), deadline=deadline)
+        async with connect() as conn:
+            row = await conn.fetchrow(
+                """INSERT INTO wechat_card_codes (merchant_id, card_id, wechat_card_id, code_hash,
+                                                  code_sealed, wallet_state)
+                   VALUES ($1, $2, $3, $4, $5, 'deposited') ON CONFLICT (merchant_id, card_id) DO NOTHING
+                   RETURNING *""",
+                merchant_id,
+                card_id,
+                wechat_card_id,
+                code_hash(keyring, code),
+                seal_code(keyring, merchant_id, card_id, code),
+            )
+            return row or await existing(conn)  # None: deposited meanwhile under a lapsed lease
+
+    _, row = await _once(connect, wechat, merchant_id, f"wechat-code:{card_id}", existing, deposit)
     return wallet_view(row)
 
 
 async def sync_batch(
-    conn: asyncpg.Connection,
+    connect: Connect,
     wechat: WeChat,
     keyring: Keyring,
     merchant_id: str,
@@ -166,82 +178,152 @@ async def sync_batch(
     limit: int,
 ) -> dict[str, Any]:
     """Deposit up to `limit` not yet deposited codes of a batch, 100 per WeChat call; call again while
-    `remaining` is not zero."""
-    batch = await conn.fetchrow(
-        "SELECT currency FROM card_batches WHERE merchant_id = $1 AND id = $2", merchant_id, batch_id
-    )
+    `remaining` is not zero (a sync also stops early, when half its deadline is gone). One sync of a
+    batch at a time (a lease, renewed per call)."""
+    async with connect() as conn:
+        batch = await conn.fetchrow(
+            "SELECT currency FROM card_batches WHERE merchant_id = $1 AND id = $2", merchant_id, batch_id
+        )
     if batch is None:
         raise DomainError("not_found", "no such card batch")
     if batch["currency"] != WECHAT_CURRENCY:
         raise DomainError("wechat_currency_unsupported", "WeChat's card wallet shows CNY balances only")
-    await conn.execute(
-        "SELECT pg_advisory_lock(hashtextextended($1, 0))", f"wechat-batch:{merchant_id}:{batch_id}"
-    )
-    try:
-        synced = 0
-        while synced < limit:
-            rows = await conn.fetch(
-                """SELECT c.id, c.design_id FROM cards c
-                    WHERE c.merchant_id = $1 AND c.batch_id = $2 AND c.state NOT IN ('deactivated', 'expired')
-                      AND NOT EXISTS (SELECT 1 FROM wechat_card_codes w
-                                       WHERE w.merchant_id = c.merchant_id AND w.card_id = c.id)
-                    ORDER BY c.id LIMIT $3""",
-                merchant_id,
-                batch_id,
-                min(MAX_CODES_PER_DEPOSIT, limit - synced),
-            )
-            if not rows:
-                break
-            synced += await _deposit_chunk(conn, wechat, keyring, merchant_id, rows)
-        remaining = await conn.fetchval(
-            """SELECT count(*) FROM cards c
-                WHERE c.merchant_id = $1 AND c.batch_id = $2 AND c.state NOT IN ('deactivated', 'expired')
-                  AND NOT EXISTS (SELECT 1 FROM wechat_card_codes w
-                                   WHERE w.merchant_id = c.merchant_id AND w.card_id = c.id)""",
-            merchant_id,
-            batch_id,
-        )
-    finally:
-        await conn.execute(
-            "SELECT pg_advisory_unlock(hashtextextended($1, 0))", f"wechat-batch:{merchant_id}:{batch_id}"
-        )
+    deadline = wechat.deadline()
+    loop = asyncio.get_running_loop()
+    synced = 0
+    lease_name = f"wechat-batch:{batch_id}"
+    with wechat_problems():
+        async with (
+            wechat.turn(deadline),
+            leases.held(
+                connect, merchant_id, lease_name, seconds=wechat.lease_seconds, until=deadline
+            ) as lease,
+        ):
+            # No next chunk once half the deadline is gone: the answer says what is left, for the next call.
+            while synced < limit and loop.time() < deadline - wechat.timeout / 2:
+                if not await lease.renew():
+                    raise DomainError("wechat_unavailable", "another sync of this batch took over; retry")
+                size = min(MAX_CODES_PER_DEPOSIT, limit - synced)
+                done = await _deposit_chunk(connect, wechat, keyring, merchant_id, batch_id, size, deadline)
+                if not done:
+                    break
+                synced += done
+    async with connect() as conn:
+        remaining = await conn.fetchval(_UNDEPOSITED_COUNT, merchant_id, batch_id)
     return {"object": "wechat_batch_sync", "batch": batch_id, "synced": synced, "remaining": remaining}
 
 
+_UNDEPOSITED = """
+SELECT c.id, c.design_id FROM cards c
+ WHERE c.merchant_id = $1 AND c.batch_id = $2 AND c.state NOT IN ('deactivated', 'expired')
+   AND NOT EXISTS (SELECT 1 FROM wechat_card_codes w
+                    WHERE w.merchant_id = c.merchant_id AND w.card_id = c.id)
+ ORDER BY c.id LIMIT $3"""
+_UNDEPOSITED_COUNT = """
+SELECT count(*) FROM cards c
+ WHERE c.merchant_id = $1 AND c.batch_id = $2 AND c.state NOT IN ('deactivated', 'expired')
+   AND NOT EXISTS (SELECT 1 FROM wechat_card_codes w
+                    WHERE w.merchant_id = c.merchant_id AND w.card_id = c.id)"""
+
+
 async def _deposit_chunk(
-    conn: asyncpg.Connection, wechat: WeChat, keyring: Keyring, merchant_id: str, rows: list[asyncpg.Record]
+    connect: Connect,
+    wechat: WeChat,
+    keyring: Keyring,
+    merchant_id: str,
+    batch_id: str,
+    size: int,
+    deadline: float,
 ) -> int:
-    """One deposit call for cards of one batch (one design, so one WeChat card), then their rows."""
-    design = rows[0]["design_id"]
-    target = await _wechat_card(conn, merchant_id, design or DEFAULT_DESIGN)
-    if target is None and design:
+    """One deposit call for up to `size` cards of one batch (one design, so one WeChat card), then their
+    rows. Returns how many went in (0: none left)."""
+    async with connect() as conn:
+        rows = await conn.fetch(_UNDEPOSITED, merchant_id, batch_id, size)
+        if not rows:
+            return 0
+        wechat_card_id = await _target(conn, merchant_id, rows[0]["design_id"])
+        chunk = [
+            (row["id"], codes.normalize_code(await cards.reveal_code(conn, keyring, merchant_id, row["id"])))
+            for row in rows
+        ]
+    deposit = [code for _, code in chunk]
+    await wechat.call(lambda client: deposit_codes(client, wechat_card_id, deposit), deadline=deadline)
+    async with connect() as conn:
+        await conn.executemany(
+            """INSERT INTO wechat_card_codes (merchant_id, card_id, wechat_card_id, code_hash, code_sealed,
+                                              wallet_state)
+               VALUES ($1, $2, $3, $4, $5, 'deposited') ON CONFLICT DO NOTHING""",
+            [
+                (
+                    merchant_id,
+                    card_id,
+                    wechat_card_id,
+                    code_hash(keyring, code),
+                    seal_code(keyring, merchant_id, card_id, code),
+                )
+                for card_id, code in chunk
+            ],
+        )
+    return len(chunk)
+
+
+async def _target(conn: asyncpg.Connection, merchant_id: str, design_id: str | None) -> str:
+    """The WeChat card a card of this design is deposited into: the design's, else the default one."""
+    target = await _wechat_card(conn, merchant_id, design_id or DEFAULT_DESIGN)
+    if target is None and design_id:
         target = await _wechat_card(conn, merchant_id, DEFAULT_DESIGN)
     if target is None:
         raise DomainError(
             "wechat_card_not_synced", "sync the card's design (or the default design) to WeChat first"
         )
-    wechat_card_id = target["wechat_card_id"]
-    chunk = [
-        (row["id"], codes.normalize_code(await cards.reveal_code(conn, keyring, merchant_id, row["id"])))
-        for row in rows
-    ]
-    await as_problem(wechat.call(lambda client: deposit_codes(client, wechat_card_id, [c for _, c in chunk])))
-    await conn.executemany(
-        """INSERT INTO wechat_card_codes (merchant_id, card_id, wechat_card_id, code_hash, code_sealed,
-                                          wallet_state)
-           VALUES ($1, $2, $3, $4, $5, 'deposited') ON CONFLICT DO NOTHING""",
-        [
-            (
+    return str(target["wechat_card_id"])
+
+
+async def _once(
+    connect: Connect,
+    wechat: WeChat,
+    merchant_id: str,
+    name: str,
+    existing: Callable[[asyncpg.Connection], Awaitable[asyncpg.Record | None]],
+    make: Callable[[float], Awaitable[asyncpg.Record]],
+) -> tuple[bool, asyncpg.Record]:
+    """leases.once for WeChat work: what exists is answered at once; otherwise the lease is waited for in
+    one of the merchant's turns, and the wait, the token and the call share one deadline."""
+    async with connect() as conn:
+        found = await existing(conn)
+    if found is not None:
+        return False, found
+    deadline = wechat.deadline()
+    with wechat_problems():
+        async with wechat.turn(deadline):
+            return await leases.once(
+                connect,
                 merchant_id,
-                card_id,
-                wechat_card_id,
-                code_hash(keyring, code),
-                seal_code(keyring, merchant_id, card_id, code),
+                name,
+                seconds=wechat.lease_seconds,
+                until=deadline,
+                existing=existing,
+                make=lambda: make(deadline),
             )
-            for card_id, code in chunk
-        ],
-    )
-    return len(chunk)
+
+
+@contextlib.contextmanager
+def wechat_problems() -> Iterator[None]:
+    """WeChat work in a back-office or page request: a failure becomes a problem the caller can act on."""
+    try:
+        yield
+    except leases.Busy:
+        raise DomainError(
+            "wechat_unavailable", "another request is making the same WeChat call and is not done; retry"
+        ) from None
+    except WeChatFailure as failure:
+        if failure.transient:
+            raise DomainError(
+                "wechat_unavailable", f"WeChat did not answer usefully: {failure.detail}"
+            ) from None
+        raise DomainError(
+            "wechat_refused", f"WeChat refused the call: {failure.detail}", errcode=failure.errcode
+        ) from None
 
 
 def deposit_codes(client: Any, wechat_card_id: str, all_codes: Iterable[str]) -> int:
@@ -261,20 +343,6 @@ def deposit_codes(client: Any, wechat_card_id: str, all_codes: Iterable[str]) ->
         if getattr(exc, "errcode", None) != STOCK_ABOVE_POOL:
             raise
     return deposited
-
-
-async def as_problem(awaitable: Any) -> Any:
-    """A WeChat call from a back-office or page request: a failure becomes a problem the caller can act on."""
-    try:
-        return await awaitable
-    except WeChatFailure as failure:
-        if failure.transient:
-            raise DomainError(
-                "wechat_unavailable", f"WeChat did not answer usefully: {failure.detail}"
-            ) from None
-        raise DomainError(
-            "wechat_refused", f"WeChat refused the call: {failure.detail}", errcode=failure.errcode
-        ) from None
 
 
 async def _wechat_card(conn: asyncpg.Connection, merchant_id: str, design_key: str) -> asyncpg.Record | None:

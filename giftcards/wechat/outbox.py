@@ -2,10 +2,15 @@
 
 Rows are written by the database itself (trigger `wechat_outbox_feed`, schema/0005) in the transaction
 that posts the ledger entry, so no path that moves money can forget WeChat, and a redemption never waits
-for it. The delivery worker takes, for each card, only its oldest open message (`FOR UPDATE SKIP LOCKED`,
-so several workers share the work and never deliver one card out of order), calls WeChat, and records
-the outcome. A failure backs off exponentially with jitter; a message that keeps failing is parked,
-and holds back the card's later messages until the back office replays it.
+for it. The delivery worker claims, for each card, only its oldest open message (one short statement,
+`FOR UPDATE SKIP LOCKED`, so several workers share the work and never deliver one card out of order),
+gives its connection back, calls WeChat, and records the outcome in a short transaction of its own, if
+its claim still stands (schema/0012). No connection, row lock or transaction is held while WeChat answers.
+A failure backs off exponentially with jitter; a message that keeps failing is parked, and holds back the
+card's later messages until the back office replays it.
+
+One merchant's messages take at most `Upstream.per_merchant` lanes at once: the other lanes go on with
+other merchants' messages while a slow WeChat keeps that merchant's lanes waiting (until the deadline).
 """
 
 from __future__ import annotations
@@ -15,16 +20,20 @@ import contextlib
 import logging
 import random
 import time
+import uuid
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
 import asyncpg
 
-from giftcards.db.pool import is_unavailable
+from giftcards import leases
+from giftcards.db.pool import Connect, connector, is_unavailable
 from giftcards.secrets_box import Keyring
 from giftcards.wechat import accounts
 from giftcards.wechat.cards import open_code
 from giftcards.wechat.client import DEFAULT_TIMEOUT, WeChat, WeChatFailure
+from giftcards.wechat.upstream import Upstream
 
 log = logging.getLogger("giftcards.wechat.outbox")
 
@@ -33,16 +42,21 @@ USER_CARD_STATUS = 40127  # deleted or unavailable in WeChat
 _WALLET_STATES = ("in_wallet", "gifting")
 _RECORD = {"redeem": "消费", "refund": "退款", "load": "充值", "adjust": "调整"}
 
-_NEXT = """
-SELECT o.* FROM wechat_outbox o
- WHERE o.state = 'pending' AND o.next_attempt_at <= now()
-   AND NOT (o.merchant_id = ANY($1::text[])) AND NOT (o.id = ANY($2::bigint[]))
-   AND NOT EXISTS (SELECT 1 FROM wechat_outbox earlier
-                    WHERE earlier.merchant_id = o.merchant_id AND earlier.card_id = o.card_id
-                      AND earlier.state IN ('pending', 'parked') AND earlier.id < o.id)
- ORDER BY o.id
- LIMIT 1
- FOR UPDATE OF o SKIP LOCKED
+# The claim moves next_attempt_at past its own expiry: no worker takes the message meanwhile, and one that
+# died with it lets it come due again by itself.
+_CLAIM = """
+UPDATE wechat_outbox o SET claimed_by = $3, next_attempt_at = now() + make_interval(secs => $4)
+ WHERE (o.merchant_id, o.id) = (
+       SELECT n.merchant_id, n.id FROM wechat_outbox n
+        WHERE n.state = 'pending' AND n.next_attempt_at <= now()
+          AND NOT (n.merchant_id = ANY($1::text[])) AND NOT (n.id = ANY($2::bigint[]))
+          AND NOT EXISTS (SELECT 1 FROM wechat_outbox earlier
+                           WHERE earlier.merchant_id = n.merchant_id AND earlier.card_id = n.card_id
+                             AND earlier.state IN ('pending', 'parked') AND earlier.id < n.id)
+        ORDER BY n.id
+        LIMIT 1
+        FOR UPDATE OF n SKIP LOCKED)
+RETURNING o.*
 """
 
 
@@ -52,10 +66,11 @@ class Policy:
     max_delay: float = 300.0
     max_attempts: int = 5  # WeChat refused it (an errcode that retrying will not change): park after this
     max_transient_attempts: int = 60  # WeChat unreachable, busy or rate limiting: about four hours
-    lanes: int = 4  # messages in flight at once, each on its own connection (see deliver_pass)
+    lanes: int = 4  # messages in flight at once (see deliver_pass)
     pass_limit: int = 500  # messages per pass, so that one pass's bookkeeping stays small
     poll_interval: float = 0.5
-    timeout: float = DEFAULT_TIMEOUT
+    timeout: float = DEFAULT_TIMEOUT  # a delivery's WeChat work in all (GIFTCARDS_WECHAT_TIMEOUT)
+    db_timeout: float = 2.0  # to get a connection for a step (GIFTCARDS_DB_TIMEOUT)
 
     def backoff(self, attempts: int) -> float:
         """Exponential, capped, with "equal jitter": half fixed, half random, so retries spread out."""
@@ -76,6 +91,20 @@ class PassReport:
         return self.delivered + self.failed + self.parked + self.skipped
 
 
+@dataclass(frozen=True)
+class Claimed:
+    """A message this delivery claimed, with what it needs to call WeChat once the connection is back."""
+
+    row: asyncpg.Record
+    claim: uuid.UUID
+    wechat: WeChat | None  # None: WeChat is not set up for the merchant (any more)
+    wallet: asyncpg.Record
+
+    @property
+    def merchant_id(self) -> str:
+        return str(self.row["merchant_id"])
+
+
 def money(amount: int) -> str:
     return f"¥{amount // 100}.{amount % 100:02d}"
 
@@ -92,89 +121,123 @@ def record_text(entry_kind: str, amount: int, balance: int) -> str:
     return f"{_RECORD[entry_kind]} {sign}{money(abs(amount))}"
 
 
-async def deliver_pass(pool: asyncpg.Pool, keyring: Keyring, policy: Policy | None = None) -> PassReport:
+async def deliver_pass(
+    pool: asyncpg.Pool, keyring: Keyring, policy: Policy | None = None, upstream: Upstream | None = None
+) -> PassReport:
     """Deliver every message that is due, each at most once, in order per card. Returns what happened."""
     policy = policy or Policy()
+    if upstream is None:
+        async with Upstream() as own:
+            return await deliver_pass(pool, keyring, policy, own)
+    connect = connector(pool, policy.db_timeout)
     report = PassReport()
     attempted: list[int] = []
-    clients: dict[str, WeChat | None] = {}
+    in_flight: Counter[str] = Counter()
+    claiming = asyncio.Lock()  # one claim at a time, so that `in_flight` is exact when the next one asks
 
     async def lane() -> None:
-        async with pool.acquire() as conn:
-            while len(attempted) < policy.pass_limit:
-                async with conn.transaction():
-                    row = await conn.fetchrow(_NEXT, list(report.unreachable), attempted)
-                    if row is None:
-                        return
-                    attempted.append(row["id"])
-                    await _deliver(conn, pool, keyring, policy, clients, row, report)
+        while len(attempted) < policy.pass_limit:
+            async with claiming:
+                full = {m for m, n in in_flight.items() if n >= upstream.per_merchant} | upstream.busy()
+                async with connect() as conn:
+                    found, claimed = await _claim(
+                        conn, connect, keyring, policy, upstream, report, attempted, full
+                    )
+                if claimed is not None:
+                    in_flight[claimed.merchant_id] += 1
+            if not found:
+                if not any(in_flight.values()):
+                    return
+                # Other lanes wait on WeChat: keep taking what they leave (other merchants' messages).
+                await asyncio.sleep(policy.poll_interval)
+                continue
+            if claimed is None:
+                continue  # settled without a call
+            try:
+                await _deliver(connect, policy, claimed, report)
+            finally:
+                in_flight[claimed.merchant_id] -= 1
 
-    # A lane holds a connection (and its message's row lock) while WeChat answers, and a token refresh
-    # takes one more: at most half the pool, so requests always find connections and lanes never wait
-    # on each other for the last one.
-    lanes = max(1, min(policy.lanes, pool.get_max_size() // 4))
+    # Lanes hold a connection only for their short steps; half the pool at most, so requests find theirs.
+    lanes = max(1, min(policy.lanes, pool.get_max_size() // 2))
     await asyncio.gather(*(lane() for _ in range(lanes)))
     return report
 
 
-async def _deliver(
+async def _claim(
     conn: asyncpg.Connection,
-    pool: asyncpg.Pool,
+    connect: Connect,
     keyring: Keyring,
     policy: Policy,
-    clients: dict[str, WeChat | None],
-    row: asyncpg.Record,
+    upstream: Upstream,
     report: PassReport,
-) -> None:
+    attempted: list[int],
+    full: set[str],
+) -> tuple[bool, Claimed | None]:
+    """The next due message (not of a merchant that is unreachable or has all its lanes), claimed:
+    (False, None) when none is due; (True, None) when it needed no WeChat call and was settled here."""
+    claim = uuid.uuid4()
+    seconds = policy.timeout + leases.MARGIN
+    row = await conn.fetchrow(_CLAIM, list(report.unreachable | full), attempted, claim, seconds)
+    if row is None:
+        return False, None
+    attempted.append(row["id"])
     merchant_id, card_id = row["merchant_id"], row["card_id"]
     # No lock on the wallet row: a callback holding the card lock must never wait for WeChat through us.
     wallet = await conn.fetchrow(
         "SELECT * FROM wechat_card_codes WHERE merchant_id = $1 AND card_id = $2", merchant_id, card_id
     )
     if wallet is not None and wallet["wallet_state"] == "consumed" and row["balance"] > 0:
-        await _consumed_with_balance(conn, row)
-        report.skipped += 1
-        return
+        async with conn.transaction():
+            if await _consumed_with_balance(conn, row, claim):
+                report.skipped += 1
+        return True, None
     if wallet is None or wallet["wallet_state"] not in _WALLET_STATES:
         state = wallet["wallet_state"] if wallet is not None else "not deposited"
-        await _finish(conn, row, "skipped", note=f"not in a wallet ({state})")
-        report.skipped += 1
-        return
-    if merchant_id not in clients:
-        account = await accounts.find(conn, keyring, merchant_id)
-        clients[merchant_id] = WeChat(pool, keyring, account, timeout=policy.timeout) if account else None
-    wechat = clients[merchant_id]
+        if await _finish(conn, row, claim, "skipped", note=f"not in a wallet ({state})"):
+            report.skipped += 1
+        return True, None
+    # The account as it is now (not as a pass began: a pass lasts while messages keep coming).
+    account = await accounts.find(conn, keyring, merchant_id)
+    wechat = WeChat(connect, keyring, account, upstream, timeout=policy.timeout) if account else None
+    return True, Claimed(row, claim, wechat, wallet)
+
+
+async def _deliver(connect: Connect, policy: Policy, claimed: Claimed, report: PassReport) -> None:
+    """Call WeChat for a claimed message (holding no connection), then record the outcome."""
+    row, claim, wechat, wallet = claimed.row, claimed.claim, claimed.wechat, claimed.wallet
+    merchant_id, card_id = row["merchant_id"], row["card_id"]
     try:
         if wechat is None:
             raise WeChatFailure("errcode", "WeChat is not set up for this merchant")
-        code = open_code(keyring, merchant_id, card_id, wallet["code_sealed"])
+        code = open_code(wechat.keyring, merchant_id, card_id, wallet["code_sealed"])
         outcome = await wechat.call(lambda client: _apply(client, row, wallet["wechat_card_id"], code))
     except WeChatFailure as failure:
         if failure.kind == "transport":
             report.unreachable.add(merchant_id)  # leave its other messages alone this pass
-        await _failed(conn, policy, row, failure, report)
+        await _failed(connect, policy, row, claim, failure, report)
         return
     except Exception as exc:
         if is_unavailable(exc) or isinstance(exc, asyncpg.PostgresError):
-            raise  # the transaction is gone: the message stays as it was, for the next pass
+            raise  # the claim lapses by itself and the message comes due again
         # A bug or a sealed value that no longer opens: retrying cannot help forever, so park it in
         # view of the back office instead of failing the whole pass again and again.
         log.exception("wechat outbox delivery broke", extra={"merchant": merchant_id, "card": card_id})
-        await _failed(
-            conn, policy, row, WeChatFailure("internal", f"internal error ({type(exc).__name__})"), report
-        )
+        broke = WeChatFailure("internal", f"internal error ({type(exc).__name__})")
+        await _failed(connect, policy, row, claim, broke, report)
         return
-    if outcome == "consumed_elsewhere":
-        await _set_wallet(conn, merchant_id, card_id, "consumed")
-        await _consumed_with_balance(conn, row)
-        report.skipped += 1
-        return
-    if row["finish"] is not None:
-        await _set_wallet(
-            conn, merchant_id, card_id, "consumed" if row["finish"] == "consume" else "unavailable"
-        )
-    await _finish(conn, row, "delivered")
-    report.delivered += 1
+    async with connect() as conn, conn.transaction():
+        if outcome == "consumed_elsewhere":
+            if await _consumed_with_balance(conn, row, claim):
+                await _set_wallet(conn, merchant_id, card_id, "consumed")
+                report.skipped += 1
+            return
+        if not await _finish(conn, row, claim, "delivered"):
+            return
+        if row["finish"] is not None:
+            finish = "consumed" if row["finish"] == "consume" else "unavailable"
+            await _set_wallet(conn, merchant_id, card_id, finish)
+        report.delivered += 1
 
 
 def _apply(client: Any, row: asyncpg.Record, wechat_card_id: str, code: str) -> str:
@@ -212,7 +275,12 @@ def _apply(client: Any, row: asyncpg.Record, wechat_card_id: str, code: str) -> 
 
 
 async def _failed(
-    conn: asyncpg.Connection, policy: Policy, row: asyncpg.Record, failure: WeChatFailure, report: PassReport
+    connect: Connect,
+    policy: Policy,
+    row: asyncpg.Record,
+    claim: uuid.UUID,
+    failure: WeChatFailure,
+    report: PassReport,
 ) -> None:
     attempts = row["attempts"] + 1
     limit = policy.max_transient_attempts if failure.transient else policy.max_attempts
@@ -222,50 +290,57 @@ async def _failed(
         "outbox_message": row["id"],
         "attempts": attempts,
     }
-    if attempts >= limit:
-        await conn.execute(
-            """UPDATE wechat_outbox SET state = 'parked', attempts = $3, last_error = $4, parked_at = now()
-                WHERE merchant_id = $1 AND id = $2""",
-            row["merchant_id"],
-            row["id"],
-            attempts,
-            failure.detail,
+    park = attempts >= limit
+    delay = 0.0 if park else policy.backoff(attempts)
+    statement, more = (_PARK, ()) if park else (_RETRY, (delay,))
+    async with connect() as conn:
+        recorded = await conn.fetchval(
+            statement, row["merchant_id"], row["id"], claim, attempts, failure.detail, *more
         )
+    if not recorded:
+        return  # the claim lapsed and another delivery took the message over
+    if park:
         log.warning("wechat outbox message parked: %s", failure.detail, extra=fields)
         report.parked += 1
         return
-    delay = policy.backoff(attempts)
-    await conn.execute(
-        """UPDATE wechat_outbox
-              SET attempts = $3, last_error = $4, next_attempt_at = now() + make_interval(secs => $5)
-            WHERE merchant_id = $1 AND id = $2""",
-        row["merchant_id"],
-        row["id"],
-        attempts,
-        failure.detail,
-        delay,
-    )
     log.info("wechat outbox delivery failed, retrying in %.1f s: %s", delay, failure.detail, extra=fields)
     report.failed += 1
 
 
+_PARK = """
+UPDATE wechat_outbox
+   SET state = 'parked', attempts = $4, last_error = $5, parked_at = now(), claimed_by = NULL
+ WHERE merchant_id = $1 AND id = $2 AND claimed_by = $3
+RETURNING true"""
+_RETRY = """
+UPDATE wechat_outbox
+   SET attempts = $4, last_error = $5, next_attempt_at = now() + make_interval(secs => $6), claimed_by = NULL
+ WHERE merchant_id = $1 AND id = $2 AND claimed_by = $3
+RETURNING true"""
+
+
 async def _finish(
-    conn: asyncpg.Connection, row: asyncpg.Record, state: str, *, note: str | None = None
-) -> None:
-    await conn.execute(
-        """UPDATE wechat_outbox SET state = $3, attempts = attempts + 1, delivered_at = now(),
-                  last_error = coalesce($4, last_error)
-            WHERE merchant_id = $1 AND id = $2""",
+    conn: asyncpg.Connection, row: asyncpg.Record, claim: uuid.UUID, state: str, *, note: str | None = None
+) -> bool:
+    """The message done (delivered or skipped), if this delivery's claim still stands."""
+    done = await conn.fetchval(
+        """UPDATE wechat_outbox SET state = $4, attempts = attempts + 1, delivered_at = now(),
+                  last_error = coalesce($5, last_error), claimed_by = NULL
+            WHERE merchant_id = $1 AND id = $2 AND claimed_by = $3 RETURNING true""",
         row["merchant_id"],
         row["id"],
+        claim,
         state,
         note,
     )
+    return bool(done)
 
 
-async def _consumed_with_balance(conn: asyncpg.Connection, row: asyncpg.Record) -> None:
+async def _consumed_with_balance(conn: asyncpg.Connection, row: asyncpg.Record, claim: uuid.UUID) -> bool:
     """WeChat consumed the code (the user did, or we did at an earlier zero balance) and takes no more
     updates, so the wallet cannot show this balance. Money is untouched; the back office is told."""
+    if not await _finish(conn, row, claim, "skipped", note="the code is consumed in WeChat"):
+        return False
     if row["balance"] > 0:
         await conn.execute(
             """INSERT INTO wechat_discrepancies (merchant_id, card_id, kind, balance, detail)
@@ -275,7 +350,7 @@ async def _consumed_with_balance(conn: asyncpg.Connection, row: asyncpg.Record) 
             row["balance"],
             f"the wallet cannot show {money(row['balance'])}: the code is consumed in WeChat",
         )
-    await _finish(conn, row, "skipped", note="the code is consumed in WeChat")
+    return True
 
 
 async def _set_wallet(conn: asyncpg.Connection, merchant_id: str, card_id: str, state: str) -> None:
@@ -313,20 +388,29 @@ async def enqueue_resync(conn: asyncpg.Connection, merchant_id: str, card_id: st
 
 
 async def run(
-    pool: asyncpg.Pool, keyring: Keyring, stop: asyncio.Event, policy: Policy | None = None
+    pool: asyncpg.Pool,
+    keyring: Keyring,
+    stop: asyncio.Event,
+    policy: Policy | None = None,
+    upstream: Upstream | None = None,
 ) -> None:
     """The delivery loop of a serving process or of `giftcards worker`, until `stop` is set."""
     policy = policy or Policy()
+    if upstream is None:
+        async with Upstream() as own:
+            return await run(pool, keyring, stop, policy, own)
+    connect = connector(pool, policy.db_timeout)
     pruned_at = 0.0
     while not stop.is_set():
         handled = 0
         try:
-            handled = (await deliver_pass(pool, keyring, policy)).handled
+            handled = (await deliver_pass(pool, keyring, policy, upstream)).handled
             if time.monotonic() - pruned_at > 60:
-                async with pool.acquire() as conn:
+                async with connect() as conn:
                     await conn.execute(
                         "DELETE FROM wechat_callback_nonces WHERE seen_at < now() - interval '15 minutes'"
                     )
+                    await leases.purge(conn)
                 pruned_at = time.monotonic()
         except Exception as exc:
             if is_unavailable(exc):

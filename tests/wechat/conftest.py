@@ -199,10 +199,10 @@ async def set_up_wechat(
     )
 
 
-@pytest_asyncio.fixture
-async def wallet(
+async def open_wallet(
     client: httpx.AsyncClient, merchant: Merchant, standin: WeChatStandin, server: LiveServer
 ) -> Wallet:
+    """The merchant's WeChat set up on `standin`, its default design a WeChat card, events pushed back."""
     r = await set_up_wechat(client, merchant, standin)
     assert r.status_code == 200, r.text
     r = await client.post(
@@ -211,3 +211,10 @@ async def wallet(
     assert r.status_code == 201, r.text
     standin.callback = CallbackConfig(f"{server.url}/wechat/callback/{merchant.id}", CALLBACK_TOKEN)
     return Wallet(client, merchant, standin, server, r.json()["wechat_card_id"])
+
+
+@pytest_asyncio.fixture
+async def wallet(
+    client: httpx.AsyncClient, merchant: Merchant, standin: WeChatStandin, server: LiveServer
+) -> Wallet:
+    return await open_wallet(client, merchant, standin, server)

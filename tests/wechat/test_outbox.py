@@ -170,8 +170,8 @@ async def test_a_redemption_never_waits_for_a_hanging_wechat(wallet: Wallet, del
     in_flight = asyncio.create_task(delivery.once(replace(FAST, timeout=30)))
     while not wallet.standin.calls_to("card/generalcard/updateuser")[1:]:
         await asyncio.sleep(0.01)
-    # The worker holds the card's message (and a transaction) while WeChat sits on the call; the till
-    # goes on redeeming the same card and seeing it.
+    # The worker has claimed the card's message while WeChat sits on the call (holding no transaction);
+    # the till goes on redeeming the same card and seeing it.
     await wallet.redeem(card, 200)
     assert await wallet.ledger_balance(card) == 2_700
     assert not in_flight.done()
