@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import asyncpg
 
+from giftcards import public_ids
 from giftcards.config import Settings
 from giftcards.qr_keys import QrKeys
 from giftcards.quick_redeem import Batcher
@@ -19,6 +20,11 @@ class Runtime:
     pool: asyncpg.Pool
     keyring: Keyring
     qr_keys: QrKeys
+
+    def __post_init__(self) -> None:
+        # Ids are rendered deep in the domain's views and in replays of stored answers, where no keyring
+        # is at hand: the process's keyring makes the process's id codec (public_ids).
+        public_ids.install(self.keyring.public_ids)
 
     @functools.cached_property
     def redemptions(self) -> Batcher:

@@ -10,6 +10,7 @@ from starlette.responses import Response
 from giftcards import designs, images
 from giftcards.designs import DesignSpec
 from giftcards.errors import DomainError
+from giftcards.ids import ascii_int
 from giftcards.web.api_gifts import AMOUNT, COLOR, CURRENCY, ID, LIST_LIMIT, NULLABLE_DATE_TIME, time_value
 from giftcards.web.calls import Call, Result, endpoint
 from giftcards.web.openapi import list_of
@@ -52,7 +53,7 @@ async def read_image(call: Call) -> images.CleanImage:
     media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     limit = images.MAX_UPLOAD_BYTES
     declared = request.headers.get("content-length", "")
-    too_large = declared.isdigit() and int(declared) > limit
+    too_large = (ascii_int(declared, 20) or 0) > limit
     raw = bytearray()
     async for chunk in request.stream():
         if not too_large:
