@@ -17,7 +17,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from giftcards import idempotency
-from giftcards.db.pool import acquire_within, is_unavailable
+from giftcards.db.pool import acquire_within, give_back, is_unavailable
 from giftcards.errors import DomainError
 from giftcards.merchants import API_KEY_PREFIX, Principal, authenticate_admin, authenticate_api_key
 from giftcards.runtime import Runtime
@@ -153,8 +153,10 @@ async def acquire(rt: Runtime) -> AsyncIterator[asyncpg.Connection]:
         raise DomainError("database_unavailable", headers={"Retry-After": "1"}) from None
     try:
         yield conn
-    finally:
-        await rt.pool.release(conn)
+    except BaseException as exc:
+        await give_back(rt.pool, conn, exc)
+        raise
+    await give_back(rt.pool, conn, None)
 
 
 async def _authenticate(
