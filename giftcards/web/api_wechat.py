@@ -248,6 +248,7 @@ def register(api: Api) -> None:
             "properties": {"openid": {"type": "string", "minLength": 1, "maxLength": 128}},
         },
         responses={200: ANY_OBJECT},
+        no_store=True,
     )
     async def wechat_card_ext(call: Call) -> Result:
         wechat = await wechat_for(call)
@@ -268,6 +269,7 @@ def register(api: Api) -> None:
         tag=TAG,
         auth=("api_key",),
         responses={200: ANY_OBJECT},
+        no_store=True,
     )
     async def wechat_card_qrcode(call: Call) -> Result:
         wechat = await wechat_for(call)

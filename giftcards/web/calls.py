@@ -79,13 +79,16 @@ def endpoint(api: Api, method: str, path: str, **spec: Any) -> Callable[[Handler
     def register(handler: Handler) -> Handler:
         async def asgi_endpoint(request: Request) -> Response:
             try:
-                return await _serve(request, op, handler)
+                response = await _serve(request, op, handler)
             except Exception as exc:
                 if not is_unavailable(exc):
                     raise
                 # A lost database is an answer (503), not a crash of the request.
                 log.warning("database unavailable: %s", type(exc).__name__)
                 raise DomainError("database_unavailable", headers={"Retry-After": "1"}) from None
+            if op.no_store:  # first answers, replays and fast-path answers alike
+                response.headers["Cache-Control"] = "no-store"
+            return response
 
         asgi_endpoint.__name__ = handler.__name__
         api.operation(method, path, **spec)(asgi_endpoint)

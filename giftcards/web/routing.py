@@ -40,6 +40,9 @@ class Operation:
     media_type: str = "application/json"  # of the success response
     include_in_schema: bool = True
     uses_db: bool = True  # False: the handler gets no connection (health, documents)
+    # The answer carries a secret (a card code, a QR payload, a key or token, a secret link): no cache, the
+    # browser's own included, may keep it. Applied to every answer of the operation (calls.endpoint).
+    no_store: bool = False
     # Tried before the general path; answers None to hand the request over to it (see calls._serve).
     fast_path: Callable[[Request], Awaitable[Response | None]] | None = None
 

@@ -36,6 +36,7 @@ def register(api: Api) -> None:
         tag=TAG,
         media_type="image/svg+xml",
         responses={200: {"type": "string"}},
+        no_store=True,
     )
     async def card_page_wechat_qr(call: Call) -> Result:
         access = await card_access.resolve(call.conn, call.rt.keyring, call.path["token"])
@@ -43,11 +44,7 @@ def register(api: Api) -> None:
         answer = await add_card.card_qrcode(
             call.conn, wechat, call.rt.keyring, access.merchant_id, access.card_id
         )
-        return Response(
-            qr.render_svg(answer["url"]),
-            media_type="image/svg+xml",
-            headers={**PLAIN, "Cache-Control": "private, no-store"},
-        )
+        return Response(qr.render_svg(answer["url"]), media_type="image/svg+xml", headers=PLAIN)
 
     @endpoint(
         api,
@@ -56,6 +53,7 @@ def register(api: Api) -> None:
         summary="cardId and signed cardExt for wx.addCard, for the owner's page inside WeChat",
         tag=TAG,
         responses={200: ANY_OBJECT},
+        no_store=True,
     )
     async def card_page_wechat_card_ext(call: Call) -> Result:
         access = await card_access.resolve(call.conn, call.rt.keyring, call.path["token"])
