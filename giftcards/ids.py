@@ -51,3 +51,12 @@ def is_id(value: str, prefix: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+def ascii_int(text: str, max_digits: int = 18) -> int | None:
+    """`text` as a whole number when it is 1 to `max_digits` ASCII digits, else None. Client text that
+    should be a number goes through here: `str.isdigit` also takes '²', which `int` then refuses, and
+    `int` itself reads Arabic-Indic or fullwidth digits."""
+    if not 0 < len(text) <= max_digits or not text.isascii() or not text.isdigit():
+        return None
+    return int(text)

@@ -14,6 +14,7 @@ from typing import Any
 
 import asyncpg
 
+from giftcards import public_ids
 from giftcards.errors import DomainError, problem_document
 from giftcards.isotime import iso
 from giftcards.merchants import Principal
@@ -199,14 +200,16 @@ def refusal(row: Mapping[str, Any]) -> DomainError:
 
 
 def activity_id(entry_id: int) -> str:
-    return f"act_{entry_id}"
+    """The public id of a ledger entry: opaque, so it tells nothing of how many entries came before."""
+    return public_ids.render("act", entry_id)
 
 
 def parse_activity_id(value: str) -> int:
-    prefix, _, number = value.partition("_")
-    if prefix != "act" or not number.isdigit() or len(number) > 18:
+    """The ledger entry an activity id names; anything else is no activity at all."""
+    entry_id = public_ids.parse("act", value)
+    if entry_id is None:
         raise DomainError("activity_not_found", "no such activity")
-    return int(number)
+    return entry_id
 
 
 def activity_view(row: asyncpg.Record | dict[str, Any]) -> dict[str, Any]:

@@ -135,9 +135,9 @@ class Batcher:
                     for _, future in batch:
                         if not future.done():
                             future.set_exception(exc)
-                    if conn is not None:  # perhaps broken: back to the pool, the next batch asks anew
-                        conn, broken = None, conn
-                        await self._pool.release(broken)
+                    if conn is not None:  # it failed mid-statement: never again, the next batch asks anew
+                        conn.terminate()
+                        conn = None
                 else:
                     for (_, future), outcome in zip(batch, outcomes, strict=True):
                         if not future.done():  # its request may have been cancelled meanwhile

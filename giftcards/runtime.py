@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 import asyncpg
 
+from giftcards import public_ids
 from giftcards.config import Settings
 from giftcards.qr_keys import QrKeys
 from giftcards.quick_redeem import Batcher
@@ -26,6 +27,9 @@ class Runtime:
 
     def __post_init__(self) -> None:
         self.wechat = Upstream(per_merchant=self.settings.wechat_calls_per_merchant)
+        # Ids are rendered deep in the domain's views and in replays of stored answers, where no keyring
+        # is at hand: the process's keyring makes the process's id codec (public_ids).
+        public_ids.install(self.keyring.public_ids)
 
     @functools.cached_property
     def redemptions(self) -> Batcher:

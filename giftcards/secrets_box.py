@@ -14,6 +14,8 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
+from giftcards.public_ids import PublicIds
+
 _NONCE_BYTES = 12
 
 
@@ -40,6 +42,7 @@ class Keyring:
         self.code_lookup_key = _derive(master_key, b"giftcards/code-lookup")
         self.token_lookup_key = _derive(master_key, b"giftcards/token-lookup")
         self.box = SecretBox(_derive(master_key, b"giftcards/at-rest"))
+        self.public_ids = PublicIds(_derive(master_key, b"giftcards/public-ids"))
 
     def code_hash(self, normalized_code: str) -> bytes:
         """Keyed hash to find a card by its code: a database dump alone cannot reverse or test it."""

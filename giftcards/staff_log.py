@@ -15,7 +15,7 @@ from typing import Any
 
 import asyncpg
 
-from giftcards import codes, ledger
+from giftcards import codes, ledger, public_ids
 from giftcards.errors import DomainError
 from giftcards.isotime import iso
 from giftcards.merchants import Principal
@@ -189,14 +189,15 @@ def _cell(value: Any) -> str:
 
 
 def entry_id(number: int) -> str:
-    return f"slog_{number}"
+    """The public id of a staff-log entry: opaque, like an activity id (public_ids)."""
+    return public_ids.render("slog", number)
 
 
 def parse_entry_id(value: str) -> int:
-    prefix, _, number = value.partition("_")
-    if prefix != "slog" or not number.isdigit() or len(number) > 18:
+    number = public_ids.parse("slog", value)
+    if number is None:
         raise DomainError("invalid_request", "starting_after names no staff log entry")
-    return int(number)
+    return number
 
 
 def entry_view(row: asyncpg.Record) -> dict[str, Any]:

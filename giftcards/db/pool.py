@@ -23,6 +23,9 @@ _UNAVAILABLE = (
     asyncpg.exceptions.CrashShutdownError,
     asyncpg.TooManyConnectionsError,
     asyncpg.InterfaceError,
+    # Raised before anything is sent when the connection is in no state to take a statement, such as a
+    # pooled connection that had just received the server's "terminating connection" as the server went.
+    asyncpg.exceptions.InternalClientError,
     ConnectionError,
     OSError,
     TimeoutError,
@@ -33,6 +36,16 @@ _UNAVAILABLE = (
 def is_unavailable(exc: BaseException) -> bool:
     """True for failures of the connection itself, where a retry later may well succeed."""
     return isinstance(exc, _UNAVAILABLE)
+
+
+async def give_back(pool: asyncpg.Pool, conn: asyncpg.Connection, failure: BaseException | None) -> None:
+    """Return a connection to the pool, unless a statement on it failed at the connection level: then it
+    may be mid-protocol or talking to a server that is gone, and a later caller would be answered
+    "cannot switch to state …"; it is closed instead, and the pool opens a fresh one when next asked."""
+    if failure is not None and is_unavailable(failure):
+        conn.terminate()  # also hands its place in the pool back; a release after this does nothing
+    else:
+        await pool.release(conn)
 
 
 async def _nothing_to_reset(_: asyncpg.Connection) -> None:

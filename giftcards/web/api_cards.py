@@ -163,6 +163,7 @@ def register(api: Api) -> None:
             "properties": CARD_FIELDS,
         },
         responses={201: card},
+        no_store=True,
     )
     async def issue_card(call: Call) -> Result:
         return 201, await cards.issue(call.conn, call.rt.keyring, call.principal, _spec(call.body))
@@ -212,6 +213,7 @@ def register(api: Api) -> None:
         summary="The cards of a batch with their codes, streamed as NDJSON (one card a line)",
         media_type="application/x-ndjson",
         responses={200: {"type": "string"}},
+        no_store=True,
     )
     async def export_batch(call: Call) -> Result:
         await cards.get_batch(call.conn, call.merchant_id, call.path["batch_id"])
@@ -243,6 +245,7 @@ def register(api: Api) -> None:
             },
         },
         responses={200: list_of(card)},
+        no_store=True,
     )
     async def list_cards(call: Call) -> Result:
         q = call.query
@@ -265,6 +268,7 @@ def register(api: Api) -> None:
         tag="cards",
         auth=("api_key",),
         responses={200: card},
+        no_store=True,
     )
     async def get_card(call: Call) -> Result:
         return 200, await cards.get(call.conn, call.merchant_id, call.path["card_id"])
@@ -277,6 +281,7 @@ def register(api: Api) -> None:
         tag="cards",
         auth=("api_key",),
         responses={200: {"type": "object", "properties": {"code": {"type": "string"}}}},
+        no_store=True,
     )
     async def reveal_code(call: Call) -> Result:
         code = await cards.reveal_code(call.conn, call.rt.keyring, call.merchant_id, call.path["card_id"])
@@ -290,6 +295,7 @@ def register(api: Api) -> None:
         tag="cards",
         auth=("api_key",),
         responses={200: {"type": "object", "properties": {"payload": {"type": "string"}}}},
+        no_store=True,
     )
     async def card_qr(call: Call) -> Result:
         card_id = call.path["card_id"]
@@ -305,14 +311,11 @@ def register(api: Api) -> None:
         auth=("api_key",),
         media_type="image/svg+xml",
         responses={200: {"type": "string"}},
+        no_store=True,
     )
     async def card_qr_svg(call: Call) -> Result:
         payload = await cards.static_qr(call.conn, call.rt.qr_keys, call.merchant_id, call.path["card_id"])
-        return Response(
-            qr.render_svg(payload),
-            media_type="image/svg+xml",
-            headers={"Cache-Control": "private, max-age=300"},
-        )
+        return Response(qr.render_svg(payload), media_type="image/svg+xml")
 
     @endpoint(
         api,
@@ -364,6 +367,7 @@ def register(api: Api) -> None:
             "properties": {"code": CODE, "qr_payload": QR_PAYLOAD},
         },
         responses={200: card},
+        no_store=True,
     )
     async def lookup(call: Call) -> Result:
         ref = _ref(call.body)

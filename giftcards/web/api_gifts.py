@@ -178,6 +178,7 @@ def register(api: Api) -> None:
             },
         },
         responses={201: gift},
+        no_store=True,
     )
     async def purchase(call: Call) -> Result:
         b = call.body
@@ -213,6 +214,7 @@ def register(api: Api) -> None:
             },
         },
         responses={200: list_of(gift)},
+        no_store=True,
     )
     async def list_gifts(call: Call) -> Result:
         q = call.query
@@ -234,6 +236,7 @@ def register(api: Api) -> None:
         tag="gifts",
         auth=("api_key",),
         responses={200: gift},
+        no_store=True,
     )
     async def get_gift(call: Call) -> Result:
         return 200, await gifts.get(call.conn, call.merchant_id, call.path["gift_id"])
@@ -246,6 +249,7 @@ def register(api: Api) -> None:
         tag="gifts",
         auth=("api_key",),
         responses={200: {"type": "object", "properties": {"url": {"type": "string"}}}},
+        no_store=True,
     )
     async def gift_link(call: Call) -> Result:
         return 200, await gifts.share_link(
@@ -270,6 +274,7 @@ def register(api: Api) -> None:
             "properties": {"owner_id": {**OWNER_ID, "description": "If given, must be the gifter"}},
         },
         responses={200: gift},
+        no_store=True,
     )
     async def revoke(call: Call) -> Result:
         return 200, await gift_links.revoke(
@@ -296,6 +301,7 @@ def register(api: Api) -> None:
             },
         },
         responses={201: gift},
+        no_store=True,
     )
     async def regift(call: Call) -> Result:
         b = call.body
@@ -324,6 +330,7 @@ def register(api: Api) -> None:
             "properties": {"owner_id": OWNER_ID},
         },
         responses={201: {"type": "object", "properties": {"url": {"type": "string"}}}},
+        no_store=True,
     )
     async def access_link(call: Call) -> Result:
         card_id = call.path["card_id"]
@@ -386,6 +393,7 @@ def _register_customise_sessions(api: Api) -> None:
             },
         },
         responses={201: session},
+        no_store=True,
     )
     async def create_customise_session(call: Call) -> Result:
         b = call.body

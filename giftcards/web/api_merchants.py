@@ -66,6 +66,7 @@ def register(api: Api) -> None:
             "properties": {"name": NAME},
         },
         responses={201: {"allOf": [merchant], "properties": {"api_key": api_key}}},
+        no_store=True,
     )
     async def create_merchant(call: Call) -> Result:
         return 201, await merchants.create_merchant(call.conn, call.rt.keyring, name=call.body["name"])
@@ -84,6 +85,7 @@ def register(api: Api) -> None:
             "properties": {"label": {"type": "string", "maxLength": 200}},
         },
         responses={201: api_key},
+        no_store=True,
     )
     async def create_api_key(call: Call) -> Result:
         return 201, await merchants.create_api_key(
@@ -103,6 +105,7 @@ def register(api: Api) -> None:
                 "properties": {"object": {"const": "list"}, "data": {"type": "array", "items": api_key}},
             }
         },
+        no_store=True,
     )
     async def list_api_keys(call: Call) -> Result:
         keys = await merchants.list_api_keys(call.conn, merchant_id=call.merchant_id)
@@ -117,6 +120,7 @@ def register(api: Api) -> None:
         auth=("api_key",),
         idempotent=True,
         responses={200: api_key},
+        no_store=True,
     )
     async def revoke_api_key(call: Call) -> Result:
         return 200, await merchants.revoke_api_key(

@@ -43,6 +43,7 @@ def register(api: Api) -> None:
         summary="What a gift link shows: the gift once it is open, else when it opens",
         tag="gift links",
         responses={200: gift_link},
+        no_store=True,
     )
     async def view_gift_link(call: Call) -> Result:
         row = await gift_links.open_link(call.conn, call.rt.keyring, call.path["secret"])
@@ -61,6 +62,7 @@ def register(api: Api) -> None:
             "properties": {"owner_id": OWNER_ID},
         },
         responses={200: {"type": "object", "properties": {"card_url": {"type": "string"}}}},
+        no_store=True,
     )
     async def claim_gift(call: Call) -> Result:
         return 200, await gift_links.claim(
@@ -78,6 +80,7 @@ def register(api: Api) -> None:
         summary="The owner's card: balance, expiry, the gift it came as, spending history",
         tag="card pages",
         responses={200: _OBJECT},
+        no_store=True,
     )
     async def view_card_page(call: Call) -> Result:
         access = await card_access.resolve(call.conn, call.rt.keyring, call.path["token"])
@@ -95,6 +98,7 @@ def register(api: Api) -> None:
             "properties": {"image": {"type": "string", "enum": ["svg", "png", "none"]}},
         },
         responses={200: {"type": "object", "properties": {"payload": {"type": "string"}}}},
+        no_store=True,
     )
     async def card_page_qr(call: Call) -> Result:
         access = await card_access.resolve(call.conn, call.rt.keyring, call.path["token"])
@@ -113,6 +117,7 @@ def register(api: Api) -> None:
         summary="The card's code, to type at a till or on a website",
         tag="card pages",
         responses={200: {"type": "object", "properties": {"code": {"type": "string"}}}},
+        no_store=True,
     )
     async def card_page_code(call: Call) -> Result:
         access = await card_access.resolve(call.conn, call.rt.keyring, call.path["token"])
@@ -126,6 +131,7 @@ def register(api: Api) -> None:
         summary="A customise session: the designs and amounts on offer, or the gift once it is sent",
         tag="customise",
         responses={200: _OBJECT},
+        no_store=True,
     )
     async def view_customise(call: Call) -> Result:
         row = await customise.resolve(call.conn, call.rt.keyring, call.path["token"])
@@ -143,6 +149,7 @@ def register(api: Api) -> None:
         # No connection while the photo arrives or is decoded: one for the link's check, one for the store.
         uses_db=False,
         responses={201: _OBJECT},
+        no_store=True,
     )
     async def customise_photo(call: Call) -> Result:
         rt, token = call.rt, call.path["token"]
@@ -194,6 +201,7 @@ def register(api: Api) -> None:
             "properties": composed,
         },
         responses={201: _OBJECT},
+        no_store=True,
     )
     async def customise_send(call: Call) -> Result:
         b = call.body

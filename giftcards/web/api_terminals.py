@@ -298,6 +298,7 @@ def _register_back_office(api: Api) -> None:
             "properties": {"store": ID, "label": LABEL, "role": ROLE},
         },
         responses={201: terminal},
+        no_store=True,
     )
     async def create_terminal(call: Call) -> Result:
         b = call.body
@@ -320,6 +321,7 @@ def _register_back_office(api: Api) -> None:
         auth=("api_key",),
         query={"type": "object", "additionalProperties": False, "properties": {"store": ID}},
         responses={200: list_of(terminal)},
+        no_store=True,
     )
     async def list_terminals(call: Call) -> Result:
         data = await terminals.list_terminals(call.conn, call.merchant_id, store_id=call.query.get("store"))
@@ -333,6 +335,7 @@ def _register_back_office(api: Api) -> None:
         tag="terminals",
         auth=("api_key",),
         responses={200: terminal},
+        no_store=True,
     )
     async def get_terminal(call: Call) -> Result:
         return 200, await terminals.get_terminal(call.conn, call.merchant_id, call.path["terminal_id"])
@@ -347,6 +350,7 @@ def _register_back_office(api: Api) -> None:
         idempotent=True,
         body={"type": "object", "additionalProperties": False, "properties": {"label": LABEL, "role": ROLE}},
         responses={200: terminal},
+        no_store=True,
     )
     async def update_terminal(call: Call) -> Result:
         return 200, await terminals.update_terminal(
@@ -366,6 +370,7 @@ def _register_back_office(api: Api) -> None:
         auth=("api_key",),
         idempotent=True,
         responses={200: terminal},
+        no_store=True,
     )
     async def revoke_terminal(call: Call) -> Result:
         return 200, await terminals.revoke_terminal(call.conn, call.merchant_id, call.path["terminal_id"])
@@ -379,6 +384,7 @@ def _register_back_office(api: Api) -> None:
         auth=("api_key",),
         idempotent=True,
         responses={200: terminal},
+        no_store=True,
     )
     async def rotate_terminal(call: Call) -> Result:
         return 200, await terminals.rotate_terminal(
@@ -450,6 +456,7 @@ def _register_terminal(api: Api) -> None:
             "properties": {"code": {"type": "string", "minLength": 1, "maxLength": 40}},
         },
         responses={201: {"$ref": "#/components/schemas/Terminal"}},
+        no_store=True,
     )
     async def terminal_enroll(call: Call) -> Result:
         client = client_address(call.request)
@@ -474,6 +481,7 @@ def _register_terminal(api: Api) -> None:
         tag="terminal",
         auth=("terminal",),
         responses={200: {"$ref": "#/components/schemas/Terminal"}},
+        no_store=True,
     )
     async def terminal_whoami(call: Call) -> Result:
         return 200, await terminals.whoami(call.conn, call.principal)

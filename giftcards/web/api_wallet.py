@@ -107,6 +107,7 @@ def _register_sessions(api: Api) -> None:
             },
         },
         responses={201: session},
+        no_store=True,
     )
     async def create_wallet_session(call: Call) -> Result:
         b = call.body
@@ -128,6 +129,7 @@ def _register_sessions(api: Api) -> None:
         tag=TAG,
         auth=("api_key",),
         responses={200: session},
+        no_store=True,
     )
     async def revoke_wallet_session(call: Call) -> Result:
         return 200, await wallet.revoke_session(call.conn, call.merchant_id, call.path["session_id"])
@@ -170,6 +172,7 @@ def _register_cards(api: Api) -> None:
         tag=TAG,
         auth=WALLET,
         responses={200: _OBJECT},
+        no_store=True,
     )
     async def wallet_overview(call: Call) -> Result:
         return 200, await wallet.overview(call.conn, holder(call))
@@ -191,6 +194,7 @@ def _register_cards(api: Api) -> None:
             },
         },
         responses={200: _wallet_list(card, cursor=True)},
+        no_store=True,
     )
     async def wallet_cards(call: Call) -> Result:
         q = call.query
@@ -211,6 +215,7 @@ def _register_cards(api: Api) -> None:
         tag=TAG,
         auth=WALLET,
         responses={201: {"type": "object", "properties": {"url": {"type": "string"}}}},
+        no_store=True,
     )
     async def wallet_open_card(call: Call) -> Result:
         return 201, await wallet.open_card(
@@ -237,6 +242,7 @@ def _register_cards(api: Api) -> None:
             "properties": {"recipient_owner_id": OWNER_ID, **sendable},
         },
         responses={201: _OBJECT},
+        no_store=True,
     )
     async def wallet_pass_on(call: Call) -> Result:
         made = await wallet_gifts.pass_on(
@@ -303,6 +309,7 @@ def _register_gifts(api: Api) -> None:
         auth=WALLET,
         query=pages,
         responses={200: _wallet_list(received_gift)},
+        no_store=True,
     )
     async def wallet_received_gifts(call: Call) -> Result:
         q = call.query
@@ -325,6 +332,7 @@ def _register_gifts(api: Api) -> None:
         auth=WALLET,
         query=pages,
         responses={200: _wallet_list(sent_gift)},
+        no_store=True,
     )
     async def wallet_sent_gifts(call: Call) -> Result:
         q = call.query
@@ -345,6 +353,7 @@ def _register_gifts(api: Api) -> None:
         tag=TAG,
         auth=WALLET,
         responses={200: {"type": "object", "properties": {"card_url": {"type": "string"}}}},
+        no_store=True,
     )
     async def wallet_claim_gift(call: Call) -> Result:
         return 200, await wallet_gifts.claim(
@@ -363,6 +372,7 @@ def _register_gifts(api: Api) -> None:
         tag=TAG,
         auth=WALLET,
         responses={200: sent_gift},
+        no_store=True,
     )
     async def wallet_revoke_gift(call: Call) -> Result:
         revoked = await wallet_gifts.revoke(call.conn, holder(call), call.path["gift_id"])
@@ -376,6 +386,7 @@ def _register_gifts(api: Api) -> None:
         tag=TAG,
         auth=WALLET,
         responses={200: {"type": "object", "properties": {"url": {"type": "string"}}}},
+        no_store=True,
     )
     async def wallet_gift_link(call: Call) -> Result:
         return 200, await wallet_gifts.share_link(

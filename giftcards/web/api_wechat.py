@@ -260,6 +260,7 @@ def register(api: Api) -> None:
             "properties": {"openid": {"type": "string", "minLength": 1, "maxLength": 128}},
         },
         responses={200: ANY_OBJECT},
+        no_store=True,
     )
     async def wechat_card_ext(call: Call) -> Result:
         async with wechat_for(call) as wechat:
@@ -281,6 +282,7 @@ def register(api: Api) -> None:
         auth=("api_key",),
         outbound=True,
         responses={200: ANY_OBJECT},
+        no_store=True,
     )
     async def wechat_card_qrcode(call: Call) -> Result:
         async with wechat_for(call) as wechat:

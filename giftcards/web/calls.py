@@ -18,7 +18,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from giftcards import idempotency
-from giftcards.db.pool import acquire_within, is_unavailable
+from giftcards.db.pool import acquire_within, give_back, is_unavailable
 from giftcards.errors import DomainError
 from giftcards.merchants import API_KEY_PREFIX, Principal, authenticate_admin, authenticate_api_key
 from giftcards.runtime import Runtime
@@ -103,13 +103,16 @@ def endpoint(api: Api, method: str, path: str, **spec: Any) -> Callable[[Handler
     def register(handler: Handler) -> Handler:
         async def asgi_endpoint(request: Request) -> Response:
             try:
-                return await _serve(request, op, handler)
+                response = await _serve(request, op, handler)
             except Exception as exc:
                 if not is_unavailable(exc):
                     raise
                 # A lost database is an answer (503), not a crash of the request.
                 log.warning("database unavailable: %s", type(exc).__name__)
                 raise DomainError("database_unavailable", headers={"Retry-After": "1"}) from None
+            if op.no_store:  # first answers, replays and fast-path answers alike
+                response.headers["Cache-Control"] = "no-store"
+            return response
 
         asgi_endpoint.__name__ = handler.__name__
         api.operation(method, path, **spec)(asgi_endpoint)
@@ -225,8 +228,10 @@ async def acquire(rt: Runtime) -> AsyncIterator[asyncpg.Connection]:
         raise DomainError("database_unavailable", headers={"Retry-After": "1"}) from None
     try:
         yield conn
-    finally:
-        await rt.pool.release(conn)
+    except BaseException as exc:
+        await give_back(rt.pool, conn, exc)
+        raise
+    await give_back(rt.pool, conn, None)
 
 
 async def _authenticate(

@@ -46,6 +46,12 @@ def list_of(item: dict[str, Any], **more: Any) -> dict[str, Any]:
     return {"type": "object", "properties": properties}
 
 
+_NO_STORE = {
+    "description": "The answer carries a secret: no cache may keep it",
+    "schema": {"type": "string", "const": "no-store"},
+}
+
+
 def build_document(api: Api, *, server_url: str) -> dict[str, Any]:
     paths: dict[str, dict[str, Any]] = {}
     for op in api.operations:
@@ -118,7 +124,10 @@ def _operation(op: Operation) -> dict[str, Any]:
 def _response(op: Operation, status: int, schema: Any) -> dict[str, Any]:
     if schema is None:
         return {"description": "No body"}
-    return {"description": "Success", "content": {op.media_type: {"schema": schema}}}
+    doc: dict[str, Any] = {"description": "Success", "content": {op.media_type: {"schema": schema}}}
+    if op.no_store and status < 400:
+        doc["headers"] = {"Cache-Control": _NO_STORE}
+    return doc
 
 
 def _error_statuses(op: Operation) -> list[int]:

@@ -14,6 +14,7 @@ from starlette.responses import Response
 
 from giftcards import cards, idempotency, quick_redeem, staff_log
 from giftcards.errors import DomainError
+from giftcards.ids import ascii_int
 from giftcards.merchants import API_KEY_PREFIX, token_merchant
 from giftcards.runtime import Runtime
 from giftcards.signing import InvalidPayload
@@ -40,8 +41,8 @@ def make_fast_path(body_schema: Schema) -> FastPath:
 
 
 async def _small_body(request: Request) -> bytes | None:
-    declared = request.headers.get("content-length", "")
-    if not declared.isdigit() or int(declared) > _MAX_BODY:
+    declared = ascii_int(request.headers.get("content-length", ""), 20)
+    if declared is None or declared > _MAX_BODY:
         return None
     # Bounded in time by the body gate (web/body.py): a trickled body is answered 408, holding nothing.
     return await request.body()  # kept by Starlette, so the general path can read it again

@@ -53,6 +53,9 @@ class Operation:
     # True: the handler waits on another service (WeChat), so it holds no connection while it does: it gets
     # none in `call.conn` and takes one for each short step with `call.connect()` (see calls._serve_apart).
     outbound: bool = False
+    # The answer carries a secret (a card code, a QR payload, a key or token, a secret link): no cache, the
+    # browser's own included, may keep it. Applied to every answer of the operation (calls.endpoint).
+    no_store: bool = False
     # Tried before the general path; answers None to hand the request over to it (see calls._serve).
     fast_path: Callable[[Request], Awaitable[Response | None]] | None = None
 

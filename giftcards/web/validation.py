@@ -41,7 +41,7 @@ def parse_query(schema: Schema, params: dict[str, str]) -> dict[str, Any]:
     for name, raw in params.items():
         kind = props.get(name, {}).get("type")
         if kind == "integer":
-            if not re.fullmatch(r"-?\d{1,18}", raw):
+            if not re.fullmatch(r"-?[0-9]{1,18}", raw):
                 errors.append({"field": name, "message": "must be a whole number"})
                 continue
             converted[name] = int(raw)

@@ -37,6 +37,7 @@ def register(api: Api) -> None:
         media_type="image/svg+xml",
         outbound=True,
         responses={200: {"type": "string"}},
+        no_store=True,
     )
     async def card_page_wechat_qr(call: Call) -> Result:
         access = await _card(call)
@@ -44,11 +45,7 @@ def register(api: Api) -> None:
             answer = await add_card.card_qrcode(
                 call.connect, wechat, call.rt.keyring, access.merchant_id, access.card_id
             )
-        return Response(
-            qr.render_svg(answer["url"]),
-            media_type="image/svg+xml",
-            headers={**PLAIN, "Cache-Control": "private, no-store"},
-        )
+        return Response(qr.render_svg(answer["url"]), media_type="image/svg+xml", headers=PLAIN)
 
     @endpoint(
         api,
@@ -58,6 +55,7 @@ def register(api: Api) -> None:
         tag=TAG,
         outbound=True,
         responses={200: ANY_OBJECT},
+        no_store=True,
     )
     async def card_page_wechat_card_ext(call: Call) -> Result:
         access = await _card(call)

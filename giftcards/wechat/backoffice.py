@@ -9,7 +9,9 @@ from typing import Any
 
 import asyncpg
 
+from giftcards import ledger
 from giftcards.errors import DomainError
+from giftcards.ids import ascii_int
 from giftcards.isotime import iso
 from giftcards.wechat.cards import wallet_view
 from giftcards.wechat.outbox import record_text
@@ -22,10 +24,11 @@ def message_id(value: int) -> str:
 
 
 def parse_message_id(value: str) -> int:
-    prefix, _, number = value.partition("_")
-    if prefix != "wxmsg" or not number.isdigit() or len(number) > 18:
+    prefix, _, digits = value.partition("_")
+    number = ascii_int(digits) if prefix == "wxmsg" else None
+    if number is None:
         raise DomainError("not_found", "no such outbox message")
-    return int(number)
+    return number
 
 
 async def list_messages(
@@ -108,7 +111,7 @@ def message_view(row: asyncpg.Record) -> dict[str, Any]:
         "id": message_id(row["id"]),
         "object": "wechat_outbox_message",
         "card": row["card_id"],
-        "activity": f"act_{row['ledger_entry_id']}" if row["ledger_entry_id"] else None,
+        "activity": ledger.activity_id(row["ledger_entry_id"]) if row["ledger_entry_id"] else None,
         "type": row["entry_kind"],
         "amount": row["amount"],
         "balance": row["balance"],
@@ -131,10 +134,11 @@ def discrepancy_id(value: int) -> str:
 
 
 def parse_discrepancy_id(value: str) -> int:
-    prefix, _, number = value.partition("_")
-    if prefix != "wxdis" or not number.isdigit() or len(number) > 18:
+    prefix, _, digits = value.partition("_")
+    number = ascii_int(digits) if prefix == "wxdis" else None
+    if number is None:
         raise DomainError("not_found", "no such discrepancy")
-    return int(number)
+    return number
 
 
 async def list_discrepancies(

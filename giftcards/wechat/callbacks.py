@@ -28,6 +28,7 @@ from wechatpy.exceptions import InvalidAppIdException, InvalidSignatureException
 
 from giftcards import cards
 from giftcards.errors import DomainError
+from giftcards.ids import ascii_int
 from giftcards.secrets_box import Keyring
 from giftcards.wechat import outbox
 from giftcards.wechat.accounts import Account
@@ -51,9 +52,10 @@ def check_request(account: Account, query: Mapping[str, str], *, now: float | No
     expected = signature(account.callback_token, timestamp, nonce)
     if not (sig and timestamp and nonce) or not hmac.compare_digest(expected, sig.lower()):
         raise DomainError("wechat_signature_invalid", "the signature does not verify")
-    if not timestamp.isdigit() or len(timestamp) > 12:
+    stamp = ascii_int(timestamp, 12)
+    if stamp is None:
         raise DomainError("wechat_signature_invalid", "the timestamp is not a timestamp")
-    if abs((time.time() if now is None else now) - int(timestamp)) > MAX_AGE_SECONDS:
+    if abs((time.time() if now is None else now) - stamp) > MAX_AGE_SECONDS:
         raise DomainError("wechat_callback_stale", f"the timestamp is more than {MAX_AGE_SECONDS} s off")
 
 
@@ -148,7 +150,7 @@ async def receive(
     if event.get("MsgType") != "event":
         return ANSWER
     sender, created, name = event.get("FromUserName", ""), event.get("CreateTime", ""), event.get("Event", "")
-    if not (0 < len(sender) <= 128 and created.isdigit() and len(created) <= 12 and 0 < len(name) <= 64):
+    if not (0 < len(sender) <= 128 and ascii_int(created, 12) is not None and 0 < len(name) <= 64):
         raise DomainError("invalid_request", "the event lacks FromUserName, CreateTime or Event")
     async with conn.transaction():
         if not account.aes_mode:

@@ -14,7 +14,7 @@ from pathlib import Path
 import asyncpg
 import httpx
 
-from tests.support.api import ADMIN_TOKEN, MASTER_KEY, Merchant, create_merchant, issue_card
+from tests.support.api import ADMIN_TOKEN, MASTER_KEY, Merchant, activity_id, create_merchant, issue_card
 from tests.support.servers import ServerProcess
 
 
@@ -112,7 +112,7 @@ async def check_ledger(db: asyncpg.Connection, load: Load, initial: int) -> dict
         assert attempt.status == 201, (attempt.status, attempt.body)
         (entry,) = by_key[key]
         assert (entry["card_id"], -entry["amount"]) == (attempt.card_id, attempt.amount)
-        assert attempt.body is not None and attempt.body["id"] == f"act_{entry['id']}"
+        assert attempt.body is not None and attempt.body["id"] == activity_id(entry["id"])
     spent: Counter[str] = Counter()
     for attempt in load.attempts:
         spent[attempt.card_id] += attempt.amount

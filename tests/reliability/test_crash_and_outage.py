@@ -5,9 +5,13 @@ same key finish the job exactly once, and the audit passes."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import os
+import signal
 import subprocess
 import sys
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -17,7 +21,7 @@ import pytest
 import pytest_asyncio
 
 from tests.reliability.load import Load, check_ledger, prepare, retry_unanswered, server_env, start_server
-from tests.support.database import ThrowawayCluster
+from tests.support.database import FAST_SETTINGS, ThrowawayCluster
 
 INITIAL = 1_000_000
 
@@ -188,3 +192,92 @@ async def test_sigterm_finishes_in_flight_requests_and_exits_cleanly(
         "sigterm",
         {"answers": {str(k): v for k, v in statuses.items()}, "exit_code": exit_code, "batch_cards": 20_000},
     )
+
+
+KILLS = 20
+
+
+def sigkill_postgres(cluster: ThrowawayCluster) -> int:
+    """Kill the postmaster and every server process with SIGKILL, as the kernel's OOM killer or a lost
+    machine would: no shutdown, connections cut mid-statement. Answers how many processes died."""
+    postmaster = int((cluster.cluster.data_dir / "postmaster.pid").read_text().split()[0])
+    os.kill(postmaster, signal.SIGSTOP)  # it forks no new backend while its children are looked for
+    victims = [postmaster]
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, ValueError):
+            # The command name (in parentheses) may hold spaces: the parent pid is the second field after it.
+            if int(stat.read_text().rpartition(")")[2].split()[1]) == postmaster:
+                victims.append(int(stat.parent.name))
+    for pid in victims:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while any(Path(f"/proc/{pid}").exists() for pid in victims):  # gone and reaped: a restart finds no owner
+        assert time.monotonic() < deadline, "PostgreSQL processes outlived SIGKILL"
+        time.sleep(0.01)
+    return len(victims)
+
+
+async def accepting(dsn: str, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            await (await asyncpg.connect(dsn, timeout=2)).close()
+            return
+        except (OSError, asyncpg.PostgresError):
+            assert time.monotonic() < deadline, "PostgreSQL did not come back after its restart"
+            await asyncio.sleep(0.05)
+
+
+@pytest_asyncio.fixture
+async def crashable_cluster() -> AsyncIterator[ThrowawayCluster]:
+    """A cluster of its own whose commits survive a crash of its processes: with synchronous_commit off, a
+    commit answered before the WAL writer ran is lost with the server's memory. (fsync may stay off:
+    the machine itself does not go down, so what was written to the kernel survives.)"""
+    cluster = ThrowawayCluster(server_settings={**FAST_SETTINGS, "synchronous_commit": "on"})
+    await cluster.start()
+    yield cluster
+    await cluster.stop()
+
+
+@pytest.mark.slow
+async def test_postgres_killed_under_load_answers_every_redemption_503_or_2xx_never_500(
+    crashable_cluster: ThrowawayCluster, tmp_path: Path, artifacts: Path
+) -> None:
+    database_url = crashable_cluster.dsn(await crashable_cluster.new_database())
+    log = tmp_path / "server.log"
+    server = start_server(database_url, log, GIFTCARDS_DB_TIMEOUT="1")
+    killed = 0
+    try:
+        load = await prepare(server.url, amount=INITIAL)
+        task = asyncio.create_task(load.run(workers=64))  # enough redemptions in flight to meet each kill
+        for _ in range(KILLS):
+            await asyncio.sleep(1.0)
+            killed += await asyncio.to_thread(sigkill_postgres, crashable_cluster)
+            await asyncio.sleep(1.0)
+            await asyncio.to_thread(crashable_cluster.cluster.start)  # crash recovery, then accepting again
+            await accepting(database_url)
+        await asyncio.sleep(1.5)
+        load.stop.set()
+        await task
+        statuses = dict(load.statuses())  # before the retries below overwrite what each attempt got
+        retried = await retry_unanswered(load, server.url)
+    finally:
+        server.kill()
+    figures = {
+        "kills": KILLS,
+        "processes_killed": killed,
+        "answers": {str(k): v for k, v in sorted(statuses.items(), key=str)},
+        "internal_client_errors_logged": log.read_text(errors="replace").count("cannot switch to state"),
+        "retried": len(retried),
+    }
+    print("pg-sigkill", json.dumps(figures))
+    assert statuses.get(503, 0) > 0 and statuses.get(201, 0) > 0, figures
+    assert set(statuses) <= {201, 503}, figures  # never a 500, and every request answered
+    db = await asyncpg.connect(database_url)
+    try:
+        figures.update(await check_ledger(db, load, INITIAL))  # each key applied once, after the retries
+    finally:
+        await db.close()
+    assert audit(database_url).returncode == 0
+    record(artifacts, "pg-sigkill", figures)

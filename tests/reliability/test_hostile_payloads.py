@@ -6,7 +6,7 @@ import asyncpg
 import httpx
 import pytest
 
-from tests.support.api import Merchant, issue_card
+from tests.support.api import Merchant, issue_card, with_key
 
 
 async def counts(db: asyncpg.Connection) -> tuple[int, int, int]:
@@ -180,3 +180,55 @@ async def test_nul_characters_are_refused_not_crashed_on(
     assert path.status_code == 404 and path.json()["code"] == "not_found"
     query = await client.get("/v1/cards", params={"campaign": "a\u0000"}, headers=merchant.headers)
     assert query.status_code == 400
+
+
+# str.isdigit takes superscripts (int() then refuses them) and int() reads other scripts' digits: an id or a
+# number in a request is ASCII digits or nothing.
+NOT_ASCII_DIGITS = ["\u00b2", "12\u00b3", "\u0661\u0662", "\uff11\uff12", "\u0663", "\u07c1", "\u06f1\u06f2"]
+
+
+@pytest.mark.parametrize("digits", NOT_ASCII_DIGITS)
+async def test_ids_with_digits_of_other_scripts_name_nothing(
+    client: httpx.AsyncClient, merchant: Merchant, db: asyncpg.Connection, digits: str
+) -> None:
+    card = await issue_card(client, merchant, 1_000)
+    before = await counts(db)
+    answers = {
+        "activity": await client.get(f"/v1/activities/act_{digits}", headers=merchant.headers),
+        "refund": await client.post(
+            "/v1/refunds", json={"redemption": f"act_{digits}", "amount": 100}, headers=with_key(merchant)
+        ),
+        "history cursor": await client.get(
+            f"/v1/cards/{card['id']}/activities",
+            params={"starting_after": f"act_{digits}"},
+            headers=merchant.headers,
+        ),
+        "outbox message": await client.post(
+            f"/v1/wechat/outbox/wxmsg_{digits}/replay", headers=with_key(merchant)
+        ),
+        "discrepancy": await client.post(
+            f"/v1/wechat/discrepancies/wxdis_{digits}/resolve", json={}, headers=with_key(merchant)
+        ),
+    }
+    statuses = {name: (r.status_code, r.json().get("code")) for name, r in answers.items()}
+    assert statuses == {
+        "activity": (404, "activity_not_found"),
+        "refund": (404, "activity_not_found"),
+        "history cursor": (404, "activity_not_found"),
+        "outbox message": (404, "not_found"),
+        "discrepancy": (404, "not_found"),
+    }
+    staff_cursor = await client.get(
+        "/v1/staff_log", params={"starting_after": f"slog_{digits}"}, headers=merchant.headers
+    )
+    assert (staff_cursor.status_code, staff_cursor.json()["code"]) == (400, "invalid_request")
+    assert (await counts(db))[:2] == before[:2]  # no card, no entry (refusals keep their key)
+
+
+@pytest.mark.parametrize("digits", ["\u0661\u0660", "\uff11\uff10", "1\u0660"])
+async def test_query_numbers_are_ascii_digits_only(
+    client: httpx.AsyncClient, merchant: Merchant, digits: str
+) -> None:
+    response = await client.get("/v1/cards", params={"limit": digits}, headers=merchant.headers)
+    assert response.status_code == 400, response.text
+    assert response.json()["errors"] == [{"field": "limit", "message": "must be a whole number"}]

@@ -8,8 +8,16 @@ from typing import Any
 
 import httpx
 
+from giftcards.secrets_box import Keyring
+
 ADMIN_TOKEN = "test-admin-token-0123456789abcdef"
 MASTER_KEY = bytes(range(32))
+PUBLIC_IDS = Keyring(MASTER_KEY).public_ids  # the ids the servers under test render
+
+
+def activity_id(entry_id: int) -> str:
+    """The public id of the ledger entry `entry_id`, as the servers under test show it."""
+    return PUBLIC_IDS.render("act", entry_id)
 
 
 @dataclass(frozen=True)

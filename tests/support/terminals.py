@@ -10,7 +10,7 @@ import asyncpg
 import httpx
 
 from giftcards import codes
-from tests.support.api import Merchant
+from tests.support.api import Merchant, activity_id
 
 
 @dataclass(frozen=True)
@@ -97,7 +97,7 @@ async def backdate_redemption(
             card_id,
             balance - amount,
         )
-    return f"act_{entry_id}"
+    return activity_id(entry_id)
 
 
 def unknown_code() -> str:

@@ -299,3 +299,34 @@ async def test_events_for_cards_we_do_not_know_are_acknowledged_and_recorded(
     assert await db.fetchval("SELECT outcome FROM wechat_events") == "unknown_card"
     subscribe = event(wallet.standin, "subscribe")
     assert (await push(wallet, subscribe, signed(nonce="55"))).text == "success"
+
+
+def in_script(digits: str, zero: int) -> str:
+    """`digits` written with the digits of another script (zero: the code point of its 0)."""
+    return "".join(chr(zero + int(d)) for d in digits)
+
+
+async def test_digits_of_other_scripts_in_a_push_are_refused_not_crashed_on(
+    wallet: Wallet, db: asyncpg.Connection
+) -> None:
+    """`str.isdigit` takes a superscript two, which `int` refuses: a timestamp is ASCII digits."""
+    card = await wallet.issue_in_wallet(5_000)
+    before = await counts(db)
+    now = str(int(time.time()))
+    for stamp in ("\u00b2", now + "\u00b2", in_script(now, 0x0660), in_script(now, 0xFF10)):
+        query = {
+            "signature": sign(CALLBACK_TOKEN, stamp, "1234567890"),
+            "timestamp": stamp,
+            "nonce": "1234567890",
+        }
+        r = await push(wallet, event(wallet.standin, "user_del_card", CardId=card.wechat_card_id), query)
+        assert (r.status_code, r.json()["code"]) == (403, "wechat_signature_invalid"), stamp
+    for created in ("\u00b2", now + "\u00b2", in_script(now, 0x0660), in_script(now, 0xFF10)):
+        xml = event(
+            wallet.standin, "user_del_card", created=123, CardId=card.wechat_card_id, UserCardCode=card.code
+        ).replace("<CreateTime>123</CreateTime>", f"<CreateTime>{created}</CreateTime>")
+        assert created in xml
+        r = await push(wallet, xml, signed())
+        assert (r.status_code, r.json()["code"]) == (400, "invalid_request"), created
+    assert await counts(db) == before
+    assert (await wallet.wallet_state(card))["wallet_state"] == "in_wallet"
