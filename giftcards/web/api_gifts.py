@@ -418,6 +418,7 @@ def _register_customise_sessions(api: Api) -> None:
         tag="gifts",
         auth=("api_key",),
         responses={200: session},
+        no_store=True,
     )
     async def revoke_customise_session(call: Call) -> Result:
         return 200, await customise.revoke(call.conn, call.merchant_id, call.path["session_id"])
