@@ -72,7 +72,10 @@ async def stream(port: int, path: str, pid: int) -> tuple[Answer, RawRequest, in
     sampler = asyncio.create_task(sample())
     try:
         while request.sent < STREAM and not request.answer.done() and await request.send(CHUNK):
-            pass
+            # A write the kernel takes at once does not yield, so without this the answer would wait unread
+            # in the socket until the server, done draining, closes it: and Linux drops unread data on the
+            # reset that follows (seen under load as ConnectionResetError instead of the answer).
+            await asyncio.sleep(0)
         await request.finish()
         answer = await asyncio.wait_for(request.answer, 30)
         await asyncio.sleep(0.3)  # what the server might still be holding
