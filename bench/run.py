@@ -27,13 +27,16 @@ import asyncpg
 import httpx
 
 from bench import bare_app, mixed
-from giftcards import card_art, codes, ids, qr
-from giftcards.audit import audit_balances
+from giftcards.core import ids
+from giftcards.core.sealing import Keyring
 from giftcards.db.embedded import EmbeddedPostgres
 from giftcards.db.migrations import migrate
-from giftcards.qr_keys import QrKeys
-from giftcards.secrets_box import Keyring
-from giftcards.signing import KeySet, SigningKey
+from giftcards.gifting import card_art
+from giftcards.qr import images as qr
+from giftcards.qr.keys import QrKeys
+from giftcards.qr.signing import KeySet, SigningKey
+from giftcards.value import codes
+from giftcards.value.audit import audit_balances
 
 HERE = Path(__file__).resolve().parent
 ADMIN_TOKEN = "bench-admin-token-" + "x" * 16

@@ -13,29 +13,27 @@ from starlette.middleware import Middleware
 
 from giftcards import worker
 from giftcards.config import Settings, load_settings
+from giftcards.core.logs import configure_logging
+from giftcards.core.sealing import Keyring
 from giftcards.db.migrations import MigrationError, load_migrations, pending_migrations
 from giftcards.db.pool import create_pool
-from giftcards.logs import configure_logging
-from giftcards.qr_keys import QrKeys
+from giftcards.qr.keys import QrKeys
 from giftcards.runtime import Runtime
-from giftcards.secrets_box import Keyring
-from giftcards.web import (
-    api_cards,
-    api_designs,
-    api_gifts,
-    api_merchants,
-    api_recipients,
-    api_terminals,
-    api_wallet,
-    api_wechat,
-    card_pages,
-    system,
-    terminal_page,
-    wallet_page,
-    wechat_page,
-)
+from giftcards.web import system
+from giftcards.web.api import cards as api_cards
+from giftcards.web.api import designs as api_designs
+from giftcards.web.api import gifts as api_gifts
+from giftcards.web.api import merchants as api_merchants
+from giftcards.web.api import recipients as api_recipients
+from giftcards.web.api import terminals as api_terminals
+from giftcards.web.api import wallet as api_wallet
+from giftcards.web.api import wechat as api_wechat
 from giftcards.web.middleware import RequestContextMiddleware
 from giftcards.web.openapi import build_document
+from giftcards.web.pages import cards as card_pages
+from giftcards.web.pages import terminal as terminal_page
+from giftcards.web.pages import wallet as wallet_page
+from giftcards.web.pages import wechat as wechat_page
 from giftcards.web.problems import EXCEPTION_HANDLERS
 from giftcards.web.routing import Api
 

@@ -20,10 +20,10 @@ from typing import Any
 import asyncpg
 
 from giftcards.config import ConfigError, Settings, ensure_local_master_key, load_settings, new_master_key
+from giftcards.core.errors import DomainError
+from giftcards.core.logs import configure_logging
 from giftcards.db.embedded import EmbeddedPostgres, EmbeddedPostgresError
 from giftcards.db.migrations import MigrationError, migrate
-from giftcards.errors import DomainError
-from giftcards.logs import configure_logging
 
 log = logging.getLogger("giftcards.cli")
 
@@ -170,7 +170,7 @@ def cmd_worker(settings: Settings, _: argparse.Namespace) -> int:
 
 
 def cmd_audit(settings: Settings, _: argparse.Namespace) -> int:
-    from giftcards.audit import audit_balances
+    from giftcards.value.audit import audit_balances
 
     async def run(ready: Settings) -> int:
         conn = await _connect(ready)
@@ -186,7 +186,7 @@ def cmd_audit(settings: Settings, _: argparse.Namespace) -> int:
 
 
 def cmd_expire(settings: Settings, _: argparse.Namespace) -> int:
-    from giftcards import cards
+    from giftcards.value import cards
 
     async def run(ready: Settings) -> int:
         conn = await _connect(ready)
@@ -204,8 +204,8 @@ def cmd_expire(settings: Settings, _: argparse.Namespace) -> int:
 
 
 def cmd_create_merchant(settings: Settings, args: argparse.Namespace) -> int:
-    from giftcards.merchants import create_merchant
-    from giftcards.secrets_box import Keyring
+    from giftcards.core.sealing import Keyring
+    from giftcards.stores.merchants import create_merchant
 
     async def run(ready: Settings) -> dict[str, object]:
         conn = await _connect(ready)
@@ -225,8 +225,8 @@ def cmd_create_merchant(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_qr_keys(settings: Settings, args: argparse.Namespace) -> int:
-    from giftcards import qr_keys
-    from giftcards.secrets_box import Keyring
+    from giftcards.core.sealing import Keyring
+    from giftcards.qr import keys as qr_keys
 
     async def run(ready: Settings) -> None:
         conn = await _connect(ready)

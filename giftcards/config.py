@@ -40,7 +40,7 @@ class Settings:
     pool_min_size: int = 2
     pool_max_size: int = 10
     db_timeout: float = 2.0
-    redeem_batches: int = 2  # till redemptions: statements in flight at once (giftcards/quick_redeem.py)
+    redeem_batches: int = 2  # till redemptions: statements in flight at once (giftcards/value/redemption.py)
     max_body_bytes: int = 1_048_576
     body_timeout: float = 10.0  # seconds for a request's whole body to arrive (web/body.py)
     run_worker: bool = True

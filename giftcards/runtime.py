@@ -8,11 +8,11 @@ from dataclasses import dataclass, field
 
 import asyncpg
 
-from giftcards import public_ids
 from giftcards.config import Settings
-from giftcards.qr_keys import QrKeys
-from giftcards.quick_redeem import Batcher
-from giftcards.secrets_box import Keyring
+from giftcards.core import public_ids
+from giftcards.core.sealing import Keyring
+from giftcards.qr.keys import QrKeys
+from giftcards.value.redemption import Batcher
 from giftcards.wechat.upstream import Upstream
 
 

@@ -12,12 +12,16 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 
-from giftcards import cards, gift_links, idempotency, images, ratelimit, wallet
 from giftcards.config import Settings
+from giftcards.core import idempotency
+from giftcards.core.sealing import Keyring
 from giftcards.db.pool import create_pool, is_unavailable
-from giftcards.qr_keys import QrKeys
+from giftcards.gifting import gift_links, images
+from giftcards.qr.keys import QrKeys
 from giftcards.runtime import Runtime
-from giftcards.secrets_box import Keyring
+from giftcards.stores import ratelimit
+from giftcards.value import cards
+from giftcards.wallet import holders as wallet
 from giftcards.wechat import outbox as wechat_outbox
 
 log = logging.getLogger("giftcards.worker")

@@ -22,7 +22,7 @@ from starlette.datastructures import Headers
 from starlette.requests import Request
 from starlette.types import Message, Receive, Scope
 
-from giftcards.errors import DomainError
+from giftcards.core.errors import DomainError
 
 DRAIN_BYTES = 8 * 1_048_576
 DRAIN_SECONDS = 1.0

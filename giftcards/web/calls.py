@@ -17,11 +17,11 @@ import asyncpg
 from starlette.requests import Request
 from starlette.responses import Response
 
-from giftcards import idempotency
+from giftcards.core import idempotency
+from giftcards.core.errors import DomainError
 from giftcards.db.pool import acquire_within, give_back, is_unavailable
-from giftcards.errors import DomainError
-from giftcards.merchants import API_KEY_PREFIX, Principal, authenticate_admin, authenticate_api_key
 from giftcards.runtime import Runtime
+from giftcards.stores.merchants import API_KEY_PREFIX, Principal, authenticate_admin, authenticate_api_key
 from giftcards.web.body import gate as body_gate
 from giftcards.web.problems import PROBLEM_JSON
 from giftcards.web.routing import Api, Operation, json_response, parse_json, query_params

@@ -11,7 +11,7 @@ from starlette.datastructures import Headers, MutableHeaders
 from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from giftcards import logs
+from giftcards.core import logs
 from giftcards.web.body import BodyGate
 from giftcards.web.problems import unexpected_error_response
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from giftcards.errors import PROBLEM_TITLES
+from giftcards.core.errors import PROBLEM_TITLES
 from giftcards.web.routing import Api, Operation
 
 PROBLEM_SCHEMA = {

@@ -10,8 +10,8 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
+from giftcards.core.errors import DomainError, problem_document
 from giftcards.db.pool import is_unavailable
-from giftcards.errors import DomainError, problem_document
 
 log = logging.getLogger("giftcards.errors")
 

@@ -1,5 +1,5 @@
 """The till's redemption without detours: body, signature and credential checked here, the rest in one
-database round trip, shared with the redemptions arriving meanwhile (giftcards/quick_redeem.py). Any
+database round trip, shared with the redemptions arriving meanwhile (giftcards/value/redemption.py). Any
 doubt hands the request to the general path, which answers it exactly as it would have; this path only
 ever answers the plain case faster.
 """
@@ -12,13 +12,16 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
-from giftcards import cards, idempotency, quick_redeem, staff_log
-from giftcards.errors import DomainError
-from giftcards.ids import ascii_int
-from giftcards.merchants import API_KEY_PREFIX, token_merchant
+from giftcards.core import idempotency
+from giftcards.core.errors import DomainError
+from giftcards.core.ids import ascii_int
+from giftcards.qr.signing import InvalidPayload
 from giftcards.runtime import Runtime
-from giftcards.signing import InvalidPayload
-from giftcards.terminals import TOKEN_PREFIX as TERMINAL_PREFIX
+from giftcards.stores import staff_log
+from giftcards.stores.merchants import API_KEY_PREFIX, token_merchant
+from giftcards.stores.terminals import TOKEN_PREFIX as TERMINAL_PREFIX
+from giftcards.value import cards
+from giftcards.value import redemption as quick_redeem
 from giftcards.web.calls import client_address, outcome_response
 from giftcards.web.routing import parse_json
 from giftcards.web.validation import Schema

@@ -16,7 +16,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from giftcards.errors import DomainError, ValidationError
+from giftcards.core.errors import DomainError, ValidationError
 from giftcards.web.validation import Schema, parse_query, validate
 
 Endpoint = Callable[[Request], Awaitable[Response]]

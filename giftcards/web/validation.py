@@ -11,7 +11,7 @@ from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
-from giftcards.errors import ValidationError
+from giftcards.core.errors import ValidationError
 
 Schema = dict[str, Any]
 

@@ -15,9 +15,9 @@ from urllib.parse import urlsplit
 
 import asyncpg
 
-from giftcards.errors import DomainError, ValidationError
-from giftcards.isotime import iso
-from giftcards.secrets_box import Keyring
+from giftcards.core.errors import DomainError, ValidationError
+from giftcards.core.isotime import iso
+from giftcards.core.sealing import Keyring
 
 DEFAULT_BASE_URL = "https://api.weixin.qq.com/"
 APPID_PATTERN = "^wx[0-9a-f]{16}$"

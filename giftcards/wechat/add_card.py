@@ -13,9 +13,9 @@ import secrets
 import time
 from typing import Any
 
+from giftcards.core.errors import DomainError
+from giftcards.core.sealing import Keyring
 from giftcards.db.pool import Connect
-from giftcards.errors import DomainError
-from giftcards.secrets_box import Keyring
 from giftcards.wechat.cards import code_row, open_code, sync_code, wechat_problems
 from giftcards.wechat.client import WeChat
 

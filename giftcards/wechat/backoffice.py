@@ -9,10 +9,10 @@ from typing import Any
 
 import asyncpg
 
-from giftcards import ledger
-from giftcards.errors import DomainError
-from giftcards.ids import ascii_int
-from giftcards.isotime import iso
+from giftcards.core.errors import DomainError
+from giftcards.core.ids import ascii_int
+from giftcards.core.isotime import iso
+from giftcards.value import ledger
 from giftcards.wechat.cards import wallet_view
 from giftcards.wechat.outbox import record_text
 

@@ -26,10 +26,10 @@ import xmltodict
 from wechatpy.crypto import WeChatCrypto
 from wechatpy.exceptions import InvalidAppIdException, InvalidSignatureException
 
-from giftcards import cards
-from giftcards.errors import DomainError
-from giftcards.ids import ascii_int
-from giftcards.secrets_box import Keyring
+from giftcards.core.errors import DomainError
+from giftcards.core.ids import ascii_int
+from giftcards.core.sealing import Keyring
+from giftcards.value import cards
 from giftcards.wechat import outbox
 from giftcards.wechat.accounts import Account
 from giftcards.wechat.cards import code_hash, seal_code

@@ -15,11 +15,12 @@ from typing import Any
 
 import asyncpg
 
-from giftcards import cards, codes, leases
+from giftcards.core.errors import DomainError, ValidationError
+from giftcards.core.isotime import iso
+from giftcards.core.sealing import Keyring
+from giftcards.db import leases
 from giftcards.db.pool import Connect
-from giftcards.errors import DomainError, ValidationError
-from giftcards.isotime import iso
-from giftcards.secrets_box import Keyring
+from giftcards.value import cards, codes
 from giftcards.wechat.client import WeChat, WeChatFailure
 
 DEFAULT_DESIGN = "default"

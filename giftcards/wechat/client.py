@@ -5,7 +5,7 @@
   on the event loop, within the work's deadline, never following a redirect.
 * `WeChat` runs calls in a worker thread (wechatpy is synchronous) with an access_token from the
   database, shared by every process; on 40001/40014/42001 it refreshes the token once and retries once.
-  A refresh is made by one process at a time under a lease (leases.py): no connection, row lock or
+  A refresh is made by one process at a time under a lease (db/leases.py): no connection, row lock or
   transaction is held while WeChat answers, and the others wait for the new token holding nothing.
 * Each call is one piece of work with one deadline covering the wait for the merchant's turn, the token
   and the call itself: `timeout` seconds from its start, or, for the WeChat of an operation (`session`),
@@ -27,9 +27,9 @@ import asyncpg
 from wechatpy import WeChatClient
 from wechatpy.exceptions import WeChatClientException
 
-from giftcards import leases
+from giftcards.core.sealing import Keyring
+from giftcards.db import leases
 from giftcards.db.pool import Connect
-from giftcards.secrets_box import Keyring
 from giftcards.wechat import accounts
 from giftcards.wechat.accounts import Account
 from giftcards.wechat.upstream import Transport, Upstream, WeChatFailure

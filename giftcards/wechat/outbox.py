@@ -27,9 +27,9 @@ from typing import Any
 
 import asyncpg
 
-from giftcards import leases
+from giftcards.core.sealing import Keyring
+from giftcards.db import leases
 from giftcards.db.pool import Connect, connector, is_unavailable
-from giftcards.secrets_box import Keyring
 from giftcards.wechat import accounts
 from giftcards.wechat.cards import open_code
 from giftcards.wechat.client import DEFAULT_TIMEOUT, WeChat, WeChatFailure

@@ -15,7 +15,7 @@ import pytest
 import pytest_asyncio
 from playwright.async_api import Browser, BrowserContext, Page, Request, Route, expect
 
-from giftcards import codes
+from giftcards.value import codes
 from tests.browser.pages import watch
 from tests.e2e.test_designs_gifts import bought, claimed
 from tests.support.api import Merchant, issue_card

@@ -7,8 +7,8 @@ import json
 import asyncpg
 import httpx
 
-from giftcards import codes
-from giftcards.audit import audit_balances
+from giftcards.value import codes
+from giftcards.value.audit import audit_balances
 from tests.support.api import Merchant, with_key
 
 

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import asyncpg
 import httpx
 
-from giftcards import codes
+from giftcards.value import codes
 from tests.support.api import Merchant, issue_card
 
 
@@ -167,7 +167,7 @@ async def test_expiry_writes_the_remaining_balance_off(
     assert refused.status_code == 409 and refused.json()["code"] == "card_expired"
     shown = (await client.get(f"/v1/cards/{card['id']}", headers=merchant.headers)).json()
     assert shown["state"] == "expired"
-    from giftcards import cards
+    from giftcards.value import cards
 
     assert await cards.expire_due(db) == 1
     assert await cards.expire_due(db) == 0

@@ -104,9 +104,9 @@ async def test_audit_exits_non_zero_on_a_mismatch(database_url: str, db: asyncpg
     assert clean.returncode == 0, clean.stderr
     assert "every balance equals the sum of its ledger" in clean.stdout
     merchant_id = await db.fetchval("SELECT id FROM merchants")
-    from giftcards.cards import CardSpec, issue
-    from giftcards.merchants import Principal
-    from giftcards.secrets_box import Keyring
+    from giftcards.core.sealing import Keyring
+    from giftcards.stores.merchants import Principal
+    from giftcards.value.cards import CardSpec, issue
 
     principal = Principal("api_key", "key_cli", merchant_id)
     card = await issue(db, Keyring(MASTER_KEY), principal, CardSpec(amount=700))

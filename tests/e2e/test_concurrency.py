@@ -12,7 +12,7 @@ import asyncpg
 import httpx
 import pytest
 
-from giftcards.audit import audit_balances
+from giftcards.value.audit import audit_balances
 from tests.support.api import ADMIN_TOKEN, MASTER_KEY, Merchant, create_merchant, issue_card, with_key
 from tests.support.servers import ServerProcess
 

@@ -15,10 +15,12 @@ import httpx
 import pytest
 from PIL import Image
 
-from giftcards import cards, gift_links, worker
+from giftcards import worker
 from giftcards.config import Settings
-from giftcards.qr_keys import QrKeys
-from giftcards.secrets_box import Keyring
+from giftcards.core.sealing import Keyring
+from giftcards.gifting import gift_links
+from giftcards.qr.keys import QrKeys
+from giftcards.value import cards
 from tests.support.api import MASTER_KEY, Merchant, with_key
 from tests.support.servers import eventually
 

@@ -15,8 +15,9 @@ import asyncpg
 import httpx
 import pytest
 
-from giftcards import cards, ratelimit
-from giftcards.secrets_box import Keyring
+from giftcards.core.sealing import Keyring
+from giftcards.stores import ratelimit
+from giftcards.value import cards
 from tests.e2e.test_designs_gifts import FRIEND, STRANGER, bought, claimed
 from tests.reliability.load import start_server
 from tests.support.api import MASTER_KEY, Merchant, create_merchant, issue_card, with_key

@@ -55,7 +55,7 @@ async def test_the_request_id_appears_in_the_json_log_lines(client: httpx.AsyncC
     import json
     import logging
 
-    from giftcards.logs import JsonFormatter
+    from giftcards.core.logs import JsonFormatter
 
     stream = io.StringIO()
     handler = logging.StreamHandler(stream)

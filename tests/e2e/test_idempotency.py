@@ -93,7 +93,7 @@ async def test_bad_keys_and_keys_on_reads_are_refused(client: httpx.AsyncClient,
 async def test_keys_are_kept_at_least_a_day(
     client: httpx.AsyncClient, merchant: Merchant, db: asyncpg.Connection
 ) -> None:
-    from giftcards import idempotency
+    from giftcards.core import idempotency
 
     card = await issue_card(client, merchant, 1_000)
     headers = with_key(merchant)

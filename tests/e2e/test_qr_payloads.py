@@ -6,8 +6,8 @@ from __future__ import annotations
 import asyncpg
 import httpx
 
-from giftcards import cards
-from giftcards.signing import KeySet, SigningKey
+from giftcards.qr.signing import KeySet, SigningKey
+from giftcards.value import cards
 from tests.support.api import Merchant, admin_headers, issue_card
 
 

@@ -16,8 +16,8 @@ import asyncpg
 import httpx
 import pytest
 
-from giftcards import quick_redeem
 from giftcards.config import Settings
+from giftcards.value import redemption as quick_redeem
 from tests.support.api import Merchant, issue_card
 from tests.support.servers import eventually
 from tests.support.terminals import Terminal, create_store, new_terminal, qr_payload

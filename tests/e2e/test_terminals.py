@@ -12,8 +12,9 @@ import asyncpg
 import httpx
 import pytest
 
-from giftcards import codes, ratelimit
 from giftcards.config import Settings
+from giftcards.stores import ratelimit
+from giftcards.value import codes
 from tests.support.api import Merchant, issue_card, with_key
 from tests.support.servers import LiveServer
 from tests.support.terminals import (

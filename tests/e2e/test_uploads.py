@@ -17,7 +17,7 @@ import httpx
 import pytest
 from PIL import Image, PngImagePlugin
 
-from giftcards import images
+from giftcards.gifting import images
 from tests.support.api import Merchant, with_key
 
 

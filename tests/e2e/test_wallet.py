@@ -16,7 +16,9 @@ import httpx
 import pytest
 from PIL import Image
 
-from giftcards import cards, gift_links, wallet
+from giftcards.gifting import gift_links
+from giftcards.value import cards
+from giftcards.wallet import holders as wallet
 from tests.support.api import Merchant, with_key
 from tests.support.servers import eventually
 

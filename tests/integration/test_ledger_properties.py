@@ -9,11 +9,11 @@ import asyncpg
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from giftcards import ledger
-from giftcards.cards import CardSpec, issue
-from giftcards.errors import DomainError
-from giftcards.merchants import Principal, create_merchant
-from giftcards.secrets_box import Keyring
+from giftcards.core.errors import DomainError
+from giftcards.core.sealing import Keyring
+from giftcards.stores.merchants import Principal, create_merchant
+from giftcards.value import ledger
+from giftcards.value.cards import CardSpec, issue
 from tests.support.api import MASTER_KEY
 
 KEYRING = Keyring(MASTER_KEY)

@@ -5,11 +5,11 @@ from __future__ import annotations
 import asyncpg
 import pytest
 
-from giftcards import ledger
-from giftcards.audit import audit_balances
-from giftcards.cards import CardSpec, issue, replace_code
-from giftcards.merchants import Principal, create_merchant
-from giftcards.secrets_box import Keyring
+from giftcards.core.sealing import Keyring
+from giftcards.stores.merchants import Principal, create_merchant
+from giftcards.value import ledger
+from giftcards.value.audit import audit_balances
+from giftcards.value.cards import CardSpec, issue, replace_code
 from tests.support.api import MASTER_KEY
 
 KEYRING = Keyring(MASTER_KEY)

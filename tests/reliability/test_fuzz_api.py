@@ -12,8 +12,8 @@ import schemathesis
 from hypothesis import HealthCheck, settings
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
-from giftcards import idempotency
 from giftcards.app import build_api
+from giftcards.core import idempotency
 from giftcards.web.openapi import build_document
 from tests.support.api import ADMIN_TOKEN, Merchant
 from tests.support.servers import LiveServer

@@ -12,8 +12,8 @@ from pathlib import Path
 import asyncpg
 import httpx
 
-from giftcards import codes
-from giftcards.secrets_box import Keyring
+from giftcards.core.sealing import Keyring
+from giftcards.value import codes
 from tests.reliability.load import server_env
 from tests.support.api import ADMIN_TOKEN, MASTER_KEY, admin_headers
 from tests.support.servers import ServerProcess

@@ -8,7 +8,7 @@ from typing import Any
 
 import httpx
 
-from giftcards.secrets_box import Keyring
+from giftcards.core.sealing import Keyring
 
 ADMIN_TOKEN = "test-admin-token-0123456789abcdef"
 MASTER_KEY = bytes(range(32))

@@ -1,4 +1,4 @@
-"""Redemptions sent either way: the one-round-trip path (giftcards/quick_redeem.py) or the general one.
+"""Redemptions sent either way: the one-round-trip path (giftcards/value/redemption.py) or the general one.
 
 A request sent without Content-Length (chunked) always takes the general path, which is how tests put the
 two side by side; `record_fast_calls` tells which requests the fast path answered and which it handed on.
@@ -14,7 +14,7 @@ import asyncpg
 import httpx
 import pytest
 
-from giftcards import quick_redeem
+from giftcards.value import redemption as quick_redeem
 
 
 def record_fast_calls(monkeypatch: pytest.MonkeyPatch) -> list[str]:

@@ -9,7 +9,7 @@ from typing import Any
 import asyncpg
 import httpx
 
-from giftcards import codes
+from giftcards.value import codes
 from tests.support.api import Merchant, activity_id
 
 

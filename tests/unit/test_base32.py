@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from giftcards import base32
+from giftcards.core import base32
 
 
 @pytest.mark.parametrize("size", [0, 1, 4, 5, 9, 10, 11, 28, 92, 93])

@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import pytest
 
-from giftcards.codes import (
+from giftcards.value.codes import (
     ALPHABET,
     MalformedCode,
     check_symbol,

@@ -4,7 +4,7 @@ import re
 
 import pytest
 
-from giftcards.ids import id_from_bytes, id_to_bytes, is_id, new_id
+from giftcards.core.ids import id_from_bytes, id_to_bytes, is_id, new_id
 
 PREFIXES = ["mer", "card", "key", "store", "term", "design", "gift", "batch"]
 

@@ -7,8 +7,8 @@ import re
 
 import pytest
 
-from giftcards.ids import ascii_int
-from giftcards.public_ids import LEGACY_LIMIT, PublicIds
+from giftcards.core.ids import ascii_int
+from giftcards.core.public_ids import LEGACY_LIMIT, PublicIds
 
 IDS = PublicIds(bytes(range(32)))
 NUMBERS = [1, 2, 3, 41, LEGACY_LIMIT - 1, LEGACY_LIMIT, LEGACY_LIMIT + 1, 2**63 - 1]

@@ -7,9 +7,10 @@ import xml.etree.ElementTree as ET
 import pytest
 from PIL import Image, ImageDraw
 
-from giftcards import ids, qr
-from giftcards.qr import qr_version, render_png, render_svg
-from giftcards.signing import KeySet, SigningKey
+from giftcards.core import ids
+from giftcards.qr import images as qr
+from giftcards.qr.images import qr_version, render_png, render_svg
+from giftcards.qr.signing import KeySet, SigningKey
 
 SVG = "{http://www.w3.org/2000/svg}"
 

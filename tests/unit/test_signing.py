@@ -7,9 +7,9 @@ import string
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from giftcards import signing
-from giftcards.ids import id_to_bytes, new_id
-from giftcards.signing import (
+from giftcards.core.ids import id_to_bytes, new_id
+from giftcards.qr import signing
+from giftcards.qr.signing import (
     MAX_GENERATION,
     PAYLOAD_LENGTH,
     PAYLOAD_V2_LENGTH,

@@ -18,10 +18,10 @@ import httpx
 import pytest
 import pytest_asyncio
 
-from giftcards import codes
 from giftcards.config import Settings
+from giftcards.core.sealing import Keyring
 from giftcards.db.pool import create_pool
-from giftcards.secrets_box import Keyring
+from giftcards.value import codes
 from giftcards.wechat import outbox
 from giftcards.wechat.outbox import PassReport, Policy
 from tests.support.api import MASTER_KEY, Merchant, issue_card, with_key

@@ -9,8 +9,9 @@ import asyncpg
 import httpx
 import pytest
 
-from giftcards import card_access, ids
-from giftcards.secrets_box import Keyring
+from giftcards.core import ids
+from giftcards.core.sealing import Keyring
+from giftcards.gifting import card_access
 from giftcards.wechat.add_card import card_ext_signature
 from giftcards.wechat.cards import card_definition, deposit_codes
 from tests.support.api import MASTER_KEY, Merchant, issue_card, with_key

@@ -12,7 +12,7 @@ import asyncpg
 import httpx
 import pytest
 
-from giftcards.logs import JsonFormatter
+from giftcards.core.logs import JsonFormatter
 from tests.support.api import Merchant, with_key
 from tests.support.servers import LiveServer
 from tests.wechat.conftest import CALLBACK_TOKEN, LOGO, Delivery, Wallet, set_up_wechat

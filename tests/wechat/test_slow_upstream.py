@@ -23,8 +23,8 @@ import httpx
 import pytest
 import pytest_asyncio
 
-from giftcards import ids
 from giftcards.config import Settings
+from giftcards.core import ids
 from tests.support.api import Merchant, issue_card, with_key
 from tests.support.servers import LiveServer, eventually
 from tests.support.terminals import Terminal, create_store, new_terminal

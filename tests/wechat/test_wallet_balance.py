@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncpg
 
-from giftcards import ledger
-from giftcards.ledger import Actor
+from giftcards.value import ledger
+from giftcards.value.ledger import Actor
 from tests.wechat.conftest import Delivery, Wallet
 
 

@@ -7,7 +7,7 @@
  */
 "use strict";
 
-/* Card codes: a port of giftcards/codes.py (Luhn mod 32 over the alphabet without 0/O/1/I). */
+/* Card codes: a port of giftcards/value/codes.py (Luhn mod 32 over the alphabet without 0/O/1/I). */
 const GiftcardCodes = (() => {
   const ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ";
   const N = ALPHABET.length;
@@ -58,7 +58,7 @@ window.GiftcardCodes = GiftcardCodes;
 
 (() => {
   const TOKEN_KEY = "giftcards.terminal.token";
-  const QR_MAGIC = /^GC[12]/i; // signed payloads, version 1 or 2 (giftcards/signing.py); a code may start GC2
+  const QR_MAGIC = /^GC[12]/i; // signed payloads, version 1 or 2 (giftcards/qr/signing.py); a code may start GC2
   const QUICK_AMOUNTS = [5000, 10000, 20000, 50000];
   const t = JSON.parse(document.getElementById("messages").textContent);
   const lang = document.body.dataset.lang;

@@ -1,0 +1,221 @@
+"""The JSON API of the people a link was given to: a gift's recipient, a card's owner, a gifter on the
+customise page. Each is authorised by the secret in its path alone (the access log shows only the
+prefix of these paths; see middleware.SECRET_PATH_PREFIXES), and answers 404 alike for anything unknown.
+"""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+from giftcards.gifting import card_access, customise, gift_links, gifts
+from giftcards.qr import images as qr
+from giftcards.web.api.designs import UPLOAD, read_image
+from giftcards.web.api.gifts import AMOUNT, GIFT_FIELDS, ID, OWNER_ID, gift_details, png
+from giftcards.web.calls import Call, Result, acquire, endpoint
+from giftcards.web.routing import Api
+
+_OBJECT = {"type": "object"}
+
+
+def register(api: Api) -> None:
+    gift_link = api.schema(
+        "GiftLink",
+        {
+            "type": "object",
+            "properties": {
+                "object": {"const": "gift_link"},
+                "state": {
+                    "type": "string",
+                    "enum": ["scheduled", "waiting", "claimed", "revoked", "returned"],
+                },
+                "opens_at": {"type": "string"},
+                "seconds_until_open": {"type": "integer"},
+                "amount": {"type": "integer"},
+                "message": {"type": "string"},
+            },
+        },
+    )
+
+    @endpoint(
+        api,
+        "GET",
+        "/v1/gift_links/{secret}",
+        summary="What a gift link shows: the gift once it is open, else when it opens",
+        tag="gift links",
+        responses={200: gift_link},
+        no_store=True,
+    )
+    async def view_gift_link(call: Call) -> Result:
+        row = await gift_links.open_link(call.conn, call.rt.keyring, call.path["secret"])
+        return 200, gift_links.link_view(row, await gifts.design_of(call.conn, row))
+
+    @endpoint(
+        api,
+        "POST",
+        "/v1/gift_links/{secret}/claim",
+        summary="Claim a gift: the card becomes the claimant's, with a card-page link only they get",
+        tag="gift links",
+        body={
+            "type": "object",
+            "required": ["owner_id"],
+            "additionalProperties": False,
+            "properties": {"owner_id": OWNER_ID},
+        },
+        responses={200: {"type": "object", "properties": {"card_url": {"type": "string"}}}},
+        no_store=True,
+    )
+    async def claim_gift(call: Call) -> Result:
+        return 200, await gift_links.claim(
+            call.conn,
+            call.rt.keyring,
+            call.path["secret"],
+            call.body["owner_id"],
+            public_url=call.rt.settings.public_url,
+        )
+
+    @endpoint(
+        api,
+        "GET",
+        "/v1/card_pages/{token}",
+        summary="The owner's card: balance, expiry, the gift it came as, spending history",
+        tag="card pages",
+        responses={200: _OBJECT},
+        no_store=True,
+    )
+    async def view_card_page(call: Call) -> Result:
+        access = await card_access.resolve(call.conn, call.rt.keyring, call.path["token"])
+        return 200, await card_access.page(call.conn, access)
+
+    @endpoint(
+        api,
+        "GET",
+        "/v1/card_pages/{token}/qr",
+        summary="A fresh rotating QR for the till (good for its 30 s step and the next); fetch every 20 s",
+        tag="card pages",
+        query={
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {"image": {"type": "string", "enum": ["svg", "png", "none"]}},
+        },
+        responses={200: {"type": "object", "properties": {"payload": {"type": "string"}}}},
+        no_store=True,
+    )
+    async def card_page_qr(call: Call) -> Result:
+        access = await card_access.resolve(call.conn, call.rt.keyring, call.path["token"])
+        answer: dict[str, Any] = await card_access.rotating_qr(call.conn, call.rt.qr_keys, access)
+        kind = call.query.get("image", "svg")
+        if kind == "svg":
+            answer["image"] = _data_url("image/svg+xml", qr.render_svg(answer["payload"]))
+        elif kind == "png":
+            answer["image"] = _data_url("image/png", qr.render_png(answer["payload"]))
+        return 200, answer
+
+    @endpoint(
+        api,
+        "GET",
+        "/v1/card_pages/{token}/code",
+        summary="The card's code, to type at a till or on a website",
+        tag="card pages",
+        responses={200: {"type": "object", "properties": {"code": {"type": "string"}}}},
+        no_store=True,
+    )
+    async def card_page_code(call: Call) -> Result:
+        access = await card_access.resolve(call.conn, call.rt.keyring, call.path["token"])
+        code = await card_access.reveal_code(call.conn, call.rt.keyring, access)
+        return 200, {"object": "card_code", "code": code}
+
+    @endpoint(
+        api,
+        "GET",
+        "/v1/customise/{token}",
+        summary="A customise session: the designs and amounts on offer, or the gift once it is sent",
+        tag="customise",
+        responses={200: _OBJECT},
+        no_store=True,
+    )
+    async def view_customise(call: Call) -> Result:
+        row = await customise.resolve(call.conn, call.rt.keyring, call.path["token"])
+        return 200, await customise.page(
+            call.conn, call.rt.keyring, row, public_url=call.rt.settings.public_url
+        )
+
+    @endpoint(
+        api,
+        "POST",
+        "/v1/customise/{token}/photos",
+        summary="Upload the gifter's own cover photo (raw JPEG, PNG or WebP bytes)",
+        tag="customise",
+        **UPLOAD,
+        # No connection while the photo arrives or is decoded: one for the link's check, one for the store.
+        uses_db=False,
+        responses={201: _OBJECT},
+        no_store=True,
+    )
+    async def customise_photo(call: Call) -> Result:
+        rt, token = call.rt, call.path["token"]
+        async with acquire(rt) as conn:  # a bogus link is answered before its body is read or decoded
+            customise.require_open(await customise.resolve(conn, rt.keyring, token))
+        clean = await read_image(call)
+        async with acquire(rt) as conn:
+            return 201, await customise.upload_photo(conn, rt.keyring, token, clean)
+
+    composed = {"design_id": ID, "amount": AMOUNT, **GIFT_FIELDS}
+
+    @endpoint(
+        api,
+        "POST",
+        "/v1/customise/{token}/preview",
+        summary="The picture of the gift being composed (PNG)",
+        tag="customise",
+        body={
+            "type": "object",
+            "required": ["design_id", "amount"],
+            "additionalProperties": False,
+            "properties": composed,
+        },
+        media_type="image/png",
+        responses={200: {"type": "string", "format": "binary"}},
+    )
+    async def customise_preview(call: Call) -> Result:
+        b = call.body
+        art = await customise.preview(
+            call.conn,
+            call.rt.keyring,
+            call.path["token"],
+            design_id=b["design_id"],
+            amount=b["amount"],
+            details=gift_details(b, names_required=False),
+        )
+        return await png(art)
+
+    @endpoint(
+        api,
+        "POST",
+        "/v1/customise/{token}/send",
+        summary="Send the composed gift (once per link): the answer holds the link to share",
+        tag="customise",
+        body={
+            "type": "object",
+            "required": ["design_id", "amount", "sender_name", "recipient_name"],
+            "additionalProperties": False,
+            "properties": composed,
+        },
+        responses={201: _OBJECT},
+        no_store=True,
+    )
+    async def customise_send(call: Call) -> Result:
+        b = call.body
+        return 201, await customise.complete(
+            call.conn,
+            call.rt.keyring,
+            call.path["token"],
+            design_id=b["design_id"],
+            amount=b["amount"],
+            details=gift_details(b),
+            public_url=call.rt.settings.public_url,
+        )
+
+
+def _data_url(media_type: str, data: bytes) -> str:
+    return f"data:{media_type};base64,{base64.b64encode(data).decode('ascii')}"

@@ -1,0 +1,399 @@
+"""The wallet's API: the shop's backend opens a session for one of its customers (API key), and the
+wallet page — or the shop's own mini-program — reads and acts with that session's token as a Bearer
+credential (`gw_…`, the last part of the wallet link). Every answer is about the session's owner alone.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import asyncpg
+
+from giftcards.runtime import Runtime
+from giftcards.stores.merchants import Principal
+from giftcards.wallet import gifts as wallet_gifts
+from giftcards.wallet import holders as wallet
+from giftcards.web.api.gifts import GIFT_FIELDS, ID, LIST_LIMIT, NAME, OWNER_ID, gift_details
+from giftcards.web.calls import Call, Result, endpoint, register_authenticator
+from giftcards.web.openapi import list_of
+from giftcards.web.routing import Api
+
+TAG = "wallet"
+WALLET = ("wallet",)
+_NULLABLE_TEXT = {"type": ["string", "null"]}
+_OBJECT = {"type": "object"}
+
+
+async def _authenticate(conn: asyncpg.Connection, rt: Runtime, token: str) -> Principal:
+    return await wallet.resolve(conn, rt.keyring, token)
+
+
+def holder(call: Call) -> wallet.Holder:
+    principal = call.principal
+    assert isinstance(principal, wallet.Holder)  # the "wallet" scheme admits wallet sessions only
+    return principal
+
+
+def picture_base(call: Call) -> str:
+    """Where the session's pictures are (<img> cannot send a header, so their paths hold the token)."""
+    token = call.request.headers.get("authorization", "").partition(" ")[2].strip()
+    return f"/w/{token}"
+
+
+def _with_card_pictures(call: Call, listing: dict[str, Any]) -> dict[str, Any]:
+    base = picture_base(call)
+    return {
+        **listing,
+        "data": [{**c, "thumbnail_url": f"{base}/cards/{c['id']}.png"} for c in listing["data"]],
+    }
+
+
+def _with_gift_picture(base: str, gift: dict[str, Any], shown: bool = True) -> dict[str, Any]:
+    return {**gift, "thumbnail_url": f"{base}/gifts/{gift['id']}.png" if shown else None}
+
+
+def _wallet_list(item: dict[str, Any], cursor: bool = False) -> dict[str, Any]:
+    if not cursor:
+        return list_of(item)
+    return list_of(item, next_cursor={**_NULLABLE_TEXT, "description": "Pass as `cursor` for the next page"})
+
+
+def register(api: Api) -> None:
+    register_authenticator("wallet", wallet.TOKEN_PREFIX + "_", _authenticate)
+    _register_sessions(api)
+    _register_cards(api)
+    _register_gifts(api)
+
+
+def _register_sessions(api: Api) -> None:
+    session = api.schema(
+        "WalletSession",
+        {
+            "type": "object",
+            "properties": {
+                "id": {"type": "string"},
+                "object": {"const": "wallet_session"},
+                "state": {"type": "string", "enum": ["active", "expired", "revoked"]},
+                "owner_id": {"type": "string"},
+                "display_name": _NULLABLE_TEXT,
+                "expires_at": {"type": "string", "format": "date-time"},
+                "revoked_at": {"type": ["string", "null"], "format": "date-time"},
+                "created_at": {"type": "string", "format": "date-time"},
+                "url": {"type": "string", "description": "Only when made: the wallet link to open"},
+                "token": {"type": "string", "description": "Only when made: the wallet API's Bearer token"},
+            },
+        },
+    )
+
+    @endpoint(
+        api,
+        "POST",
+        "/v1/wallet_sessions",
+        summary="A short-lived link to one customer's wallet (their cards, gifts waiting, gifts sent)",
+        tag=TAG,
+        auth=("api_key",),
+        body={
+            "type": "object",
+            "required": ["owner_id"],
+            "additionalProperties": False,
+            "properties": {
+                "owner_id": OWNER_ID,
+                "expires_in_minutes": {
+                    "type": "integer",
+                    "minimum": wallet.MINUTES_MIN,
+                    "maximum": wallet.MINUTES_MAX,
+                    "description": f"How long the link works (default {wallet.MINUTES_DEFAULT})",
+                },
+                "display_name": {**NAME, "description": "The customer's name, offered as the sender's"},
+            },
+        },
+        responses={201: session},
+        no_store=True,
+    )
+    async def create_wallet_session(call: Call) -> Result:
+        b = call.body
+        return 201, await wallet.create_session(
+            call.conn,
+            call.rt.keyring,
+            call.principal,
+            owner_id=b["owner_id"],
+            minutes=b.get("expires_in_minutes", wallet.MINUTES_DEFAULT),
+            display_name=b.get("display_name"),
+            public_url=call.rt.settings.public_url,
+        )
+
+    @endpoint(
+        api,
+        "POST",
+        "/v1/wallet_sessions/{session_id}/revoke",
+        summary="End a wallet session before its time (e.g. when the customer logs out)",
+        tag=TAG,
+        auth=("api_key",),
+        responses={200: session},
+        no_store=True,
+    )
+    async def revoke_wallet_session(call: Call) -> Result:
+        return 200, await wallet.revoke_session(call.conn, call.merchant_id, call.path["session_id"])
+
+
+def _register_cards(api: Api) -> None:
+    card = api.schema(
+        "WalletCard",
+        {
+            "type": "object",
+            "properties": {
+                "id": {"type": "string"},
+                "object": {"const": "wallet_card"},
+                "status": {"type": "string", "enum": ["active", "used_up", "expired", "deactivated"]},
+                "state": {
+                    "type": "string",
+                    "enum": ["pending", "active", "blocked", "deactivated", "expired"],
+                },
+                "balance": {"type": "integer"},
+                "initial_amount": {"type": "integer"},
+                "currency": {"type": "string"},
+                "balance_text": {"type": "string"},
+                "expires_at": {"type": ["string", "null"], "format": "date-time"},
+                "code_last4": {"type": "string"},
+                "design": {"type": ["object", "null"]},
+                "from_name": _NULLABLE_TEXT,
+                "can_pay": {"type": "boolean"},
+                "can_send": {"type": "boolean"},
+                "thumbnail_url": {"type": "string"},
+                "created_at": {"type": "string", "format": "date-time"},
+            },
+        },
+    )
+
+    @endpoint(
+        api,
+        "GET",
+        "/v1/wallet",
+        summary="The wallet at a glance: cards per group, what can be spent per currency, gifts waiting",
+        tag=TAG,
+        auth=WALLET,
+        responses={200: _OBJECT},
+        no_store=True,
+    )
+    async def wallet_overview(call: Call) -> Result:
+        return 200, await wallet.overview(call.conn, holder(call))
+
+    @endpoint(
+        api,
+        "GET",
+        "/v1/wallet/cards",
+        summary="The cards held: with value first (soonest expiry first), then used up and expired ones",
+        tag=TAG,
+        auth=WALLET,
+        query={
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {
+                "status": {"type": "string", "enum": list(wallet.FILTERS)},
+                "limit": LIST_LIMIT,
+                "cursor": {"type": "string", "minLength": 1, "maxLength": 200},
+            },
+        },
+        responses={200: _wallet_list(card, cursor=True)},
+        no_store=True,
+    )
+    async def wallet_cards(call: Call) -> Result:
+        q = call.query
+        listing = await wallet.list_cards(
+            call.conn,
+            holder(call),
+            status=q.get("status"),
+            limit=q.get("limit", wallet.PAGE_LIMIT_DEFAULT),
+            cursor=q.get("cursor"),
+        )
+        return 200, _with_card_pictures(call, listing)
+
+    @endpoint(
+        api,
+        "POST",
+        "/v1/wallet/cards/{card_id}/open",
+        summary="A card-page link for a held card (QR for the till, code, history; WeChat where set up)",
+        tag=TAG,
+        auth=WALLET,
+        responses={201: {"type": "object", "properties": {"url": {"type": "string"}}}},
+        no_store=True,
+    )
+    async def wallet_open_card(call: Call) -> Result:
+        return 201, await wallet.open_card(
+            call.conn,
+            call.rt.keyring,
+            holder(call),
+            call.path["card_id"],
+            public_url=call.rt.settings.public_url,
+        )
+
+    sendable = {name: schema for name, schema in GIFT_FIELDS.items() if name != "photo_id"}
+
+    @endpoint(
+        api,
+        "POST",
+        "/v1/wallet/cards/{card_id}/gifts",
+        summary="Pass a held, unspent card on as a gift (the answer holds the link to share)",
+        tag=TAG,
+        auth=WALLET,
+        body={
+            "type": "object",
+            "required": ["sender_name", "recipient_name"],
+            "additionalProperties": False,
+            "properties": {"recipient_owner_id": OWNER_ID, **sendable},
+        },
+        responses={201: _OBJECT},
+        no_store=True,
+    )
+    async def wallet_pass_on(call: Call) -> Result:
+        made = await wallet_gifts.pass_on(
+            call.conn,
+            call.rt.keyring,
+            holder(call),
+            call.path["card_id"],
+            gift_details(call.body),
+            public_url=call.rt.settings.public_url,
+        )
+        return 201, _with_gift_picture(picture_base(call), made)
+
+
+def _register_gifts(api: Api) -> None:
+    sent_gift = api.schema(
+        "SentGift",
+        {
+            "type": "object",
+            "properties": {
+                "id": {"type": "string"},
+                "object": {"const": "sent_gift"},
+                "state": {
+                    "type": "string",
+                    "enum": ["scheduled", "waiting", "claimed", "revoked", "returned"],
+                },
+                "amount": {"type": "integer"},
+                "currency": {"type": "string"},
+                "recipient_name": {"type": "string"},
+                "can_revoke": {"type": "boolean"},
+                "can_share": {"type": "boolean"},
+                "thumbnail_url": {"type": "string"},
+            },
+        },
+    )
+    received_gift = api.schema(
+        "ReceivedGift",
+        {
+            "type": "object",
+            "properties": {
+                "id": {"type": "string"},
+                "object": {"const": "received_gift"},
+                "state": {"type": "string", "enum": ["scheduled", "waiting"]},
+                "sender_name": {"type": "string"},
+                "opens_at": {"type": "string", "format": "date-time"},
+                "amount": {"type": "integer", "description": "Only once the gift is open"},
+                "message": {"type": "string", "description": "Only once the gift is open"},
+                "can_claim": {"type": "boolean"},
+                "thumbnail_url": _NULLABLE_TEXT,
+            },
+        },
+    )
+    pages = {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {"limit": LIST_LIMIT, "starting_after": ID},
+    }
+
+    @endpoint(
+        api,
+        "GET",
+        "/v1/wallet/gifts/received",
+        summary="Gifts addressed to this customer that wait to be claimed, newest first",
+        tag=TAG,
+        auth=WALLET,
+        query=pages,
+        responses={200: _wallet_list(received_gift)},
+        no_store=True,
+    )
+    async def wallet_received_gifts(call: Call) -> Result:
+        q = call.query
+        listing = await wallet_gifts.received(
+            call.conn,
+            holder(call),
+            limit=q.get("limit", wallet_gifts.PAGE_LIMIT_DEFAULT),
+            starting_after=q.get("starting_after"),
+        )
+        base = picture_base(call)
+        data = [_with_gift_picture(base, gift, gift["can_claim"]) for gift in listing["data"]]
+        return 200, {**listing, "data": data}
+
+    @endpoint(
+        api,
+        "GET",
+        "/v1/wallet/gifts/sent",
+        summary="Gifts this customer sent, newest first, with their state",
+        tag=TAG,
+        auth=WALLET,
+        query=pages,
+        responses={200: _wallet_list(sent_gift)},
+        no_store=True,
+    )
+    async def wallet_sent_gifts(call: Call) -> Result:
+        q = call.query
+        listing = await wallet_gifts.sent(
+            call.conn,
+            holder(call),
+            limit=q.get("limit", wallet_gifts.PAGE_LIMIT_DEFAULT),
+            starting_after=q.get("starting_after"),
+        )
+        base = picture_base(call)
+        return 200, {**listing, "data": [_with_gift_picture(base, gift) for gift in listing["data"]]}
+
+    @endpoint(
+        api,
+        "POST",
+        "/v1/wallet/gifts/{gift_id}/claim",
+        summary="Claim a gift addressed to this customer: the card becomes theirs",
+        tag=TAG,
+        auth=WALLET,
+        responses={200: {"type": "object", "properties": {"card_url": {"type": "string"}}}},
+        no_store=True,
+    )
+    async def wallet_claim_gift(call: Call) -> Result:
+        return 200, await wallet_gifts.claim(
+            call.conn,
+            call.rt.keyring,
+            holder(call),
+            call.path["gift_id"],
+            public_url=call.rt.settings.public_url,
+        )
+
+    @endpoint(
+        api,
+        "POST",
+        "/v1/wallet/gifts/{gift_id}/revoke",
+        summary="Withdraw a gift this customer sent and nobody claimed: the card is theirs again",
+        tag=TAG,
+        auth=WALLET,
+        responses={200: sent_gift},
+        no_store=True,
+    )
+    async def wallet_revoke_gift(call: Call) -> Result:
+        revoked = await wallet_gifts.revoke(call.conn, holder(call), call.path["gift_id"])
+        return 200, _with_gift_picture(picture_base(call), revoked)
+
+    @endpoint(
+        api,
+        "GET",
+        "/v1/wallet/gifts/{gift_id}/link",
+        summary="The link of a gift this customer sent, to share it again while it waits",
+        tag=TAG,
+        auth=WALLET,
+        responses={200: {"type": "object", "properties": {"url": {"type": "string"}}}},
+        no_store=True,
+    )
+    async def wallet_gift_link(call: Call) -> Result:
+        return 200, await wallet_gifts.share_link(
+            call.conn,
+            call.rt.keyring,
+            holder(call),
+            call.path["gift_id"],
+            public_url=call.rt.settings.public_url,
+        )

@@ -1,0 +1,422 @@
+"""WeChat card wallet: settings, card sync, add-to-wallet parameters, the outbox and discrepancies (back
+office), and the event callback (WeChat). The owner's page is in web/pages/wechat.py."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+import asyncpg
+from starlette.responses import Response
+
+from giftcards.core import ids
+from giftcards.core.errors import DomainError
+from giftcards.runtime import Runtime
+from giftcards.web.calls import Call, Result, acquire, endpoint
+from giftcards.web.routing import Api
+from giftcards.wechat import accounts, add_card, backoffice, callbacks
+from giftcards.wechat import cards as wechat_cards
+from giftcards.wechat.client import WeChat, session
+
+TAG = "wechat"
+TEXT = {"type": "string", "minLength": 1, "maxLength": 200}
+ANY_OBJECT: dict[str, Any] = {"type": "object"}
+LIST = {"type": "object", "properties": {"object": {"const": "list"}, "data": {"type": "array"}}}
+PLAIN = {"X-Content-Type-Options": "nosniff", "Cache-Control": "no-store"}
+CALLBACK_QUERY = {
+    "type": "object",
+    "properties": {
+        name: {"type": "string", "maxLength": 512}
+        for name in ("signature", "timestamp", "nonce", "echostr", "openid", "encrypt_type", "msg_signature")
+    },
+}
+
+
+@contextlib.asynccontextmanager
+async def wechat_for(call: Call, merchant_id: str | None = None) -> AsyncIterator[WeChat]:
+    """The merchant's WeChat for an `outbound` operation, in one of its turns (wechat/client.py session)."""
+    rt: Runtime = call.rt
+    merchant = merchant_id or call.merchant_id
+    with wechat_cards.wechat_problems():
+        async with session(
+            call.connect, rt.keyring, rt.wechat, merchant, timeout=rt.settings.wechat_timeout
+        ) as wechat:
+            yield wechat
+
+
+async def _account_for_callback(conn: asyncpg.Connection, call: Call) -> accounts.Account:
+    merchant_id = call.path["merchant_id"]
+    account = None
+    if ids.is_id(merchant_id, "mer"):
+        account = await accounts.find(conn, call.rt.keyring, merchant_id)
+    if account is None:
+        raise DomainError("not_found", "no WeChat callback here")
+    return account
+
+
+def register(api: Api) -> None:
+    account_schema = api.schema(
+        "WeChatAccount",
+        {
+            "type": "object",
+            "description": "The secrets are write-only: the answer says they are set, never what they are.",
+            "properties": {
+                "appid": {"type": "string"},
+                "base_url": {"type": "string"},
+                "secret_set": {"type": "boolean"},
+                "callback_token_set": {"type": "boolean"},
+                "message_mode": {"type": "string", "enum": ["plain", "aes"]},
+                "callback_path": {"type": "string"},
+            },
+        },
+    )
+    wallet_schema = api.schema(
+        "WeChatWalletCard",
+        {
+            "type": "object",
+            "properties": {
+                "card": {"type": "string"},
+                "wechat_card_id": {"type": "string"},
+                "wallet_state": {
+                    "type": "string",
+                    "enum": ["deposited", "in_wallet", "gifting", "deleted", "consumed", "unavailable"],
+                },
+                "openid": {"type": ["string", "null"]},
+                "outbox": ANY_OBJECT,
+            },
+        },
+    )
+
+    @endpoint(
+        api,
+        "PUT",
+        "/v1/wechat/account",
+        summary="Set the WeChat official account (secrets write-only; left out = unchanged)",
+        tag=TAG,
+        auth=("api_key",),
+        idempotent=True,
+        body={
+            "type": "object",
+            "required": ["appid"],
+            "additionalProperties": False,
+            "properties": {
+                "appid": {"type": "string", "pattern": accounts.APPID_PATTERN},
+                "secret": {"type": "string", "pattern": accounts.SECRET_PATTERN},
+                "callback_token": {"type": "string", "pattern": accounts.CALLBACK_TOKEN_PATTERN},
+                "encoding_aes_key": {
+                    "type": ["string", "null"],
+                    "pattern": accounts.AES_KEY_PATTERN,
+                    "description": "43 characters: safe (AES) mode; null: back to plain mode",
+                },
+                "base_url": {"type": "string", "maxLength": 200, "description": accounts.DEFAULT_BASE_URL},
+            },
+        },
+        responses={200: account_schema},
+    )
+    async def put_wechat_account(call: Call) -> Result:
+        body = call.body
+        return 200, await accounts.put_account(
+            call.conn,
+            call.rt.keyring,
+            call.merchant_id,
+            appid=body["appid"],
+            secret=body.get("secret"),
+            callback_token=body.get("callback_token"),
+            encoding_aes_key=body.get("encoding_aes_key"),
+            base_url=body.get("base_url"),
+            plain_mode="encoding_aes_key" in body and body["encoding_aes_key"] is None,
+        )
+
+    @endpoint(
+        api,
+        "GET",
+        "/v1/wechat/account",
+        summary="The WeChat settings (never the secrets)",
+        tag=TAG,
+        auth=("api_key",),
+        responses={200: account_schema},
+    )
+    async def get_wechat_account(call: Call) -> Result:
+        return 200, await accounts.get_view(call.conn, call.merchant_id)
+
+    @endpoint(
+        api,
+        "POST",
+        "/v1/wechat/designs/{design}/sync",
+        summary="Make a design ('default' for cards without one) a WeChat gift card",
+        tag=TAG,
+        auth=("api_key",),
+        idempotent=True,
+        outbound=True,
+        body={
+            "type": "object",
+            "required": ["logo_url"],
+            "additionalProperties": False,
+            "properties": {
+                "logo_url": {"type": "string", "pattern": "^https?://", "maxLength": 500},
+                "title": TEXT,
+                "brand_name": TEXT,
+                "color": {"type": "string", "pattern": "^Color[0-9]{3}$"},
+                "notice": TEXT,
+                "description": {"type": "string", "minLength": 1, "maxLength": 1000},
+                "service_phone": {"type": "string", "maxLength": 24},
+                "can_give_friend": {"type": "boolean"},
+                "code_type": {
+                    "type": "string",
+                    "enum": ["CODE_TYPE_QRCODE", "CODE_TYPE_BARCODE", "CODE_TYPE_TEXT"],
+                },
+            },
+        },
+        responses={200: ANY_OBJECT, 201: ANY_OBJECT},
+    )
+    async def sync_wechat_design(call: Call) -> Result:
+        async with wechat_for(call) as wechat:
+            created, view = await wechat_cards.sync_design(
+                call.connect, wechat, call.merchant_id, call.path["design"], call.body
+            )
+        return (201 if created else 200), view
+
+    @endpoint(
+        api,
+        "GET",
+        "/v1/wechat/designs",
+        summary="Designs that are WeChat cards",
+        tag=TAG,
+        auth=("api_key",),
+        responses={200: LIST},
+    )
+    async def list_wechat_designs(call: Call) -> Result:
+        data = await wechat_cards.list_designs(call.conn, call.merchant_id)
+        return 200, {"object": "list", "data": data, "has_more": False}
+
+    @endpoint(
+        api,
+        "POST",
+        "/v1/cards/{card_id}/wechat/sync",
+        summary="Deposit the card's code into its WeChat card (and raise the stock)",
+        tag=TAG,
+        auth=("api_key",),
+        idempotent=True,
+        outbound=True,
+        responses={200: wallet_schema},
+    )
+    async def sync_wechat_card(call: Call) -> Result:
+        card_id = call.path["card_id"]
+        async with wechat_for(call) as wechat:
+            await wechat_cards.sync_code(call.connect, wechat, call.rt.keyring, call.merchant_id, card_id)
+        async with call.connect() as conn:
+            return 200, await backoffice.wallet_status(conn, call.merchant_id, card_id)
+
+    @endpoint(
+        api,
+        "POST",
+        "/v1/card_batches/{batch_id}/wechat/sync",
+        summary="Deposit a batch's codes into WeChat, 100 per call; repeat while `remaining` > 0",
+        tag=TAG,
+        auth=("api_key",),
+        outbound=True,
+        body={
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {"limit": {"type": "integer", "minimum": 1, "maximum": 5000}},
+        },
+        responses={200: ANY_OBJECT},
+    )
+    async def sync_wechat_batch(call: Call) -> Result:
+        async with wechat_for(call) as wechat:
+            return 200, await wechat_cards.sync_batch(
+                call.connect,
+                wechat,
+                call.rt.keyring,
+                call.merchant_id,
+                call.path["batch_id"],
+                limit=call.body.get("limit", 1000),
+            )
+
+    @endpoint(
+        api,
+        "GET",
+        "/v1/cards/{card_id}/wechat",
+        summary="Where the card is in WeChat's wallet, and its outbox",
+        tag=TAG,
+        auth=("api_key",),
+        responses={200: wallet_schema},
+    )
+    async def get_wechat_card(call: Call) -> Result:
+        return 200, await backoffice.wallet_status(call.conn, call.merchant_id, call.path["card_id"])
+
+    @endpoint(
+        api,
+        "POST",
+        "/v1/cards/{card_id}/wechat/card_ext",
+        summary="cardId and signed cardExt for wx.addCard",
+        tag=TAG,
+        auth=("api_key",),
+        outbound=True,
+        body={
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {"openid": {"type": "string", "minLength": 1, "maxLength": 128}},
+        },
+        responses={200: ANY_OBJECT},
+        no_store=True,
+    )
+    async def wechat_card_ext(call: Call) -> Result:
+        async with wechat_for(call) as wechat:
+            return 200, await add_card.card_ext(
+                call.connect,
+                wechat,
+                call.rt.keyring,
+                call.merchant_id,
+                call.path["card_id"],
+                openid=call.body.get("openid"),
+            )
+
+    @endpoint(
+        api,
+        "POST",
+        "/v1/cards/{card_id}/wechat/qrcode",
+        summary="A WeChat card QR code that puts this card into the scanner's wallet",
+        tag=TAG,
+        auth=("api_key",),
+        outbound=True,
+        responses={200: ANY_OBJECT},
+        no_store=True,
+    )
+    async def wechat_card_qrcode(call: Call) -> Result:
+        async with wechat_for(call) as wechat:
+            return 200, await add_card.card_qrcode(
+                call.connect, wechat, call.rt.keyring, call.merchant_id, call.path["card_id"]
+            )
+
+    @endpoint(
+        api,
+        "GET",
+        "/v1/wechat/outbox",
+        summary="Wallet updates waiting, delivered, skipped or parked",
+        tag=TAG,
+        auth=("api_key",),
+        query={
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {
+                "state": {"type": "string", "enum": ["pending", "delivered", "parked", "skipped"]},
+                "card": {"type": "string", "maxLength": 64},
+                "limit": {"type": "integer", "minimum": 1, "maximum": 100},
+                "starting_after": {"type": "string", "maxLength": 40},
+            },
+        },
+        responses={200: LIST},
+    )
+    async def list_wechat_outbox(call: Call) -> Result:
+        q = call.query
+        return 200, await backoffice.list_messages(
+            call.conn,
+            call.merchant_id,
+            state=q.get("state"),
+            card_id=q.get("card"),
+            limit=q.get("limit", 20),
+            starting_after=q.get("starting_after"),
+        )
+
+    @endpoint(
+        api,
+        "POST",
+        "/v1/wechat/outbox/{message_id}/replay",
+        summary="Send a parked wallet update again (in its place in the card's order)",
+        tag=TAG,
+        auth=("api_key",),
+        idempotent=True,
+        responses={200: LIST},
+    )
+    async def replay_wechat_message(call: Call) -> Result:
+        return 200, await backoffice.replay(call.conn, call.merchant_id, call.path["message_id"])
+
+    @endpoint(
+        api,
+        "POST",
+        "/v1/wechat/outbox/replay",
+        summary="Send every parked wallet update again",
+        tag=TAG,
+        auth=("api_key",),
+        idempotent=True,
+        responses={200: LIST},
+    )
+    async def replay_wechat_parked(call: Call) -> Result:
+        return 200, await backoffice.replay(call.conn, call.merchant_id, None)
+
+    @endpoint(
+        api,
+        "GET",
+        "/v1/wechat/discrepancies",
+        summary="Where WeChat disagrees with the ledger (money never moved because of it)",
+        tag=TAG,
+        auth=("api_key",),
+        query={
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {
+                "resolved": {"type": "boolean"},
+                "limit": {"type": "integer", "minimum": 1, "maximum": 100},
+            },
+        },
+        responses={200: LIST},
+    )
+    async def list_wechat_discrepancies(call: Call) -> Result:
+        return 200, await backoffice.list_discrepancies(
+            call.conn,
+            call.merchant_id,
+            resolved=call.query.get("resolved"),
+            limit=call.query.get("limit", 20),
+        )
+
+    @endpoint(
+        api,
+        "POST",
+        "/v1/wechat/discrepancies/{discrepancy_id}/resolve",
+        summary="Mark a discrepancy as looked into",
+        tag=TAG,
+        auth=("api_key",),
+        idempotent=True,
+        responses={200: ANY_OBJECT},
+    )
+    async def resolve_wechat_discrepancy(call: Call) -> Result:
+        return 200, await backoffice.resolve_discrepancy(
+            call.conn, call.merchant_id, call.path["discrepancy_id"]
+        )
+
+    @endpoint(
+        api,
+        "GET",
+        "/wechat/callback/{merchant_id}",
+        summary="WeChat's server URL check: echoes echostr when the signature verifies",
+        tag=TAG,
+        query=CALLBACK_QUERY,
+        media_type="text/plain",
+        responses={200: {"type": "string"}},
+    )
+    async def wechat_callback_check(call: Call) -> Result:
+        account = await _account_for_callback(call.conn, call)
+        return Response(callbacks.echo(account, call.query), media_type="text/plain", headers=PLAIN)
+
+    @endpoint(
+        api,
+        "POST",
+        "/wechat/callback/{merchant_id}",
+        summary="WeChat's event pushes (signed; AES safe mode when an EncodingAESKey is set)",
+        tag=TAG,
+        query=CALLBACK_QUERY,
+        media_type="text/plain",
+        responses={200: {"type": "string"}},
+        uses_db=False,  # a connection for the account, another for the event: none while the body arrives
+        max_body=callbacks.MAX_BODY_BYTES,
+    )
+    async def wechat_callback(call: Call) -> Result:
+        async with acquire(call.rt) as conn:
+            account = await _account_for_callback(conn, call)
+        callbacks.check_query(account, call.query)  # a forged or stale push: refused, its body never read
+        body = await call.request.body()
+        async with acquire(call.rt) as conn:
+            answer = await callbacks.receive(conn, call.rt.keyring, account, call.query, body)
+        return Response(answer, media_type="text/plain", headers=PLAIN)

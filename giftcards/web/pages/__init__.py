@@ -1,0 +1,1 @@
+"""Server-rendered pages people open from a link or at a till, with their templates and static files beside."""
