@@ -1,2 +1,2 @@
-"""Gifting: designs and their covers, uploaded images, card pictures, gifts and their links, customise sessions
-and the owner's card page access."""
+"""Gifting: designs and their covers, uploaded images, card pictures, gifts and their links,
+customise sessions and the owner's card page access."""

@@ -1,1 +1,3 @@
-"""The JSON API endpoints, one module per resource family: each translates a request, calls the domain, renders."""
+"""The JSON API endpoints, one module per resource family.
+
+Each translates a request, calls the domain and renders the answer."""

@@ -1,1 +1,3 @@
-"""Server-rendered pages people open from a link or at a till, with their templates and static files beside."""
+"""Server-rendered pages people open from a link or at a till.
+
+Their templates and static files sit beside, in web/templates and web/static."""
