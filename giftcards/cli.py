@@ -24,6 +24,7 @@ from giftcards.core.errors import DomainError
 from giftcards.core.logs import configure_logging
 from giftcards.db.embedded import EmbeddedPostgres, EmbeddedPostgresError
 from giftcards.db.migrations import MigrationError, migrate
+from giftcards.db.schema_dump import current_schema_path, dump_schema
 
 log = logging.getLogger("giftcards.cli")
 
@@ -61,6 +62,9 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--workers", type=int, default=1, help="server processes (see bench/README.md)")
     serve.set_defaults(func=cmd_serve)
     sub.add_parser("migrate", help="apply pending migrations and exit").set_defaults(func=cmd_migrate)
+    sub.add_parser(
+        "schema-dump", help="migrate the database, then rewrite schema/current.sql from it"
+    ).set_defaults(func=cmd_schema_dump)
     sub.add_parser("worker", help="run the background worker on its own").set_defaults(func=cmd_worker)
     sub.add_parser(
         "audit", help="check every balance against its ledger; exit 1 on any mismatch"
@@ -115,6 +119,16 @@ def cmd_migrate(settings: Settings, _: argparse.Namespace) -> int:
     with database(settings) as ready:
         count = asyncio.run(apply_migrations(ready))
     print(f"{count} migration(s) applied")
+    return 0
+
+
+def cmd_schema_dump(settings: Settings, _: argparse.Namespace) -> int:
+    with database(settings) as ready:
+        asyncio.run(apply_migrations(ready))
+        path = current_schema_path()
+        assert ready.database_url is not None  # database() always provides one
+        path.write_text(dump_schema(ready.database_url), encoding="utf-8")
+    print(f"wrote {path}")
     return 0
 
 

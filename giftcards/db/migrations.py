@@ -1,5 +1,7 @@
 """Forward-only SQL migrations: `schema/NNNN_name.sql`, applied in order, each in its own transaction.
 
+`schema/current.sql` is not a migration: it is the resulting schema, dumped for readers (`schema_dump.py`).
+
 Every applied file is recorded with its SHA-256; a file edited after it was applied stops the service
 (a schema that differs from its history is worse than no service). An advisory lock makes concurrent
 starts apply each migration exactly once.
@@ -45,7 +47,7 @@ def schema_dir() -> Path:
 def load_migrations(directory: Path | None = None) -> list[Migration]:
     directory = directory or schema_dir()
     migrations = []
-    for path in sorted(directory.glob("*.sql")):
+    for path in sorted(directory.glob("[0-9]*.sql")):
         match = _FILE_NAME.match(path.name)
         if not match:
             raise MigrationError(f"{path.name}: migration files are named NNNN_name.sql")
