@@ -12,6 +12,7 @@ from giftcards import worker
 from giftcards.config import Settings
 from giftcards.wechat import outbox
 from tests.wechat.conftest import FAST, Delivery, Held, Wallet
+from tests.wechat_standin.server import INVALID_USER_CARD_STATUS
 
 
 async def _in_wechat_equals_ledger(wallet: Wallet, cards: list[Held]) -> None:
@@ -220,7 +221,13 @@ async def test_a_lost_answer_to_the_final_unavailable_call_ends_delivered(
     await delivery.drain(replace(FAST, timeout=0.5))
     assert wallet.in_wechat(card).status == "UNAVAILABLE"
     row = await db.fetchrow("SELECT * FROM wechat_outbox ORDER BY id DESC LIMIT 1")
-    assert (row["state"], row["attempts"]) == ("delivered", 2)
+    landed = wallet.standin.calls_to("card/code/unavailable")
+    assert [c.errcode for c in landed] == [0]  # applied once; only its answer was lost
+    retries = [c for c in wallet.standin.calls_to("card/generalcard/updateuser") if c.seq > landed[0].seq]
+    # Each retry (one, or more when a loaded machine times the next one out too) was told the code is out of
+    # use already, which counts as delivered rather than as a failure to retry or park.
+    assert retries and [c.errcode for c in retries] == [INVALID_USER_CARD_STATUS] * len(retries)
+    assert (row["state"], row["attempts"]) == ("delivered", 1 + len(retries))
 
 
 async def test_a_message_that_breaks_on_our_side_is_parked_not_retried_forever(
