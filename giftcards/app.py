@@ -19,7 +19,7 @@ from giftcards.db.migrations import MigrationError, load_migrations, pending_mig
 from giftcards.db.pool import create_pool
 from giftcards.qr.keys import QrKeys
 from giftcards.runtime import Runtime
-from giftcards.web import system
+from giftcards.web import assets, system
 from giftcards.web.api import cards as api_cards
 from giftcards.web.api import designs as api_designs
 from giftcards.web.api import gifts as api_gifts
@@ -93,7 +93,7 @@ def create_app(settings: Settings) -> Starlette:
             await pool.close()
 
     app = Starlette(
-        routes=api.routes(),
+        routes=[*api.routes(), assets.mount()],
         middleware=[
             Middleware(
                 RequestContextMiddleware,

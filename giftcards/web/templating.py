@@ -14,7 +14,6 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
 TEMPLATES = Path(__file__).parent / "templates"
-STATIC = Path(__file__).parent / "static"
 
 environment = Environment(
     loader=FileSystemLoader(TEMPLATES),

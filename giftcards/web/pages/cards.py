@@ -20,14 +20,8 @@ from giftcards.gifting import card_access, customise, designs, gift_links, gifts
 from giftcards.web.api.gifts import png
 from giftcards.web.calls import Call, Result, endpoint
 from giftcards.web.routing import Api
-from giftcards.web.templating import STATIC, language, render
+from giftcards.web.templating import language, render
 
-STATIC_FILES = {
-    "card.css": "text/css",
-    "card.js": "text/javascript",
-    "gift.js": "text/javascript",
-    "customise.js": "text/javascript",
-}
 THUMBNAIL_WIDTH = 240
 
 TEXTS: dict[str, dict[str, str]] = {
@@ -262,30 +256,3 @@ def register(api: Api) -> None:
             call.conn, call.rt.keyring, call.path["token"], call.path["design_id"]
         )
         return await png(art, width=THUMBNAIL_WIDTH, cache="private, max-age=300")
-
-    for extension in ("js", "css"):
-        _register_static(api, extension)
-
-
-def _register_static(api: Api, extension: str) -> None:
-    async def static_file(call: Call) -> Result:
-        name = f"{call.path['name']}.{extension}"
-        if name not in STATIC_FILES:
-            raise DomainError("not_found")
-        return Response(
-            (STATIC / name).read_bytes(),
-            media_type=STATIC_FILES[name],
-            headers={"Cache-Control": "public, max-age=300", "X-Content-Type-Options": "nosniff"},
-        )
-
-    static_file.__name__ = f"gift_static_{extension}"
-    endpoint(
-        api,
-        "GET",
-        f"/static/gifts/{{name}}.{extension}",
-        summary=f"The gift pages' {extension.upper()}",
-        tag="pages",
-        uses_db=False,
-        media_type="text/javascript" if extension == "js" else "text/css",
-        responses={200: {"type": "string"}},
-    )(static_file)

@@ -12,7 +12,6 @@ labels reach the script as a JSON data block, which the browser never executes.
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
 from starlette.responses import Response
 
@@ -22,10 +21,9 @@ from giftcards.gifting import card_art, designs, images
 from giftcards.value import cards
 from giftcards.web.calls import Call, Result, endpoint
 from giftcards.web.routing import Api
-from giftcards.web.templating import STATIC, language, render
+from giftcards.web.templating import language, render
 
 THUMBNAIL_WIDTH = 240
-_ASSETS = {"terminal.js": "text/javascript; charset=utf-8", "terminal.css": "text/css; charset=utf-8"}
 
 LABELS: dict[str, dict[str, str]] = {
     "en": {
@@ -186,9 +184,6 @@ def register(api: Api) -> None:
         labels = LABELS[language(call.request)]
         return render(call.request, "terminal.html", t=labels, messages=labels)
 
-    for name, media_type in _ASSETS.items():
-        _register_asset(api, name, media_type)
-
     @endpoint(
         api,
         "GET",
@@ -212,23 +207,3 @@ def register(api: Api) -> None:
         art = designs.art(design, amount=card["initial_amount"], currency=card["currency"], cover=cover)
         png = await asyncio.to_thread(card_art.render_png, art, width=THUMBNAIL_WIDTH)
         return Response(png, media_type="image/png", headers={"Cache-Control": "private, max-age=300"})
-
-
-def _register_asset(api: Api, name: str, media_type: str) -> None:
-    content = (STATIC / name).read_bytes()
-
-    async def asset(call: Call) -> Result:
-        headers: dict[str, Any] = {"Cache-Control": "no-cache", "X-Content-Type-Options": "nosniff"}
-        return Response(content, media_type=media_type, headers=headers)
-
-    asset.__name__ = "terminal_" + name.replace(".", "_")
-    endpoint(
-        api,
-        "GET",
-        f"/terminal/{name}",
-        summary=f"The terminal page's {name.rsplit('.', 1)[1].upper()}",
-        tag="pages",
-        uses_db=False,
-        media_type=media_type.split(";")[0],
-        responses={200: {"type": "string"}},
-    )(asset)

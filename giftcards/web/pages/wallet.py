@@ -10,18 +10,15 @@ unknown, revoked or expired gets one friendly page.
 
 from __future__ import annotations
 
-from starlette.responses import Response
-
 from giftcards.core.errors import DomainError
 from giftcards.wallet import gifts as wallet_gifts
 from giftcards.wallet import holders as wallet
 from giftcards.web.api.gifts import png
 from giftcards.web.calls import Call, Result, endpoint
 from giftcards.web.routing import Api
-from giftcards.web.templating import STATIC, language, render
+from giftcards.web.templating import language, render
 
 THUMBNAIL_WIDTH = 240
-STATIC_FILES = {"wallet.js": "text/javascript", "wallet.css": "text/css"}
 
 TEXTS: dict[str, dict[str, str]] = {
     "en": {
@@ -171,9 +168,6 @@ def register(api: Api) -> None:
         art = await wallet_gifts.picture(call.conn, holder, call.path["gift_id"])
         return await png(art, width=THUMBNAIL_WIDTH, cache="private, max-age=300")
 
-    for name, media_type in STATIC_FILES.items():
-        _register_static(api, name, media_type)
-
 
 async def _holder(call: Call) -> wallet.Holder:
     """The session a picture's path names; a bad one is a missing picture (its path is no Bearer)."""
@@ -181,24 +175,3 @@ async def _holder(call: Call) -> wallet.Holder:
         return await wallet.resolve(call.conn, call.rt.keyring, call.path["token"])
     except DomainError:
         raise DomainError("not_found") from None
-
-
-def _register_static(api: Api, name: str, media_type: str) -> None:
-    async def static_file(call: Call) -> Result:
-        return Response(
-            (STATIC / name).read_bytes(),
-            media_type=media_type,
-            headers={"Cache-Control": "public, max-age=300", "X-Content-Type-Options": "nosniff"},
-        )
-
-    static_file.__name__ = "wallet_static_" + name.replace(".", "_")
-    endpoint(
-        api,
-        "GET",
-        f"/static/wallet/{name}",
-        summary=f"The wallet page's {name.rsplit('.', 1)[1].upper()}",
-        tag="pages",
-        uses_db=False,
-        media_type=media_type,
-        responses={200: {"type": "string"}},
-    )(static_file)
