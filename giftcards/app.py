@@ -99,6 +99,7 @@ def create_app(settings: Settings) -> Starlette:
                 RequestContextMiddleware,
                 max_body_bytes=settings.max_body_bytes,
                 body_timeout=settings.body_timeout,
+                secret_prefixes=api.secret_path_prefixes(),
             )
         ],
         exception_handlers=EXCEPTION_HANDLERS,

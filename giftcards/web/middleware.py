@@ -19,21 +19,12 @@ access_log = logging.getLogger("giftcards.access")
 
 CLIENT_GONE = 499  # the access log's status for a request whose client disconnected first (as nginx)
 _CLIENT_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
-# Paths whose remainder is a secret (gift links, card pages, customise and wallet links): logged as
-# prefix + "…".
-SECRET_PATH_PREFIXES = (
-    "/g/",
-    "/c/",
-    "/customise/",
-    "/w/",
-    "/v1/gift_links/",
-    "/v1/card_pages/",
-    "/v1/customise/",
-)
 
 
-def loggable_path(path: str) -> str:
-    for prefix in SECRET_PATH_PREFIXES:
+def loggable_path(path: str, secret_prefixes: tuple[str, ...]) -> str:
+    """A path whose remainder is a secret (a secret link's address, Api.secret_path_prefixes) is logged
+    as its prefix + "…"."""
+    for prefix in secret_prefixes:
         if path.startswith(prefix):
             return prefix + "…"
     return path
@@ -44,8 +35,11 @@ class RequestContextMiddleware:
     failure becomes a 500 and a single log line with its request id (Starlette's error middleware and
     uvicorn would each log it again if the exception went on to them)."""
 
-    def __init__(self, app: ASGIApp, *, max_body_bytes: int, body_timeout: float) -> None:
+    def __init__(
+        self, app: ASGIApp, *, max_body_bytes: int, body_timeout: float, secret_prefixes: tuple[str, ...]
+    ) -> None:
         self.app = app
+        self.secret_prefixes = secret_prefixes
         self.max_body_bytes = max_body_bytes
         self.body_timeout = body_timeout
 
@@ -86,7 +80,7 @@ class RequestContextMiddleware:
             access_log.info(
                 "%s %s %d",
                 scope["method"],
-                loggable_path(scope["path"]),
+                loggable_path(scope["path"], self.secret_prefixes),
                 status,
                 extra={"status": status, "duration_ms": round((time.perf_counter() - started) * 1000, 2)},
             )

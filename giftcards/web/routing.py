@@ -30,6 +30,11 @@ _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
+# A path parameter of one of these names is a secret (a card page's, customise, gift or wallet link): the
+# access log writes such a path only up to it (Api.secret_path_prefixes).
+SECRET_PARAMETERS = ("{token}", "{secret}")
+
+
 @dataclass(frozen=True)
 class Operation:
     method: str
@@ -82,6 +87,16 @@ class Api:
         """Register a named component schema and return a $ref to it."""
         self.schemas[name] = schema
         return {"$ref": f"#/components/schemas/{name}"}
+
+    def secret_path_prefixes(self) -> tuple[str, ...]:
+        """Each path's part before a secret parameter, e.g. "/c/" of /c/{token}/card.png."""
+        prefixes = {
+            op.path[: op.path.index(name)]
+            for op in self.operations
+            for name in SECRET_PARAMETERS
+            if name in op.path
+        }
+        return tuple(sorted(prefixes))
 
     def routes(self) -> list[Route]:
         by_path: dict[str, dict[str, Endpoint]] = {}

@@ -10,7 +10,6 @@ import asyncpg
 import httpx
 
 from giftcards.app import build_api
-from giftcards.web.middleware import SECRET_PATH_PREFIXES
 from giftcards.web.openapi import build_document
 from giftcards.web.routing import Api, Operation
 from tests.support.api import Merchant, admin_headers, with_key
@@ -70,7 +69,7 @@ def must_not_be_stored(api: Api, op: Operation) -> bool:
         return True
     if op.media_type not in _JSON:
         return False  # pages (no-store already, with their CSP), pictures, scripts, text
-    if op.path.startswith(SECRET_PATH_PREFIXES):
+    if op.path.startswith(api.secret_path_prefixes()):
         return True  # the answer to a secret link's address
     for status, schema in op.responses.items():
         if status >= 300 or schema is None:

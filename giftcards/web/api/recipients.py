@@ -1,6 +1,6 @@
 """The JSON API of the people a link was given to: a gift's recipient, a card's owner, a gifter on the
 customise page. Each is authorised by the secret in its path alone (the access log shows only the
-prefix of these paths; see middleware.SECRET_PATH_PREFIXES), and answers 404 alike for anything unknown.
+prefix of these paths; see routing.SECRET_PARAMETERS), and answers 404 alike for anything unknown.
 """
 
 from __future__ import annotations
