@@ -34,7 +34,12 @@ class Runtime:
     @functools.cached_property
     def redemptions(self) -> Batcher:
         """The tills' redemptions of this process, on their way to the database in batches."""
-        return Batcher(self.pool, timeout=self.settings.db_timeout, in_flight=self.settings.redeem_batches)
+        return Batcher(
+            self.pool,
+            self.keyring.box,
+            timeout=self.settings.db_timeout,
+            in_flight=self.settings.redeem_batches,
+        )
 
     async def aclose(self) -> None:
         await self.wechat.aclose()

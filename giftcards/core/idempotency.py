@@ -16,7 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,7 +25,6 @@ import asyncpg
 from giftcards.core.errors import DomainError, problem_document
 from giftcards.core.sealing import SecretBox
 from giftcards.db.pool import Connect
-from giftcards.value import ledger
 
 KEY_PATTERN = re.compile(r"^[\x21-\x7e]{1,255}$")
 RETENTION_HOURS = 48  # promised: at least 24
@@ -64,12 +63,7 @@ async def run_once(
 ) -> Outcome:
     async with conn.transaction():
         claimed = await conn.fetchval(
-            """INSERT INTO idempotency_keys (merchant_id, principal_id, key, request_hash)
-               VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING RETURNING true""",
-            merchant_id,
-            principal_id,
-            key,
-            fingerprint,
+            "SELECT claim_idempotency_key($1, $2, $3, $4)", merchant_id, principal_id, key, fingerprint
         )
         if not claimed:
             return await _replay(conn, box, merchant_id, principal_id, key, fingerprint)
@@ -79,16 +73,35 @@ async def run_once(
         except DomainError as exc:
             status, payload = _stored_refusal(exc)
         body = encode(payload)
-        await conn.execute(
-            """UPDATE idempotency_keys SET status = $4, body = $5
-               WHERE merchant_id = $1 AND principal_id = $2 AND key = $3""",
-            merchant_id,
-            principal_id,
-            key,
-            status,
-            box.seal(body, context=answer_context(merchant_id, principal_id, key)),
-        )
+        await store_answers(conn, box, [Answer(merchant_id, principal_id, key, status, body)])
     return Outcome(status, body, replayed=False)
+
+
+@dataclass(frozen=True)
+class Answer:
+    """The first answer to a claimed key, to store with it."""
+
+    merchant_id: str
+    principal_id: str
+    key: str
+    status: int
+    body: bytes
+
+
+async def store_answers(conn: asyncpg.Connection, box: SecretBox, answers: Sequence[Answer]) -> None:
+    """Store the answers of keys claimed in this transaction, sealed (some carry a secret shown once: a
+    card code, an API key, a gift link; a database dump must not reveal it)."""
+    await conn.execute(
+        """UPDATE idempotency_keys AS k SET status = a.status, body = a.body
+           FROM unnest($1::text[], $2::text[], $3::text[], $4::integer[], $5::bytea[])
+                AS a (merchant_id, principal_id, key, status, body)
+           WHERE k.merchant_id = a.merchant_id AND k.principal_id = a.principal_id AND k.key = a.key""",
+        [a.merchant_id for a in answers],
+        [a.principal_id for a in answers],
+        [a.key for a in answers],
+        [a.status for a in answers],
+        [box.seal(a.body, context=answer_context(a.merchant_id, a.principal_id, a.key)) for a in answers],
+    )
 
 
 async def run_apart(
@@ -142,7 +155,7 @@ async def _stored(
     conn: asyncpg.Connection, merchant_id: str, principal_id: str, key: str
 ) -> asyncpg.Record | None:
     return await conn.fetchrow(
-        """SELECT request_hash, status, body, posting FROM idempotency_keys
+        """SELECT request_hash, status, body FROM idempotency_keys
            WHERE merchant_id = $1 AND principal_id = $2 AND key = $3""",
         merchant_id,
         principal_id,
@@ -159,23 +172,20 @@ async def _replay(
     fingerprint: bytes,
 ) -> Outcome:
     row = await _stored(conn, merchant_id, principal_id, key)
-    if row is None or (row["status"] is None and row["posting"] is None):  # written with its outcome
+    if row is None or row["status"] is None:  # written with its answer, in the claim's transaction
         raise DomainError("internal_error")
     return stored_outcome(row, fingerprint, box, answer_context(merchant_id, principal_id, key))
 
 
 def stored_outcome(row: Mapping[str, Any], fingerprint: bytes, box: SecretBox, context: bytes) -> Outcome:
-    """The replay of a stored outcome: the answer itself, or the redemption posting it was made from
-    (as the one-round-trip redemption keeps it, see schema/0006). Answers are stored sealed: some carry
-    a secret shown once (a card code, an API key, a gift link) and a database dump must not reveal it."""
+    """The replay of a stored answer, for the same request only."""
     if bytes(row["request_hash"]) != fingerprint:
-        raise DomainError(
-            "idempotency_conflict", "this Idempotency-Key was first used with a different request"
-        )
-    if row["posting"] is not None:
-        status, payload = ledger.redemption_answer(json.loads(row["posting"]))
-        return Outcome(status, encode(payload), replayed=True)
+        raise conflict()
     return Outcome(row["status"], box.open(bytes(row["body"]), context=context), replayed=True)
+
+
+def conflict() -> DomainError:
+    return DomainError("idempotency_conflict", "this Idempotency-Key was first used with a different request")
 
 
 def answer_context(merchant_id: str, principal_id: str, key: str) -> bytes:

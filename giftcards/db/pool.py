@@ -91,3 +91,13 @@ def connector(pool: asyncpg.Pool, timeout: float) -> Connect:
             await pool.release(conn)
 
     return connect
+
+
+def held(conn: asyncpg.Connection) -> Connect:
+    """`Connect` lending a connection the caller holds already, to code that takes one only when it must."""
+
+    @contextlib.asynccontextmanager
+    async def connect() -> AsyncIterator[asyncpg.Connection]:
+        yield conn
+
+    return connect

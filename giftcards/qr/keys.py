@@ -15,6 +15,7 @@ import asyncpg
 from giftcards.core.errors import DomainError
 from giftcards.core.isotime import iso
 from giftcards.core.sealing import Keyring
+from giftcards.db.pool import Connect, held
 from giftcards.qr.signing import InvalidPayload, KeySet, QrClaims, SigningKey
 
 RELOAD_SECONDS = 5.0
@@ -56,27 +57,29 @@ class QrKeys:
         self, conn: asyncpg.Connection, merchant_id: str, card_id: str, *, step: int = 0, generation: int
     ) -> str:
         """A payload of the card's current `generation` (cards.sign_qr reads it with the card)."""
-        await self._reload_if_older(conn, RELOAD_SECONDS)
+        await self._reload_if_older(held(conn), RELOAD_SECONDS)
         return self.keyset.sign(merchant_id, card_id, step, generation)
 
-    async def verify(self, conn: asyncpg.Connection, payload: str) -> QrClaims:
-        """Claims of a genuine payload of a live key, else DomainError('invalid_qr_payload')."""
-        await self._reload_if_older(conn, RELOAD_SECONDS)
+    async def verify(self, connect: Connect, payload: str) -> QrClaims:
+        """Claims of a genuine payload of a live key, else DomainError('invalid_qr_payload'). A connection
+        is taken only to reload the set: a till's redemption holds none while it is checked."""
+        await self._reload_if_older(connect, RELOAD_SECONDS)
         try:
             return self.keyset.verify(payload)
         except InvalidPayload:
             pass
-        if await self._reload_if_older(conn, _UNKNOWN_KID_RELOAD_SECONDS):
+        if await self._reload_if_older(connect, _UNKNOWN_KID_RELOAD_SECONDS):
             try:
                 return self.keyset.verify(payload)
             except InvalidPayload:
                 pass
         raise DomainError("invalid_qr_payload", "the QR payload is not genuine or not readable")
 
-    async def _reload_if_older(self, conn: asyncpg.Connection, seconds: float) -> bool:
+    async def _reload_if_older(self, connect: Connect, seconds: float) -> bool:
         if self._keyset is not None and time.monotonic() - self._loaded_at < seconds:
             return False
-        await self.load(conn)
+        async with connect() as conn:
+            await self.load(conn)
         return True
 
     def _open(self, kid: str, sealed: bytes) -> bytes:

@@ -96,6 +96,9 @@ async def revoke_api_key(conn: asyncpg.Connection, *, merchant_id: str, key_id: 
     return api_key_view(row)
 
 
+UNKNOWN_KEY = "the API key is unknown or revoked"
+
+
 async def authenticate_api_key(conn: asyncpg.Connection, keyring: Keyring, token: str) -> Principal:
     merchant_id = token_merchant(token, API_KEY_PREFIX)
     row = None
@@ -106,7 +109,7 @@ async def authenticate_api_key(conn: asyncpg.Connection, keyring: Keyring, token
             keyring.token_hash(token),
         )
     if row is None:
-        raise DomainError("unauthenticated", "the API key is unknown or revoked")
+        raise DomainError("unauthenticated", UNKNOWN_KEY)
     return Principal("api_key", row["id"], merchant_id)  # type: ignore[arg-type]
 
 

@@ -24,8 +24,9 @@ against the address over all merchants (PLATFORM_ADDRESS_LIMIT):
   tills at one address at once, each mistyping every code, stay far below 100 a minute. Against a 50-bit
   code that lives 15 minutes, 100 guesses a minute find it with a chance of 1,500 in 2^50 (1 in 7.5e11).
 
-The same subjects and limits are read by the one-round-trip redemption in the database (redeem_request,
-schema/0011), which gets the limits from here.
+The counting itself is SQL (failure_wait, record_failure and their terminal forms, schema/0014), so that
+the redemption statement and the Python callers count alike; the limits are these, passed as
+TERMINAL_LIMITS.
 """
 
 from __future__ import annotations
@@ -35,83 +36,84 @@ from dataclasses import dataclass
 import asyncpg
 
 from giftcards.core.errors import DomainError
+from giftcards.stores.merchants import Principal
 
 LIMIT = 10  # failures of one terminal
 ADDRESS_LIMIT = 50 * LIMIT  # of one merchant's terminals at one address
 PLATFORM_ADDRESS_LIMIT = 2 * ADDRESS_LIMIT  # of every merchant's terminals at one address
 ENROLLMENT_LIMIT = 100  # of enrollments from one address
 WINDOW_SECONDS = 60
+# terminal_failure_subjects' three counters' limits, then the window: as the SQL functions take them.
+TERMINAL_LIMITS = [LIMIT, ADDRESS_LIMIT, PLATFORM_ADDRESS_LIMIT, WINDOW_SECONDS]
 
 
 @dataclass(frozen=True)
 class Subject:
-    """A counter of failures and how many it may hold in the window. Reaching the limit of a subject
-    that `flags` flags the terminal: the platform-wide counter says nothing about one merchant's staff."""
+    """A counter of failures and how many it may hold in the window."""
 
     name: str
     limit: int
-    flags: bool = True
-
-
-def terminal_subjects(merchant_id: str, terminal_id: str, client: str | None) -> list[Subject]:
-    """Failed card lookups count against the terminal, its merchant at its address, and the address."""
-    subjects = [Subject(f"terminal:{terminal_id}", LIMIT)]
-    if client:
-        subjects += [
-            Subject(f"address:{merchant_id}:{client}", ADDRESS_LIMIT),
-            Subject(f"platform-address:{client}", PLATFORM_ADDRESS_LIMIT, flags=False),
-        ]
-    return subjects
 
 
 def enrollment_subjects(client: str | None) -> list[Subject]:
-    return [Subject(f"enroll:{client or 'unknown'}", ENROLLMENT_LIMIT, flags=False)]
+    return [Subject(f"enroll:{client or 'unknown'}", ENROLLMENT_LIMIT)]
+
+
+def refusal(seconds: int) -> DomainError:
+    return DomainError(
+        "rate_limited",
+        f"too many wrong codes; try again in {seconds} seconds",
+        headers={"Retry-After": str(seconds)},
+        retry_after=seconds,
+    )
 
 
 async def check(conn: asyncpg.Connection, subjects: list[Subject]) -> None:
     """Refuse with 429 and Retry-After when any subject has reached its limit."""
     wait = await conn.fetchval(
-        """SELECT max(ceil(extract(epoch FROM recent.created_at
-                                   + make_interval(secs => $3) - now())))::int
-           FROM unnest($1::text[], $2::int[]) AS s(subject, most)
-           CROSS JOIN LATERAL (
-               SELECT created_at FROM failed_attempts f
-               WHERE f.subject = s.subject AND f.created_at > now() - make_interval(secs => $3)
-               ORDER BY created_at DESC OFFSET s.most - 1 LIMIT 1) AS recent""",
+        "SELECT failure_wait($1, $2, $3)",
         [s.name for s in subjects],
         [s.limit for s in subjects],
         WINDOW_SECONDS,
     )
     if wait is not None:
-        seconds = max(1, min(int(wait), WINDOW_SECONDS))
-        raise DomainError(
-            "rate_limited",
-            f"too many wrong codes; try again in {seconds} seconds",
-            headers={"Retry-After": str(seconds)},
-            retry_after=seconds,
-        )
+        raise refusal(wait)
 
 
-async def record_failure(conn: asyncpg.Connection, subjects: list[Subject]) -> bool:
-    """Count one failure for each subject; True when this failure brought a flagging one to its limit."""
-    names = [s.name for s in subjects]
-    async with conn.transaction():
-        await conn.execute(
-            "DELETE FROM failed_attempts WHERE subject = ANY($1::text[]) "
-            "AND created_at <= now() - make_interval(secs => $2)",
-            names,
-            WINDOW_SECONDS,
+async def record_failure(conn: asyncpg.Connection, subjects: list[Subject]) -> None:
+    await conn.execute(
+        "SELECT record_failure($1, $2, $3, $4)",
+        [s.name for s in subjects],
+        [s.limit for s in subjects],
+        [False] * len(subjects),
+        WINDOW_SECONDS,
+    )
+
+
+async def check_terminal(conn: asyncpg.Connection, terminal: Principal, client: str | None) -> None:
+    """A terminal's lookups are refused while it, or its address, has failed too often."""
+    wait = await conn.fetchval(
+        "SELECT terminal_failure_wait($1, $2, $3, $4)",
+        terminal.merchant_id,
+        terminal.id,
+        client,
+        TERMINAL_LIMITS,
+    )
+    if wait is not None:
+        raise refusal(wait)
+
+
+async def record_terminal_failure(conn: asyncpg.Connection, terminal: Principal, client: str | None) -> bool:
+    """Count a failed lookup; True when it flagged the terminal (it or its address reached the limit)."""
+    return bool(
+        await conn.fetchval(
+            "SELECT record_terminal_failure($1, $2, $3, $4)",
+            terminal.merchant_id,
+            terminal.id,
+            client,
+            TERMINAL_LIMITS,
         )
-        await conn.execute("INSERT INTO failed_attempts (subject) SELECT unnest($1::text[])", names)
-        rows = await conn.fetch(
-            """SELECT subject, count(*) AS n FROM failed_attempts
-               WHERE subject = ANY($1::text[]) AND created_at > now() - make_interval(secs => $2)
-               GROUP BY subject""",
-            names,
-            WINDOW_SECONDS,
-        )
-    counts = {row["subject"]: row["n"] for row in rows}
-    return any(s.flags and counts.get(s.name, 0) >= s.limit for s in subjects)
+    )
 
 
 async def purge(conn: asyncpg.Connection) -> int:

@@ -2,7 +2,8 @@
 
 Entries are append-only (the database refuses UPDATE and DELETE). A successful action is recorded in
 the transaction of the action itself; a refused one after that transaction has rolled back, so the
-record survives it. An entry never holds a card code or a token: at most the last four symbols typed.
+record survives it (stores/guard.py); a redemption's, by the redemption statement itself (schema/0014).
+An entry never holds a card code or a token: at most the last four symbols typed.
 """
 
 from __future__ import annotations
@@ -68,9 +69,7 @@ async def record(conn: asyncpg.Connection, principal: Principal, entry: Entry, *
     if entry.action not in ACTIONS:
         raise ValueError(f"unknown staff action {entry.action!r}")
     await conn.execute(
-        """INSERT INTO staff_log (merchant_id, terminal_id, store_id, action, outcome, card_id, code_last4,
-                                  amount, currency, activity_id, flagged, client_address)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)""",
+        "SELECT record_staff_action($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",  # schema/0014
         principal.merchant_id,
         principal.id,
         principal.store_id,
@@ -82,7 +81,7 @@ async def record(conn: asyncpg.Connection, principal: Principal, entry: Entry, *
         entry.currency,
         entry.activity_id,
         entry.flagged,
-        client[:100] if client else None,
+        client,
     )
 
 

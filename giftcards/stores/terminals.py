@@ -299,6 +299,9 @@ async def enroll(
     return {**terminal_view(row), "token": token}
 
 
+UNKNOWN_TOKEN = "the terminal token is unknown, rotated or revoked"  # noqa: S105 (a message)
+
+
 async def authenticate(conn: asyncpg.Connection, keyring: Keyring, token: str) -> Principal:
     """The terminal a token belongs to, read fresh on every call. A revoked terminal's attempt is logged."""
     merchant_id = token_merchant(token, TOKEN_PREFIX)
@@ -310,13 +313,13 @@ async def authenticate(conn: asyncpg.Connection, keyring: Keyring, token: str) -
             keyring.token_hash(token),
         )
     if row is None:
-        raise DomainError("unauthenticated", "the terminal token is unknown, rotated or revoked")
+        raise DomainError("unauthenticated", UNKNOWN_TOKEN)
     principal = _principal(row)
     if row["revoked_at"] is not None:
         await staff_log.record(
             conn, principal, staff_log.Entry("authenticate", outcome="unauthenticated"), client=None
         )
-        raise DomainError("unauthenticated", "the terminal token is unknown, rotated or revoked")
+        raise DomainError("unauthenticated", UNKNOWN_TOKEN)
     return principal
 
 
@@ -333,20 +336,6 @@ async def flag(conn: asyncpg.Connection, principal: Principal) -> None:
 
 
 # -- what a role may do ---------------------------------------------------------------------------------
-
-
-async def authorize_redeem(conn: asyncpg.Connection, principal: Principal, amount: int) -> None:
-    if principal.role == "manager":
-        return
-    limit = await conn.fetchval(
-        "SELECT redeem_limit FROM stores WHERE merchant_id = $1 AND id = $2",
-        principal.merchant_id,
-        principal.store_id,
-    )
-    if limit is not None and amount > limit:
-        raise DomainError(
-            "store_limit_exceeded", f"a clerk terminal may take at most {limit} at once", limit=limit
-        )
 
 
 async def authorize_refund(

@@ -19,6 +19,7 @@ from giftcards.core import ids
 from giftcards.core.errors import DomainError
 from giftcards.core.isotime import iso, utcnow
 from giftcards.core.sealing import Keyring
+from giftcards.db.pool import held
 from giftcards.qr.keys import QrKeys
 from giftcards.qr.signing import QrClaims
 from giftcards.stores.merchants import Principal
@@ -339,7 +340,7 @@ async def resolve(
     if ref.card_id is not None:
         return {"card_id": ref.card_id}
     if ref.qr_payload is not None:
-        claims = await qr_keys.verify(conn, ref.qr_payload)
+        claims = await qr_keys.verify(held(conn), ref.qr_payload)
         if not claims_fit(claims, merchant_id):
             raise DomainError("invalid_qr_payload", "the QR payload is not genuine or not readable")
         return {"card_id": claims.card_id, "payload_generation": claims.generation}
@@ -392,40 +393,6 @@ async def lookup(
             "invalid_qr_payload" if ref.qr_payload else "invalid_code", "no card matches this code"
         )
     return card_view(row)
-
-
-async def redeem(
-    conn: asyncpg.Connection,
-    keyring: Keyring,
-    qr_keys: QrKeys,
-    principal: Principal,
-    ref: CardRef,
-    *,
-    amount: int,
-    currency: str | None = None,
-    allow_partial: bool = False,
-    reference: str | None = None,
-    idempotency_key: str | None = None,
-) -> dict[str, Any]:
-    target = await resolve(conn, keyring, qr_keys, principal.merchant_id, ref)
-    try:
-        posting = await ledger.post(
-            conn,
-            merchant_id=principal.merchant_id,
-            kind="redeem",
-            actor=Actor.of(principal),
-            amount=amount,
-            currency=currency,
-            allow_partial=allow_partial,
-            reference=reference,
-            idempotency_key=idempotency_key,
-            **target,
-        )
-    except DomainError as exc:
-        if exc.code == "card_not_found" and ref.qr_payload:  # a genuine payload of a since-deleted card
-            raise DomainError("invalid_qr_payload", "no card matches this code") from None
-        raise
-    return ledger.redemption_view(posting)
 
 
 async def refund(

@@ -1,8 +1,11 @@
-"""The redemption a till makes all day, in one round trip to the database (`redeem_requests`, schema/0008).
+"""A till's redemption: the one path every redemption takes, whatever its credential or its body's transport.
 
-It covers the plain case only and says so by answering None for anything else; the caller then takes the
-general path, which owns every other answer (limits, unknown cards, retried keys). Both paths store
-idempotency keys the same way.
+Python does what must be Python: it reads the request, checks a QR payload's signature and computes a
+typed code's keyed hash (`prepare`). The database statement does the rest and owns every answer, refusals
+included (`redeem_requests`, schema/0014): it authenticates the credential, claims the Idempotency-Key or
+finds its answer, applies the terminal's limits, posts to the ledger, counts a failed lookup and writes
+the staff-log row. Python then renders each answer and stores it, sealed, with its key, in the same
+transaction (`redeem_many`).
 
 Redemptions that arrive while earlier ones are with the database wait for them and then go together, in
 one statement and so one transaction and one commit (`Batcher`). A lone redemption goes at once; batches
@@ -12,21 +15,41 @@ form only under load, where sharing the commit is what lets the database keep up
 from __future__ import annotations
 
 import asyncio
-import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
+from typing import Any
 
 import asyncpg
 
 from giftcards.core import idempotency
-from giftcards.db.pool import acquire_within, is_unavailable
-from giftcards.stores import ratelimit
-from giftcards.value import ledger
+from giftcards.core.errors import DomainError
+from giftcards.core.sealing import Keyring, SecretBox
+from giftcards.db.pool import Connect, acquire_within
+from giftcards.qr.keys import QrKeys
+from giftcards.stores import ratelimit, staff_log
+from giftcards.stores.merchants import API_KEY_PREFIX, UNKNOWN_KEY, token_merchant
+from giftcards.stores.terminals import TOKEN_PREFIX as TERMINAL_PREFIX
+from giftcards.stores.terminals import UNKNOWN_TOKEN
+from giftcards.value import cards, ledger
+
+_TOKEN_PREFIXES = {"api_key": API_KEY_PREFIX, "terminal": TERMINAL_PREFIX}
+
+
+_UNKNOWN = {"api_key": UNKNOWN_KEY, "terminal": UNKNOWN_TOKEN}
+
+
+def _unknown(token_kind: str) -> DomainError:
+    return DomainError("unauthenticated", _UNKNOWN[token_kind])
 
 
 @dataclass(frozen=True)
-class QuickRedemption:
-    """What the caller has checked already: the credential's form, the body, the signed payload."""
+class Redemption:
+    """One redemption as Python has read and checked it: what redeem_request takes, in its order.
+
+    `refused` names what Python found wrong before the database: `invalid_request` (the body is not a
+    redemption: answered with `invalid`, once the credential is known good), `invalid_qr_payload` (forged,
+    foreign or stale) or `invalid_code` (malformed): the database still authenticates, counts and logs it.
+    """
 
     token_kind: str  # api_key | terminal
     merchant_id: str
@@ -34,62 +57,157 @@ class QuickRedemption:
     client: str | None
     key: str | None
     fingerprint: bytes
+    refused: str | None
     kid: str | None  # of a verified QR payload; the database checks that it is not retired
     card_id: str | None
     payload_generation: int | None  # of a verified QR payload; the database checks it is the card's own
     code_hash: bytes | None
     code_last4: str | None
-    amount: int
+    amount: int | None
     currency: str | None
     allow_partial: bool
     reference: str | None
+    invalid: DomainError | None = None  # why the body is not a redemption; not sent to the database
 
     @property
     def card_order(self) -> str:
         """Batches lock cards in this order, so that two batches sharing cards cannot deadlock."""
         return self.card_id or (self.code_hash or b"").hex()
 
+    @property
+    def key_scope(self) -> tuple[str, bytes, str] | None:
+        """Whose Idempotency-Key this is: two redemptions with the same one never share a batch."""
+        return None if self.key is None else (self.merchant_id, self.token_hash, self.key)
 
-_FIELDS = tuple(field.name for field in fields(QuickRedemption))  # in redeem_requests' parameter order
-_CALL = (
-    "SELECT item, route, posting FROM redeem_requests("
-    "$1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)"
-)
-# The limits of terminal_subjects' three counters (stores/ratelimit.py) and their window, in the order
-# redeem_requests takes them.
-_LIMITS = (
-    ratelimit.LIMIT,
-    ratelimit.ADDRESS_LIMIT,
-    ratelimit.PLATFORM_ADDRESS_LIMIT,
-    ratelimit.WINDOW_SECONDS,
+
+_SENT = tuple(f.name for f in fields(Redemption) if f.name != "invalid")
+_CALL = (  # one array per field, then the terminal limits
+    "SELECT * FROM redeem_requests("
+    "$1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)"
 )
 
 
-async def redeem_many(
-    conn: asyncpg.Connection, batch: Sequence[QuickRedemption]
-) -> list[idempotency.Outcome | None]:
-    """The outcome of each redemption, in the order given; None where the general path must answer."""
+async def prepare(
+    keyring: Keyring,
+    qr_keys: QrKeys,
+    connect: Connect,
+    *,
+    token_kind: str,
+    token: str,
+    client: str | None,
+    key: str | None,
+    fingerprint: bytes,
+    body: Mapping[str, Any] | None,
+    invalid: DomainError | None = None,
+) -> Redemption:
+    """The redemption a request asks for; `body` None when it could not be read (`invalid` says why).
+    `connect` lends a connection only to reload the QR keys, which happens every few seconds at most."""
+    merchant_id = token_merchant(token, _TOKEN_PREFIXES[token_kind])
+    if merchant_id is None:
+        raise _unknown(token_kind)
+    body = body or {}
+    card: dict[str, Any] = {"kid": None, "card_id": None, "payload_generation": None, "code_hash": None}
+    refused = "invalid_request" if invalid is not None else None
+    if refused is None and "qr_payload" in body:
+        try:
+            claims = await qr_keys.verify(connect, body["qr_payload"])
+        except DomainError:
+            claims = None
+        if claims is None or not cards.claims_fit(claims, merchant_id):
+            refused = "invalid_qr_payload"
+        else:
+            card.update(kid=claims.kid, card_id=claims.card_id, payload_generation=claims.generation)
+    elif refused is None:
+        card["code_hash"] = cards.typed_code_hash(keyring, body["code"])
+        refused = "invalid_code" if card["code_hash"] is None else None
+    return Redemption(
+        token_kind=token_kind,
+        merchant_id=merchant_id,
+        token_hash=keyring.token_hash(token),
+        client=client,
+        key=key,
+        fingerprint=fingerprint,
+        refused=refused,
+        code_last4=staff_log.typed_last4(body.get("code")),
+        amount=body.get("amount"),
+        currency=body.get("currency"),
+        allow_partial=body.get("allow_partial", False),
+        reference=body.get("reference"),
+        invalid=invalid,
+        **card,
+    )
+
+
+Answer = idempotency.Outcome | DomainError
+
+
+async def redeem_many(conn: asyncpg.Connection, box: SecretBox, batch: Sequence[Redemption]) -> list[Answer]:
+    """The answer to each redemption, in the order given, all written in one transaction. One the
+    database could not run inside the batch (two batches waited on each other) is sent again alone."""
+    answers = await _redeem_together(conn, box, batch)
+    for i, answer in enumerate(answers):
+        if answer is _RETRY:
+            answers[i] = (await _redeem_together(conn, box, [batch[i]]))[0]
+            if answers[i] is _RETRY:
+                raise RuntimeError("a redemption failed twice in the database")
+    return answers
+
+
+_RETRY = DomainError("internal_error")  # sent again alone, never an answer
+
+
+async def _redeem_together(
+    conn: asyncpg.Connection, box: SecretBox, batch: Sequence[Redemption]
+) -> list[Answer]:
     ordered = sorted(range(len(batch)), key=lambda i: batch[i].card_order)
-    columns = [[getattr(batch[i], name) for i in ordered] for name in _FIELDS]  # one array per parameter
-    try:
-        rows = await conn.fetch(_CALL, *columns, *_LIMITS)
-    except asyncpg.PostgresError as exc:
-        if is_unavailable(exc):  # the connection went: perhaps after the commit, so no second attempt here
-            raise
-        # The database refused the statement, so none of it was written: typically a twin with the same
-        # key committed first, or two batches waited on each other. The general path answers each request
-        # on its own (and one request the database refuses fails alone, not its whole batch).
-        return [None] * len(batch)
-    outcomes: list[idempotency.Outcome | None] = [None] * len(batch)
-    for row in rows:
-        if row["route"] == "posted":
-            status, payload = ledger.redemption_answer(json.loads(row["posting"]))
-            answer = idempotency.Outcome(status, idempotency.encode(payload), replayed=False)
-            outcomes[ordered[row["item"] - 1]] = answer
-    return outcomes
+    columns = [[getattr(batch[i], name) for i in ordered] for name in _SENT]  # one array per parameter
+    answers: list[Answer] = [_RETRY] * len(batch)
+    stored: list[idempotency.Answer] = []
+    async with conn.transaction():
+        for row in await conn.fetch(_CALL, *columns, ratelimit.TERMINAL_LIMITS):
+            i = ordered[row["item"] - 1]
+            answers[i] = answer = _answer(row, batch[i], box)
+            key = batch[i].key
+            if key is not None and isinstance(answer, idempotency.Outcome) and not answer.replayed:
+                first = idempotency.Answer(
+                    batch[i].merchant_id, row["principal_id"], key, answer.status, answer.body
+                )
+                stored.append(first)  # the statement claimed the key for it
+        if stored:
+            await idempotency.store_answers(conn, box, stored)
+    return answers
 
 
-Waiting = tuple[QuickRedemption, "asyncio.Future[idempotency.Outcome | None]"]
+def _answer(row: Mapping[str, Any], redemption: Redemption, box: SecretBox) -> Answer:
+    outcome = row["outcome"]
+    if outcome.startswith("retry:"):
+        return _RETRY
+    if outcome == "unauthenticated":
+        return _unknown(redemption.token_kind)
+    if outcome == "invalid_request":
+        assert redemption.invalid is not None
+        return redemption.invalid
+    if outcome == "rate_limited":
+        return ratelimit.refusal(row["retry_after"])
+    if outcome == "store_limit_exceeded":
+        limit = row["store_limit"]
+        return DomainError(
+            "store_limit_exceeded", f"a clerk terminal may take at most {limit} at once", limit=limit
+        )
+    if outcome == "idempotency_conflict":
+        return idempotency.conflict()
+    if outcome == "replayed":
+        context = idempotency.answer_context(
+            redemption.merchant_id, row["principal_id"], redemption.key or ""
+        )
+        return idempotency.Outcome(
+            row["stored_status"], box.open(bytes(row["stored_body"]), context=context), True
+        )
+    status, payload = ledger.redemption_answer(row)
+    return idempotency.Outcome(status, idempotency.encode(payload), replayed=row["replayed"])
+
+
+Waiting = tuple[Redemption, "asyncio.Future[Answer]"]
 
 
 class Batcher:
@@ -101,8 +219,11 @@ class Batcher:
     busy with the requests, got round to a pool release, a new task and a pool acquire between batches.
     """
 
-    def __init__(self, pool: asyncpg.Pool, *, timeout: float, in_flight: int, largest: int = 32) -> None:
+    def __init__(
+        self, pool: asyncpg.Pool, box: SecretBox, *, timeout: float, in_flight: int, largest: int = 32
+    ) -> None:
         self._pool = pool
+        self._box = box
         self._timeout = timeout
         self._in_flight_limit = in_flight
         self._largest = largest
@@ -110,25 +231,46 @@ class Batcher:
         self._senders = 0
         self._tasks: set[asyncio.Task[None]] = set()  # referenced until done, as asyncio requires
 
-    async def redeem(self, redemption: QuickRedemption) -> idempotency.Outcome | None:
-        future: asyncio.Future[idempotency.Outcome | None] = asyncio.get_running_loop().create_future()
+    async def redeem(self, redemption: Redemption) -> idempotency.Outcome:
+        """The redemption's answer; a refusal that is not stored with a key (401, 429...) is raised."""
+        future: asyncio.Future[Answer] = asyncio.get_running_loop().create_future()
         self._waiting.append((redemption, future))
         if self._senders < self._in_flight_limit:
             self._senders += 1
             task = asyncio.create_task(self._send_while_waiting())
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
-        return await future
+        answer = await future
+        if isinstance(answer, DomainError):
+            raise answer
+        return answer
+
+    def _next_batch(self) -> list[Waiting]:
+        """The longest-waiting redemptions, at most `largest`, no two with the same key: a twin waits for
+        the next batch and is then answered with the first one's answer."""
+        batch: list[Waiting] = []
+        rest: list[Waiting] = []
+        keys: set[tuple[str, bytes, str]] = set()
+        for waiting in self._waiting:
+            scope = waiting[0].key_scope
+            if len(batch) < self._largest and (scope is None or scope not in keys):
+                batch.append(waiting)
+                if scope is not None:
+                    keys.add(scope)
+            else:
+                rest.append(waiting)
+        self._waiting = rest
+        return batch
 
     async def _send_while_waiting(self) -> None:
         conn: asyncpg.Connection | None = None
         try:
             while self._waiting:
-                batch, self._waiting = self._waiting[: self._largest], self._waiting[self._largest :]
+                batch = self._next_batch()
                 try:
                     if conn is None:
                         conn = await acquire_within(self._pool, self._timeout)
-                    outcomes = await redeem_many(conn, [redemption for redemption, _ in batch])
+                    answers = await redeem_many(conn, self._box, [redemption for redemption, _ in batch])
                 except asyncio.CancelledError:  # this process is stopping
                     for _, future in batch:
                         future.cancel()
@@ -141,9 +283,9 @@ class Batcher:
                         conn.terminate()
                         conn = None
                 else:
-                    for (_, future), outcome in zip(batch, outcomes, strict=True):
+                    for (_, future), answer in zip(batch, answers, strict=True):
                         if not future.done():  # its request may have been cancelled meanwhile
-                            future.set_result(outcome)
+                            future.set_result(answer)
         finally:
             # No await between the last look at the queue and this: a redemption arriving from here on
             # sees a free place and starts a sender of its own.

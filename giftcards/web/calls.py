@@ -80,7 +80,7 @@ MAX_CLIENT_ADDRESS = 100  # as the staff log keeps it: a trusted proxy's X-Forwa
 
 def client_address(request: Request) -> str | None:
     """The caller's address: the peer's, or what a trusted proxy forwarded (GIFTCARDS_TRUSTED_PROXIES).
-    Both redemption paths count failures and log the attempt under this same string."""
+    Failures are counted and attempts logged under this string."""
     return request.client.host[:MAX_CLIENT_ADDRESS] if request.client else None
 
 
@@ -110,7 +110,7 @@ def endpoint(api: Api, method: str, path: str, **spec: Any) -> Callable[[Handler
                 # A lost database is an answer (503), not a crash of the request.
                 log.warning("database unavailable: %s", type(exc).__name__)
                 raise DomainError("database_unavailable", headers={"Retry-After": "1"}) from None
-            if op.no_store:  # first answers, replays and fast-path answers alike
+            if op.no_store:  # first answers and replays alike
                 response.headers["Cache-Control"] = "no-store"
             return response
 
@@ -125,8 +125,6 @@ def endpoint(api: Api, method: str, path: str, **spec: Any) -> Callable[[Handler
 async def _serve(request: Request, op: Operation, handler: Handler) -> Response:
     rt: Runtime = request.app.state.runtime
     body_gate(request).limit_to(op.max_body or rt.settings.max_body_bytes, op.too_large)
-    if op.fast_path is not None and (fast := await op.fast_path(request)) is not None:
-        return fast
     if any("\x00" in value for value in request.path_params.values()):
         raise DomainError("not_found")  # PostgreSQL text cannot hold NUL: no resource is named so
     query = query_params(request, op.query) if op.query else {}
@@ -140,6 +138,8 @@ async def _serve(request: Request, op: Operation, handler: Handler) -> Response:
     # The whole body, bounded in bytes and time, before a connection is taken: a client that sends it
     # slowly holds no connection meanwhile. Uploads are read here too; their handlers decode the bytes.
     raw = await request.body()
+    if op.admits_itself:
+        return _render(await handler(Call(request, rt, NO_CONNECTION, ANONYMOUS, {}, query, key)))
     if op.outbound:
         return await _serve_apart(request, op, handler, query, key, raw)
     async with acquire(rt) as conn:
@@ -234,11 +234,8 @@ async def acquire(rt: Runtime) -> AsyncIterator[asyncpg.Connection]:
     await give_back(rt.pool, conn, None)
 
 
-async def _authenticate(
-    request: Request, rt: Runtime, conn: asyncpg.Connection, schemes: tuple[str, ...]
-) -> Principal:
-    if not schemes:
-        return ANONYMOUS
+def credential(request: Request, schemes: tuple[str, ...]) -> tuple[str, str]:
+    """The scheme and the token of the request's credential, one of `schemes` (401 otherwise)."""
     header = request.headers.get("authorization", "")
     scheme_word, _, token = header.partition(" ")
     token = token.strip()
@@ -246,14 +243,23 @@ async def _authenticate(
         raise DomainError(
             "unauthenticated", "send 'Authorization: Bearer <key>'", headers={"WWW-Authenticate": "Bearer"}
         )
-    if "admin" in schemes and not any(
-        token.startswith(AUTHENTICATORS[s][0]) for s in schemes if s != "admin"
-    ):
-        return authenticate_admin(rt.settings.admin_token, token)
     for scheme in schemes:
         if scheme in AUTHENTICATORS and token.startswith(AUTHENTICATORS[scheme][0]):
-            return await AUTHENTICATORS[scheme][1](conn, rt, token)
+            return scheme, token
+    if "admin" in schemes:
+        return "admin", token
     raise DomainError("unauthenticated", "this operation does not accept that kind of credential")
+
+
+async def _authenticate(
+    request: Request, rt: Runtime, conn: asyncpg.Connection, schemes: tuple[str, ...]
+) -> Principal:
+    if not schemes:
+        return ANONYMOUS
+    scheme, token = credential(request, schemes)
+    if scheme == "admin":
+        return authenticate_admin(rt.settings.admin_token, token)
+    return await AUTHENTICATORS[scheme][1](conn, rt, token)
 
 
 async def _run_after(call: Call, conn: asyncpg.Connection) -> None:

@@ -61,8 +61,9 @@ class Operation:
     # The answer carries a secret (a card code, a QR payload, a key or token, a secret link): no cache, the
     # browser's own included, may keep it. Applied to every answer of the operation (calls.endpoint).
     no_store: bool = False
-    # Tried before the general path; answers None to hand the request over to it (see calls._serve).
-    fast_path: Callable[[Request], Awaitable[Response | None]] | None = None
+    # True: the handler's own database statement authenticates the caller (a till's redemption, whose one
+    # statement does all its work: value/redemption.py); it gets no connection and the body as bytes.
+    admits_itself: bool = False
 
 
 class Api:

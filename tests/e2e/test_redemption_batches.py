@@ -17,7 +17,8 @@ import httpx
 import pytest
 
 from giftcards.config import Settings
-from giftcards.value import redemption as quick_redeem
+from giftcards.core.sealing import SecretBox
+from giftcards.value import redemption
 from tests.support.api import Merchant, issue_card
 from tests.support.servers import eventually
 from tests.support.terminals import Terminal, create_store, new_terminal, qr_payload
@@ -41,22 +42,24 @@ class Batches:
 @pytest.fixture
 def batches(monkeypatch: pytest.MonkeyPatch) -> Iterator[Batches]:
     seen = Batches()
-    original_redeem = quick_redeem.Batcher.redeem
-    original_many = quick_redeem.redeem_many
+    original_redeem = redemption.Batcher.redeem
+    original_many = redemption.redeem_many
 
-    async def counting(self: quick_redeem.Batcher, redemption: quick_redeem.QuickRedemption) -> Any:
+    async def counting(self: redemption.Batcher, one: redemption.Redemption) -> Any:
         seen.arrived += 1
-        return await original_redeem(self, redemption)
+        return await original_redeem(self, one)
 
-    async def recording(conn: asyncpg.Connection, batch: Sequence[quick_redeem.QuickRedemption]) -> Any:
+    async def recording(
+        conn: asyncpg.Connection, box: SecretBox, batch: Sequence[redemption.Redemption]
+    ) -> Any:
         if seen.hold_next:
             seen.hold_next = False
             await eventually(lambda: seen.arrived >= len(batch) + 2, timeout=10)
         seen.sizes.append(len(batch))
-        return await original_many(conn, batch)
+        return await original_many(conn, box, batch)
 
-    monkeypatch.setattr(quick_redeem.Batcher, "redeem", counting)
-    monkeypatch.setattr(quick_redeem, "redeem_many", recording)
+    monkeypatch.setattr(redemption.Batcher, "redeem", counting)
+    monkeypatch.setattr(redemption, "redeem_many", recording)
     yield seen
 
 
@@ -89,8 +92,8 @@ async def test_a_burst_goes_in_batches_and_each_redemption_is_answered_as_alone(
     requests = [
         *[({"qr_payload": payloads[0], "amount": 1_500}, f"hot-{i}") for i in range(8)],  # 6 fit, 2 do not
         *[({"qr_payload": payloads[i], "amount": 1_000 * i}, f"card-{i}") for i in range(2, 6)],
-        ({"qr_payload": payloads[1], "amount": 100}, "retried-key"),  # replayed by the general path
-        ({"code": "2345-6789-ABCD-EFGH-JKL2", "amount": 1}, "unknown"),  # not ours: the general path's 404
+        ({"qr_payload": payloads[1], "amount": 100}, "retried-key"),  # replayed from its stored answer
+        ({"code": "2345-6789-ABCD-EFGH-JKL2", "amount": 1}, "unknown"),  # the statement answers 404
     ]
     answers = await asyncio.gather(*(redeem(client, till, body, key) for body, key in requests))
 

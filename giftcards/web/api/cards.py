@@ -8,14 +8,16 @@ from typing import Any
 
 from starlette.responses import Response, StreamingResponse
 
+from giftcards.core import idempotency
+from giftcards.core.errors import DomainError
 from giftcards.qr import images as qr
 from giftcards.value import cards, ledger
+from giftcards.value import redemption as redemptions
 from giftcards.value.cards import CardRef, CardSpec
 from giftcards.web.api.terminals import staff_guard
-from giftcards.web.calls import Call, Result, endpoint
+from giftcards.web.calls import Call, Result, client_address, credential, endpoint, outcome_response
 from giftcards.web.openapi import list_of
-from giftcards.web.redeem_fast_path import make_fast_path
-from giftcards.web.routing import Api
+from giftcards.web.routing import Api, parse_json
 from giftcards.web.validation import parse_datetime
 
 AMOUNT = {"type": "integer", "minimum": 1, "maximum": ledger.MAX_AMOUNT, "description": "Minor units (fen)"}
@@ -376,7 +378,8 @@ def register(api: Api) -> None:
             call,
             "lookup",
             lambda: cards.lookup(call.conn, call.rt.keyring, call.rt.qr_keys, call.merchant_id, ref),
-            ref=ref,
+            typed_code=ref.code,
+            looks_up=True,
         )
 
     @endpoint(
@@ -389,29 +392,29 @@ def register(api: Api) -> None:
         idempotent=True,
         body=REDEEM_BODY,
         responses={201: activity},
-        fast_path=make_fast_path(REDEEM_BODY),
+        admits_itself=True,  # the redemption statement authenticates (value/redemption.py)
     )
     async def redeem(call: Call) -> Result:
-        b = call.body
-        ref = _ref(b)
-        return 201, await staff_guard(
-            call,
-            "redeem",
-            lambda: cards.redeem(
-                call.conn,
-                call.rt.keyring,
-                call.rt.qr_keys,
-                call.principal,
-                ref,
-                amount=b["amount"],
-                currency=b.get("currency"),
-                allow_partial=b.get("allow_partial", False),
-                reference=b.get("reference"),
-                idempotency_key=call.idempotency_key,
-            ),
-            ref=ref,
-            amount=b["amount"],
+        request, rt = call.request, call.rt
+        token_kind, token = credential(request, ("api_key", "terminal"))
+        raw = await request.body()
+        try:
+            body, invalid = parse_json(raw, request.headers.get("content-type", ""), REDEEM_BODY), None
+        except DomainError as exc:  # answered once the database has found the credential good
+            body, invalid = None, exc
+        redemption = await redemptions.prepare(
+            rt.keyring,
+            rt.qr_keys,
+            call.connect,
+            token_kind=token_kind,
+            token=token,
+            client=client_address(request),
+            key=call.idempotency_key,
+            fingerprint=idempotency.request_fingerprint(request.method, request.scope["path"], body),
+            body=body,
+            invalid=invalid,
         )
+        return outcome_response(await rt.redemptions.redeem(redemption))
 
     @endpoint(
         api,

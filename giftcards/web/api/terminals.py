@@ -1,8 +1,7 @@
 """Stores, terminals and the staff log (back office); enrollment (device); the terminal's own calls.
 
-`staff_guard` is how a card endpoint lets a terminal act: it applies the failed-lookup limit and the
-terminal's role, runs the action, and records the attempt in the staff log whatever the outcome. API keys
-pass straight through.
+`staff_guard` is how a card endpoint lets a terminal act (stores/guard.py: its limit, its role, the staff
+log); a redemption's checks are the redemption statement's own.
 """
 
 from __future__ import annotations
@@ -15,7 +14,7 @@ from starlette.responses import Response
 
 from giftcards.core.errors import DomainError
 from giftcards.runtime import Runtime
-from giftcards.stores import ratelimit, staff_log, terminals
+from giftcards.stores import guard, ratelimit, staff_log, terminals
 from giftcards.stores.merchants import Principal
 from giftcards.value import cards, ledger
 from giftcards.value.cards import CardRef
@@ -23,8 +22,6 @@ from giftcards.web.calls import Call, Result, client_address, endpoint, register
 from giftcards.web.openapi import list_of
 from giftcards.web.routing import Api
 from giftcards.web.validation import parse_datetime
-
-_LOOKUP_FAILURES = frozenset({"invalid_code", "invalid_qr_payload"})
 
 PLAIN = "^[^\\x00-\\x1f\\x7f]+$"  # no control characters
 ID = {
@@ -69,63 +66,18 @@ LOG_FILTERS = {
 
 
 async def staff_guard(
-    call: Call,
-    action: str,
-    work: Callable[[], Awaitable[dict[str, Any]]],
-    *,
-    ref: CardRef | None = None,
-    amount: int | None = None,
-    redemption: str | None = None,
+    call: Call, action: str, work: Callable[[], Awaitable[dict[str, Any]]], **details: Any
 ) -> dict[str, Any]:
-    principal = call.principal
-    if principal.kind != "terminal":
-        return await work()
-    client = client_address(call.request)
-    entry = staff_log.Entry(
-        action, amount=amount, code_last4=staff_log.typed_last4(ref.code) if ref else None
+    """`work` as the calling terminal may do it, recorded in the staff log (stores/guard.py)."""
+    return await guard.guarded(
+        call.conn,
+        call.principal,
+        action,
+        work,
+        client=client_address(call.request),
+        after=call.after,
+        **details,
     )
-    subjects = ratelimit.terminal_subjects(principal.merchant_id, principal.id, client)
-    try:
-        if ref is not None:
-            await ratelimit.check(call.conn, subjects)
-        if action == "redeem" and amount is not None:
-            await terminals.authorize_redeem(call.conn, principal, amount)
-        elif action == "refund" and redemption is not None:
-            await terminals.authorize_refund(call.conn, principal, redemption, entry)
-        elif action == "block":
-            terminals.authorize_block(principal)
-        async with call.conn.transaction():  # the action and its record commit together
-            result = await work()
-            _learn(entry, result)
-            await staff_log.record(call.conn, principal, entry, client=client)
-        return result
-    except DomainError as exc:
-        entry.outcome = exc.code
-        if isinstance(exc.extra.get("card"), str):
-            entry.card_id, entry.currency = exc.extra["card"], exc.extra.get("currency")
-        counted = subjects if exc.code in _LOOKUP_FAILURES else None
-
-        async def record_refusal(conn: asyncpg.Connection) -> None:
-            if counted and await ratelimit.record_failure(conn, counted):
-                entry.flagged = True
-                await terminals.flag(conn, principal)
-            await staff_log.record(conn, principal, entry, client=client)
-
-        call.after.append(record_refusal)  # after the rollback, so the record survives it
-        raise
-
-
-def _learn(entry: staff_log.Entry, result: dict[str, Any]) -> None:
-    if result.get("object") == "card":
-        entry.card_id, entry.currency, entry.code_last4 = (
-            result["id"],
-            result["currency"],
-            result["code_last4"],
-        )
-    elif result.get("object") == "activity":
-        entry.card_id, entry.currency = result["card"]["id"], result["currency"]
-        entry.activity_id = ledger.parse_activity_id(result["id"])
-        entry.amount = result.get("amount_taken", abs(result["amount"])) or None
 
 
 async def _terminal(conn: asyncpg.Connection, rt: Runtime, token: str) -> Principal:
@@ -553,4 +505,4 @@ def _register_terminal(api: Api) -> None:
                 idempotency_key=call.idempotency_key,
             )
 
-        return 201, await staff_guard(call, "block", work, ref=ref)
+        return 201, await staff_guard(call, "block", work, typed_code=ref.code, looks_up=True)

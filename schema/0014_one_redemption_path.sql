@@ -1,0 +1,261 @@
+-- One redemption path (issue 16): redeem_requests owns every answer to a till's redemption, refusals
+-- included, whatever the body's transport. Python reads and checks the request (the body, the signature
+-- of a QR payload, the keyed hash of a code) and sends what it found; this statement authenticates the
+-- caller, claims the Idempotency-Key or finds its answer, applies the terminal's limits, posts, counts a
+-- failed lookup, writes the staff-log row, and answers. Python renders the answer and stores it, sealed,
+-- in the same transaction (giftcards/value/redemption.py).
+--
+-- The failed-attempt counters and the staff log get one SQL body each, used by this statement and by
+-- the Python callers alike (giftcards/stores/ratelimit.py, staff_log.py, guard.py).
+
+-- -- failed attempts -------------------------------------------------------------------------------------
+
+-- Seconds until every subject is below its limit again (at least 1, at most the window), or NULL when
+-- none has reached it. A NULL subject (a terminal without a client address) counts nothing.
+CREATE FUNCTION failure_wait(p_subjects text[], p_limits integer[], p_window_seconds integer)
+RETURNS integer LANGUAGE sql STABLE AS $$
+    SELECT greatest(1, least(p_window_seconds, wait))::integer
+      FROM (SELECT max(ceil(extract(epoch FROM recent.created_at + make_interval(secs => p_window_seconds)
+                                              - now()))) AS wait
+      FROM unnest(p_subjects, p_limits) AS s (subject, most)
+     CROSS JOIN LATERAL (
+           SELECT f.created_at FROM failed_attempts f
+            WHERE f.subject = s.subject AND f.created_at > now() - make_interval(secs => p_window_seconds)
+            ORDER BY f.created_at DESC OFFSET s.most - 1 LIMIT 1) AS recent) AS waits
+     WHERE wait IS NOT NULL
+$$;
+
+-- One failure for each subject; true when it brought a subject that `flags` to its limit.
+CREATE FUNCTION record_failure(p_subjects text[], p_limits integer[], p_flags boolean[],
+                               p_window_seconds integer)
+RETURNS boolean LANGUAGE plpgsql AS $$
+BEGIN
+    DELETE FROM failed_attempts
+     WHERE subject = ANY (p_subjects) AND created_at <= now() - make_interval(secs => p_window_seconds);
+    INSERT INTO failed_attempts (subject) SELECT s FROM unnest(p_subjects) AS s WHERE s IS NOT NULL;
+    RETURN EXISTS (
+        SELECT 1 FROM unnest(p_subjects, p_limits, p_flags) AS s (subject, most, flags)
+         WHERE s.flags AND (SELECT count(*) FROM failed_attempts f
+                             WHERE f.subject = s.subject
+                               AND f.created_at > now() - make_interval(secs => p_window_seconds)) >= s.most);
+END $$;
+
+-- The counters a terminal's failed lookups count against: the terminal, its merchant at its address, the
+-- address over all merchants. p_limits holds their limits in this order, then the window in seconds.
+CREATE FUNCTION terminal_failure_subjects(p_merchant_id text, p_terminal_id text, p_client text)
+RETURNS text[] LANGUAGE sql IMMUTABLE AS $$
+    SELECT ARRAY['terminal:' || p_terminal_id, 'address:' || p_merchant_id || ':' || p_client,
+                 'platform-address:' || p_client]
+$$;
+
+CREATE FUNCTION terminal_failure_wait(p_merchant_id text, p_terminal_id text, p_client text,
+                                      p_limits integer[])
+RETURNS integer LANGUAGE sql STABLE AS $$
+    SELECT failure_wait(terminal_failure_subjects(p_merchant_id, p_terminal_id, p_client), p_limits[1:3],
+                        p_limits[4])
+$$;
+
+-- Counts a terminal's failed lookup and flags the terminal when it reached its own or its address's limit.
+CREATE FUNCTION record_terminal_failure(p_merchant_id text, p_terminal_id text, p_client text,
+                                        p_limits integer[])
+RETURNS boolean LANGUAGE plpgsql AS $$
+BEGIN
+    IF record_failure(terminal_failure_subjects(p_merchant_id, p_terminal_id, p_client), p_limits[1:3],
+                      ARRAY[true, true, false], p_limits[4]) THEN
+        UPDATE terminals SET flagged_at = now() WHERE merchant_id = p_merchant_id AND id = p_terminal_id;
+        RETURN true;
+    END IF;
+    RETURN false;
+END $$;
+
+-- -- the staff log ----------------------------------------------------------------------------------------
+
+CREATE FUNCTION record_staff_action(
+    p_merchant_id text, p_terminal_id text, p_store_id text, p_action text, p_outcome text,
+    p_card_id text, p_code_last4 text, p_amount bigint, p_currency text, p_activity_id bigint,
+    p_flagged boolean, p_client text
+) RETURNS void LANGUAGE sql AS $$
+    INSERT INTO staff_log (merchant_id, terminal_id, store_id, action, outcome, card_id, code_last4, amount,
+                           currency, activity_id, flagged, client_address)
+    VALUES (p_merchant_id, p_terminal_id, p_store_id, p_action, p_outcome, p_card_id, p_code_last4, p_amount,
+            p_currency, p_activity_id, p_flagged, left(p_client, 100))
+$$;
+
+-- -- idempotency keys -------------------------------------------------------------------------------------
+
+-- Claims a key for a request: true, or false when the key has an answer already (a concurrent claimant
+-- is waited for until it commits). The answer is written later in the same transaction.
+CREATE FUNCTION claim_idempotency_key(p_merchant_id text, p_principal_id text, p_key text,
+                                      p_request_hash bytea)
+RETURNS boolean LANGUAGE sql AS $$
+    WITH claimed AS (
+        INSERT INTO idempotency_keys (merchant_id, principal_id, key, request_hash)
+        VALUES (p_merchant_id, p_principal_id, p_key, p_request_hash)
+        ON CONFLICT DO NOTHING RETURNING true)
+    SELECT EXISTS (SELECT 1 FROM claimed)
+$$;
+
+-- -- the redemption --------------------------------------------------------------------------------------
+
+DROP FUNCTION redeem_requests(text[], text[], bytea[], text[], text[], bytea[], text[], text[], integer[],
+                              bytea[], text[], bigint[], text[], boolean[], text[], integer, integer, integer,
+                              integer);
+DROP FUNCTION redeem_request(text, text, bytea, text, text, bytea, text, text, integer, bytea, text, bigint,
+                             text, boolean, text, integer, integer, integer, integer);
+
+-- A redemption's answer: `outcome` is ledger_posting's (ok or a refusal of the ledger), or one of
+-- unauthenticated, invalid_request (Python answers with the body's field errors), rate_limited
+-- (retry_after), store_limit_exceeded (store_limit), idempotency_conflict, or replayed: the key's stored
+-- answer (stored_status, stored_body, sealed), or the posting of an answer stored before this migration.
+CREATE TYPE redemption_answer AS (
+    item            integer,
+    outcome         text,
+    principal_id    text,
+    replayed        boolean,
+    retry_after     integer,
+    store_limit     bigint,
+    stored_status   integer,
+    stored_body     bytea,
+    entry_id        bigint,
+    entry_amount    bigint,
+    requested       bigint,
+    card_id         text,
+    card_state      text,
+    card_balance    bigint,
+    card_currency   text,
+    card_expires_at timestamptz,
+    refundable      bigint,
+    created_at      timestamptz
+);
+
+CREATE FUNCTION redeem_request(
+    p_token_kind text, p_merchant_id text, p_token_hash bytea, p_client text,
+    p_idempotency_key text, p_request_hash bytea,
+    p_refused text, p_kid text, p_card_id text, p_payload_generation integer, p_code_hash bytea,
+    p_code_last4 text, p_amount bigint, p_currency text, p_allow_partial boolean, p_reference text,
+    p_limits integer[]
+) RETURNS redemption_answer LANGUAGE plpgsql AS $$
+DECLARE
+    a        redemption_answer;
+    r        ledger_posting;
+    store    text;
+    role     text;
+    revoked  timestamptz;
+    most     bigint;
+    keyed    boolean := false;
+    flagged  boolean := false;
+    stored   idempotency_keys%ROWTYPE;
+BEGIN
+    a.replayed := false;
+    IF p_token_kind = 'api_key' THEN
+        SELECT k.id INTO a.principal_id FROM api_keys k
+         WHERE k.merchant_id = p_merchant_id AND k.token_hash = p_token_hash AND k.revoked_at IS NULL;
+    ELSE
+        SELECT t.id, t.store_id, t.role, t.revoked_at, s.redeem_limit INTO a.principal_id, store, role, revoked, most
+          FROM terminals t JOIN stores s ON s.merchant_id = t.merchant_id AND s.id = t.store_id
+         WHERE t.merchant_id = p_merchant_id AND t.token_hash = p_token_hash;
+        IF revoked IS NOT NULL THEN  -- logged, as terminals.authenticate logs it
+            PERFORM record_staff_action(p_merchant_id, a.principal_id, store, 'authenticate', 'unauthenticated',
+                                        NULL, NULL, NULL, NULL, NULL, false, NULL);
+            a.principal_id := NULL;
+        END IF;
+    END IF;
+    IF a.principal_id IS NULL THEN a.outcome := 'unauthenticated'; RETURN a; END IF;
+    IF p_refused = 'invalid_request' THEN a.outcome := p_refused; RETURN a; END IF;
+
+    -- A retry finds its answer before any limit applies, as in idempotency.run_once.
+    IF p_idempotency_key IS NOT NULL THEN
+        keyed := claim_idempotency_key(p_merchant_id, a.principal_id, p_idempotency_key, p_request_hash);
+        IF NOT keyed THEN
+            SELECT * INTO stored FROM idempotency_keys k
+             WHERE k.merchant_id = p_merchant_id AND k.principal_id = a.principal_id AND k.key = p_idempotency_key;
+            IF stored.request_hash <> p_request_hash THEN a.outcome := 'idempotency_conflict'; RETURN a; END IF;
+            a.replayed := true;
+            IF stored.posting IS NULL THEN
+                a.outcome := 'replayed'; a.stored_status := stored.status; a.stored_body := stored.body;
+                RETURN a;
+            END IF;
+            r := jsonb_populate_record(NULL::ledger_posting, stored.posting);
+        END IF;
+    END IF;
+
+    IF NOT a.replayed THEN
+        IF p_token_kind = 'terminal' THEN
+            a.retry_after := terminal_failure_wait(p_merchant_id, a.principal_id, p_client, p_limits);
+            IF a.retry_after IS NOT NULL THEN
+                a.outcome := 'rate_limited';
+            ELSIF role = 'clerk' AND most IS NOT NULL AND p_amount > most THEN
+                a.outcome := 'store_limit_exceeded'; a.store_limit := most;
+            END IF;
+            IF a.outcome IS NOT NULL THEN  -- answers that trying again may change are not kept
+                IF keyed THEN
+                    DELETE FROM idempotency_keys k WHERE k.merchant_id = p_merchant_id
+                       AND k.principal_id = a.principal_id AND k.key = p_idempotency_key;
+                END IF;
+                PERFORM record_staff_action(p_merchant_id, a.principal_id, store, 'redeem', a.outcome, NULL,
+                                            p_code_last4, p_amount, NULL, NULL, false, p_client);
+                RETURN a;
+            END IF;
+        END IF;
+
+        IF p_refused IS NULL AND p_kid IS NOT NULL
+           AND NOT EXISTS (SELECT 1 FROM signing_keys WHERE kid = p_kid AND state <> 'retired') THEN
+            p_refused := 'invalid_qr_payload';  -- signed by a key retired since this process loaded it
+        END IF;
+        IF p_refused IS NOT NULL THEN  -- invalid_qr_payload or invalid_code: no card is named
+            r.outcome := p_refused; r.requested := p_amount;
+        ELSE
+            r := post_activity(p_merchant_id, p_card_id, p_code_hash, 'redeem', p_amount, p_currency,
+                               p_allow_partial, NULL, NULL, p_token_kind, a.principal_id, store, p_reference,
+                               p_idempotency_key, p_payload_generation);
+            IF r.outcome = 'card_not_found' THEN
+                r.outcome := 'invalid_qr_payload';  -- a genuine payload of a deleted card, told as a forged one
+            END IF;
+        END IF;
+
+        IF p_token_kind = 'terminal' THEN
+            IF r.outcome IN ('invalid_code', 'invalid_qr_payload') THEN
+                flagged := record_terminal_failure(p_merchant_id, a.principal_id, p_client, p_limits);
+            END IF;
+            PERFORM record_staff_action(
+                p_merchant_id, a.principal_id, store, 'redeem', r.outcome, r.card_id, p_code_last4,
+                CASE WHEN r.outcome = 'ok' THEN -r.entry_amount ELSE p_amount END, r.card_currency, r.entry_id,
+                flagged, p_client);
+        END IF;
+    END IF;
+
+    a.outcome := r.outcome; a.entry_id := r.entry_id; a.entry_amount := r.entry_amount;
+    a.requested := r.requested; a.card_id := r.card_id; a.card_state := r.card_state;
+    a.card_balance := r.card_balance; a.card_currency := r.card_currency;
+    a.card_expires_at := r.card_expires_at; a.refundable := r.refundable; a.created_at := r.created_at;
+    RETURN a;
+END $$;
+
+-- The redemptions of a batch in the order given (the caller orders them by card, so that two batches lock
+-- the cards they share in the same order), in one statement and so one transaction and one commit. Each
+-- runs in a subtransaction of its own: one that fails (two batches that waited on each other) is undone
+-- alone and answered `retry`, and the caller sends it again on its own.
+CREATE FUNCTION redeem_requests(
+    p_token_kinds text[], p_merchant_ids text[], p_token_hashes bytea[], p_clients text[],
+    p_idempotency_keys text[], p_request_hashes bytea[],
+    p_refused text[], p_kids text[], p_card_ids text[], p_payload_generations integer[], p_code_hashes bytea[],
+    p_code_last4s text[], p_amounts bigint[], p_currencies text[], p_allow_partials boolean[],
+    p_references text[], p_limits integer[]
+) RETURNS SETOF redemption_answer LANGUAGE plpgsql AS $$
+DECLARE
+    a redemption_answer;
+BEGIN
+    FOR i IN 1 .. cardinality(p_token_kinds) LOOP
+        BEGIN
+            a := redeem_request(p_token_kinds[i], p_merchant_ids[i], p_token_hashes[i], p_clients[i],
+                                p_idempotency_keys[i], p_request_hashes[i], p_refused[i], p_kids[i],
+                                p_card_ids[i], p_payload_generations[i], p_code_hashes[i], p_code_last4s[i],
+                                p_amounts[i], p_currencies[i], p_allow_partials[i], p_references[i], p_limits);
+        EXCEPTION WHEN OTHERS THEN
+            a := NULL;
+            a.outcome := 'retry:' || SQLSTATE;
+        END;
+        a.item := i;
+        RETURN NEXT a;
+    END LOOP;
+END $$;
