@@ -127,7 +127,8 @@ async def test_every_refusal_is_answered_counted_and_logged_by_the_statement(
         == 2
     )  # the unknown code and the retired key's payload; a limit is not a failed lookup
     logged = await db.fetch(
-        "SELECT action, outcome, amount, code_last4 FROM staff_log WHERE terminal_id = $1 AND action <> 'enroll' ORDER BY id",
+        "SELECT action, outcome, amount, code_last4 FROM staff_log "
+        "WHERE terminal_id = $1 AND action <> 'enroll' ORDER BY id",
         till.id,
     )
     assert [tuple(r) for r in logged] == [
