@@ -43,9 +43,16 @@ async def give_back(pool: asyncpg.Pool, conn: asyncpg.Connection, failure: BaseE
     may be mid-protocol or talking to a server that is gone, and a later caller would be answered
     "cannot switch to state …"; it is closed instead, and the pool opens a fresh one when next asked."""
     if failure is not None and is_unavailable(failure):
-        conn.terminate()  # also hands its place in the pool back; a release after this does nothing
+        discard(conn)
     else:
         await pool.release(conn)
+
+
+def discard(conn: asyncpg.Connection) -> None:
+    """Close a pooled connection for good; this also hands its place in the pool back. One whose server
+    went away has been handed back by asyncpg already, and its proxy refuses every call: nothing to do."""
+    with contextlib.suppress(asyncpg.InterfaceError):
+        conn.terminate()
 
 
 async def _nothing_to_reset(_: asyncpg.Connection) -> None:

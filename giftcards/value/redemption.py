@@ -24,7 +24,7 @@ import asyncpg
 from giftcards.core import idempotency
 from giftcards.core.errors import DomainError
 from giftcards.core.sealing import Keyring, SecretBox
-from giftcards.db.pool import Connect, acquire_within
+from giftcards.db.pool import Connect, acquire_within, discard
 from giftcards.qr.keys import QrKeys
 from giftcards.stores import ratelimit, staff_log
 from giftcards.stores.merchants import API_KEY_PREFIX, UNKNOWN_KEY, token_merchant
@@ -111,7 +111,9 @@ async def prepare(
     if refused is None and "qr_payload" in body:
         try:
             claims = await qr_keys.verify(connect, body["qr_payload"])
-        except DomainError:
+        except DomainError as exc:
+            if exc.code != "invalid_qr_payload":  # the database could not be asked to reload the keys
+                raise
             claims = None
         if claims is None or not cards.claims_fit(claims, merchant_id):
             refused = "invalid_qr_payload"
@@ -280,7 +282,7 @@ class Batcher:
                         if not future.done():
                             future.set_exception(exc)
                     if conn is not None:  # it failed mid-statement: never again, the next batch asks anew
-                        conn.terminate()
+                        discard(conn)
                         conn = None
                 else:
                     for (_, future), answer in zip(batch, answers, strict=True):
