@@ -172,3 +172,24 @@ async def test_post_activity_refuses_a_payload_of_another_generation_and_says_no
         payload_generation=1,
     )
     assert posted.balance == 600
+
+
+async def test_the_card_maximum_is_one_number_in_python_and_in_the_schema(db: asyncpg.Connection) -> None:
+    """Named once in the schema (card_maximum(), schema/migrations/0014); Python validates with its copy."""
+    assert await db.fetchval("SELECT card_maximum()") == ledger.MAX_AMOUNT
+    merchant_id, card_id = await new_card(db, ledger.MAX_AMOUNT)
+    with pytest.raises(asyncpg.CheckViolationError, match="card_balance_within_maximum"):
+        await db.execute("UPDATE cards SET balance = balance + 1 WHERE id = $1", card_id)
+    with pytest.raises(asyncpg.CheckViolationError, match="amount_positive"):
+        await db.execute(
+            """INSERT INTO stores (merchant_id, id, name, redeem_limit)
+               VALUES ($1, 'store_aaaaaaaaaaaaaaaa', 'Till', 0)""",
+            merchant_id,
+        )
+    refused = await db.fetchrow(
+        """SELECT outcome, card_balance FROM post_activity($1, $2, NULL, 'load', 1, NULL, false, NULL, NULL,
+                                                          'system', NULL, NULL, NULL, NULL)""",
+        merchant_id,
+        card_id,
+    )
+    assert (refused["outcome"], refused["card_balance"]) == ("balance_limit_exceeded", ledger.MAX_AMOUNT)
