@@ -58,7 +58,7 @@ async def test_an_entry_that_breaks_the_running_balance_is_refused(db: asyncpg.C
 
 
 async def test_an_issue_entry_must_start_the_chain_at_its_amount(db: asyncpg.Connection) -> None:
-    """ledger_chain skips its function for consistent issue entries (schema/0009); not for the others."""
+    """ledger_chain (schema/functions/ledger.sql) skips its function for consistent issue entries only."""
     merchant_id, card_id = await new_card(db)
     existing = await db.fetchrow("SELECT code_sealed FROM cards WHERE id = $1", card_id)
     with pytest.raises(asyncpg.CheckViolationError, match="issue entry must leave balance_after = amount"):
@@ -126,7 +126,7 @@ async def test_audit_finds_a_balance_tampered_with_behind_the_rules(db: asyncpg.
 async def test_a_change_of_holder_or_code_moves_the_payload_generation_and_nothing_else_does(
     db: asyncpg.Connection,
 ) -> None:
-    """Trigger card_passed_on (schema/0011): for code that bypasses the application too."""
+    """Trigger card_passed_on (schema/functions/cards.sql): for code that bypasses the application too."""
     merchant_id, card_id = await new_card(db)
 
     async def generation() -> int:
