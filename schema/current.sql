@@ -130,19 +130,6 @@ END $$;
 
 
 --
--- Name: ledger_refuse_change(); Type: FUNCTION; Schema: public; Owner: -
---
-
-CREATE FUNCTION public.ledger_refuse_change() RETURNS trigger
-    LANGUAGE plpgsql
-    AS $$
-BEGIN
-    RAISE EXCEPTION 'ledger entries are append-only (% refused)', TG_OP
-        USING ERRCODE = 'restrict_violation', CONSTRAINT = 'ledger_append_only';
-END $$;
-
-
---
 -- Name: next_payload_generation(integer); Type: FUNCTION; Schema: public; Owner: -
 --
 
@@ -358,15 +345,15 @@ END $$;
 
 
 --
--- Name: staff_log_refuse_change(); Type: FUNCTION; Schema: public; Owner: -
+-- Name: refuse_change(); Type: FUNCTION; Schema: public; Owner: -
 --
 
-CREATE FUNCTION public.staff_log_refuse_change() RETURNS trigger
+CREATE FUNCTION public.refuse_change() RETURNS trigger
     LANGUAGE plpgsql
     AS $$
 BEGIN
-    RAISE EXCEPTION 'the staff log is append-only (% refused)', TG_OP
-        USING ERRCODE = 'restrict_violation', CONSTRAINT = 'staff_log_append_only';
+    RAISE EXCEPTION '% (% refused)', TG_ARGV[0], TG_OP
+        USING ERRCODE = 'restrict_violation', CONSTRAINT = TG_ARGV[1];
 END $$;
 
 
@@ -1670,14 +1657,14 @@ CREATE TRIGGER card_passed_on BEFORE UPDATE OF owner_id, code_hash ON public.car
 -- Name: ledger_entries ledger_append_only; Type: TRIGGER; Schema: public; Owner: -
 --
 
-CREATE TRIGGER ledger_append_only BEFORE DELETE OR UPDATE ON public.ledger_entries FOR EACH ROW EXECUTE FUNCTION public.ledger_refuse_change();
+CREATE TRIGGER ledger_append_only BEFORE DELETE OR UPDATE ON public.ledger_entries FOR EACH ROW EXECUTE FUNCTION public.refuse_change('ledger entries are append-only', 'ledger_append_only');
 
 
 --
 -- Name: ledger_entries ledger_append_only_truncate; Type: TRIGGER; Schema: public; Owner: -
 --
 
-CREATE TRIGGER ledger_append_only_truncate BEFORE TRUNCATE ON public.ledger_entries FOR EACH STATEMENT EXECUTE FUNCTION public.ledger_refuse_change();
+CREATE TRIGGER ledger_append_only_truncate BEFORE TRUNCATE ON public.ledger_entries FOR EACH STATEMENT EXECUTE FUNCTION public.refuse_change('ledger entries are append-only', 'ledger_append_only');
 
 
 --
@@ -1691,14 +1678,14 @@ CREATE TRIGGER ledger_chain BEFORE INSERT ON public.ledger_entries FOR EACH ROW 
 -- Name: staff_log staff_log_append_only; Type: TRIGGER; Schema: public; Owner: -
 --
 
-CREATE TRIGGER staff_log_append_only BEFORE DELETE OR UPDATE ON public.staff_log FOR EACH ROW EXECUTE FUNCTION public.staff_log_refuse_change();
+CREATE TRIGGER staff_log_append_only BEFORE DELETE OR UPDATE ON public.staff_log FOR EACH ROW EXECUTE FUNCTION public.refuse_change('the staff log is append-only', 'staff_log_append_only');
 
 
 --
 -- Name: staff_log staff_log_append_only_truncate; Type: TRIGGER; Schema: public; Owner: -
 --
 
-CREATE TRIGGER staff_log_append_only_truncate BEFORE TRUNCATE ON public.staff_log FOR EACH STATEMENT EXECUTE FUNCTION public.staff_log_refuse_change();
+CREATE TRIGGER staff_log_append_only_truncate BEFORE TRUNCATE ON public.staff_log FOR EACH STATEMENT EXECUTE FUNCTION public.refuse_change('the staff log is append-only', 'staff_log_append_only');
 
 
 --

@@ -79,13 +79,8 @@ def schema_dir() -> Path:
 
 
 def load_migrations(directory: Path | None = None) -> list[Migration]:
-    directory = directory or schema_dir() / "migrations"
-    migrations = []
-    for path in sorted(directory.glob("*.sql")):
-        match = _MIGRATION_NAME.match(path.name)
-        if not match:
-            raise MigrationError(f"{path.name}: migration files are named NNNN_verb_noun.sql")
-        migrations.append(Migration(int(match[1]), match[2], path.read_text(encoding="utf-8")))
+    files = _sql_files(directory or schema_dir() / "migrations", _MIGRATION_NAME, "NNNN_verb_noun.sql")
+    migrations = [Migration(int(name[1]), name[2], sql) for name, sql in files]
     versions = [m.version for m in migrations]
     if versions != list(range(1, len(versions) + 1)):
         raise MigrationError(f"migration versions must run 1, 2, 3… without gaps; found {versions}")
@@ -93,13 +88,18 @@ def load_migrations(directory: Path | None = None) -> list[Migration]:
 
 
 def load_functions(directory: Path | None = None) -> list[FunctionsFile]:
-    directory = directory or schema_dir() / "functions"
+    files = _sql_files(directory or schema_dir() / "functions", _FUNCTIONS_NAME, "concept.sql")
+    return [FunctionsFile(name[1], sql) for name, sql in files]
+
+
+def _sql_files(directory: Path, shape: re.Pattern[str], spelt: str) -> list[tuple[re.Match[str], str]]:
+    """The .sql files of `directory` in name order, each with its name matched against `shape`."""
     files = []
     for path in sorted(directory.glob("*.sql")):
-        match = _FUNCTIONS_NAME.match(path.name)
-        if not match:
-            raise MigrationError(f"{path.name}: function files are named concept.sql")
-        files.append(FunctionsFile(match[1], path.read_text(encoding="utf-8")))
+        name = shape.match(path.name)
+        if name is None:
+            raise MigrationError(f"{path.name}: the files in {directory.name}/ are named {spelt}")
+        files.append((name, path.read_text(encoding="utf-8")))
     return files
 
 

@@ -1,20 +1,10 @@
 -- The ledger's rules, which hold even for code that bypasses the application (its tables, the money
 -- constraints and the ledger_posting type: schema/migrations/0002 and 0014):
---   * the ledger is append-only (UPDATE, DELETE and TRUNCATE are refused);
+--   * the ledger is append-only (append_only.sql);
 --   * each entry's balance_after equals the previous balance_after plus its amount (a chain that starts
 --     with the card's single `issue` entry), so balance_after of the last entry is the sum of the ledger;
 --   * at commit, a card's balance equals the balance_after of its last entry;
 -- and post_activity, the one write path for value.
-
-CREATE OR REPLACE FUNCTION ledger_refuse_change() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    RAISE EXCEPTION 'ledger entries are append-only (% refused)', TG_OP
-        USING ERRCODE = 'restrict_violation', CONSTRAINT = 'ledger_append_only';
-END $$;
-CREATE OR REPLACE TRIGGER ledger_append_only BEFORE UPDATE OR DELETE ON ledger_entries
-    FOR EACH ROW EXECUTE FUNCTION ledger_refuse_change();
-CREATE OR REPLACE TRIGGER ledger_append_only_truncate BEFORE TRUNCATE ON ledger_entries
-    FOR EACH STATEMENT EXECUTE FUNCTION ledger_refuse_change();
 
 CREATE OR REPLACE FUNCTION ledger_check_chain() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE

@@ -1,5 +1,5 @@
 -- was sha256 1f37265d328235155eeec5e2d56d8ecfb606362bae0971a5ec885a3741c00d9e
--- (as applied until its functions and triggers moved to schema/functions/ledger.sql)
+-- (as applied until its functions and triggers moved to schema/functions/: append_only, ledger)
 -- Cards and their ledger. The money invariants live here, in named constraints and triggers, so they
 -- hold even for code that bypasses the application:
 --   * a balance is never negative and never above the card maximum;
@@ -84,8 +84,8 @@ CREATE INDEX ledger_by_card ON ledger_entries (merchant_id, card_id, id);
 CREATE INDEX ledger_refunds ON ledger_entries (merchant_id, refund_of) WHERE refund_of IS NOT NULL;
 CREATE UNIQUE INDEX ledger_one_issue_per_card ON ledger_entries (merchant_id, card_id) WHERE kind = 'issue';
 
--- The triggers that hold the ledger's rules and post_activity, the one write path for value:
--- schema/functions/ledger.sql.
+-- The triggers that hold the ledger's rules, and post_activity, the one write path for value:
+-- schema/functions/ledger.sql and append_only.sql.
 
 -- What post_activity answers: a refusal is `outcome` (a stable problem code) with the card's figures.
 CREATE TYPE ledger_posting AS (

@@ -1,5 +1,5 @@
 -- was sha256 25de07dbed99454acb3a39fd2a4afa70f3b0412a523681f990f5d44baf0e6c6b
--- (as applied until its functions and triggers moved to schema/functions/staff_log.sql)
+-- (as applied until its functions and triggers moved to schema/functions/append_only.sql)
 -- Stores, their staff redemption terminals, the staff audit log and the failed-lookup counters.
 --
 -- A terminal holds one long-lived token (stored as an HMAC, like API keys) which it gets by exchanging a

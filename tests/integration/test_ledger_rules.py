@@ -193,3 +193,20 @@ async def test_the_card_maximum_is_one_number_in_python_and_in_the_schema(db: as
         card_id,
     )
     assert (refused["outcome"], refused["card_balance"]) == ("balance_limit_exceeded", ledger.MAX_AMOUNT)
+
+
+async def test_each_append_only_table_names_itself_in_the_refusal(db: asyncpg.Connection) -> None:
+    """One trigger function (schema/functions/append_only.sql) serves the ledger and the staff log."""
+    await new_card(db)
+    with pytest.raises(asyncpg.RestrictViolationError) as ledger_refusal:
+        await db.execute("DELETE FROM ledger_entries")
+    with pytest.raises(asyncpg.RestrictViolationError) as staff_log_refusal:
+        await db.execute("TRUNCATE staff_log")
+    assert (ledger_refusal.value.constraint_name, str(ledger_refusal.value)) == (
+        "ledger_append_only",
+        "ledger entries are append-only (DELETE refused)",
+    )
+    assert (staff_log_refusal.value.constraint_name, str(staff_log_refusal.value)) == (
+        "staff_log_append_only",
+        "the staff log is append-only (TRUNCATE refused)",
+    )

@@ -4,11 +4,9 @@ again when they change, and all of them after a migration, in the same transacti
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 
 import asyncpg
 import pytest
-import pytest_asyncio
 
 from giftcards.db.migrations import (
     FunctionsFile,
@@ -19,17 +17,6 @@ from giftcards.db.migrations import (
     migrate,
     pending_migrations,
 )
-from tests.support.database import ThrowawayCluster
-
-
-@pytest_asyncio.fixture
-async def empty_dsn(cluster: ThrowawayCluster) -> AsyncIterator[str]:
-    assert cluster.admin is not None
-    await cluster.admin.execute("CREATE DATABASE empty_for_migrations")
-    try:
-        yield cluster.dsn("empty_for_migrations")
-    finally:
-        await cluster.admin.execute("DROP DATABASE empty_for_migrations WITH (FORCE)")
 
 
 def test_files_are_numbered_without_gaps_and_ship_with_the_package() -> None:
@@ -110,7 +97,7 @@ async def _recorded(conn: asyncpg.Connection) -> dict[str, tuple[str, object]]:
 
 def test_every_function_file_is_named_by_its_concept_and_replaces_what_it_defines() -> None:
     files = load_functions()
-    assert {"cards", "ledger", "redemption", "staff_log", "wechat_outbox"} <= {f.name for f in files}
+    assert {"append_only", "cards", "ledger", "redemption", "wechat_outbox"} <= {f.name for f in files}
     for file in files:
         assert "CREATE FUNCTION" not in file.sql and "CREATE TRIGGER" not in file.sql, file.name
 

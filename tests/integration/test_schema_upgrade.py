@@ -10,20 +10,17 @@ schema_migrations holds. The data is written in SQL and through the old function
 from __future__ import annotations
 
 import tarfile
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import asyncpg
 import httpx
-import pytest_asyncio
 
 from giftcards.config import Settings
 from giftcards.core.sealing import Keyring
 from giftcards.db.migrations import Migration, load_migrations, migrate
 from giftcards.db.schema_dump import dump_schema
 from giftcards.value.codes import check_symbol, format_code
-from tests.support.api import ADMIN_TOKEN, MASTER_KEY
-from tests.support.database import ThrowawayCluster
+from tests.support.api import MASTER_KEY
 from tests.support.servers import LiveServer
 
 HISTORY = Path(__file__).parent / "fixtures" / "migrations_at_ab299df.tar.gz"
@@ -53,24 +50,6 @@ def test_every_recorded_migration_is_accepted_by_todays_file_of_its_number() -> 
     for old in history:
         assert old.name == today[old.version].name
         assert old.checksum in today[old.version].accepted_checksums, old.name
-
-
-async def apply_as_at_ab299df(conn: asyncpg.Connection) -> None:
-    """What the runner of ab299df did: each file in its own transaction, recorded with its checksum."""
-    await conn.execute(
-        """CREATE TABLE schema_migrations (version integer PRIMARY KEY, name text NOT NULL,
-                                           checksum text NOT NULL,
-                                           applied_at timestamptz NOT NULL DEFAULT now())"""
-    )
-    for migration in historical_migrations():
-        async with conn.transaction():
-            await conn.execute(migration.sql)
-            await conn.execute(
-                "INSERT INTO schema_migrations (version, name, checksum) VALUES ($1, $2, $3)",
-                migration.version,
-                migration.name,
-                migration.checksum,
-            )
 
 
 async def write_data_as_at_ab299df(conn: asyncpg.Connection) -> None:
@@ -183,22 +162,15 @@ async def snapshot(conn: asyncpg.Connection) -> dict[str, list[str]]:
     }
 
 
-@pytest_asyncio.fixture
-async def dsn_at_ab299df(cluster: ThrowawayCluster) -> AsyncIterator[str]:
-    assert cluster.admin is not None
-    await cluster.admin.execute("CREATE DATABASE at_ab299df")
-    try:
-        yield cluster.dsn("at_ab299df")
-    finally:
-        await cluster.admin.execute("DROP DATABASE at_ab299df WITH (FORCE)")
-
-
 async def test_a_database_at_ab299df_with_data_migrates_forward_without_loss(
-    dsn_at_ab299df: str, database_url: str, tmp_path: Path
+    empty_dsn: str, settings: Settings
 ) -> None:
-    conn = await asyncpg.connect(dsn_at_ab299df)
+    """settings.database_url: a new database, migrated by today's runner, to compare with."""
+    conn = await asyncpg.connect(empty_dsn)
     try:
-        await apply_as_at_ab299df(conn)
+        # The history as ab299df applied it: the same files, recorded with the same checksums (the runner
+        # of ab299df had no function files).
+        await migrate(conn, historical_migrations(), functions=[])
         await write_data_as_at_ab299df(conn)
         before = await snapshot(conn)
         written = {"ledger_entries": 4, "idempotency_keys": 1, "staff_log": 1, "gifts": 1, "terminals": 1}
@@ -218,18 +190,10 @@ async def test_a_database_at_ab299df_with_data_migrates_forward_without_loss(
     finally:
         await conn.close()
 
-    assert dump_schema(dsn_at_ab299df) == dump_schema(database_url)  # database_url: a new database, migrated
+    assert settings.database_url is not None
+    assert dump_schema(empty_dsn) == dump_schema(settings.database_url)
 
-    settings = Settings(
-        database_url=dsn_at_ab299df,
-        home=tmp_path,
-        master_key=MASTER_KEY,
-        admin_token=ADMIN_TOKEN,
-        pool_min_size=1,
-        pool_max_size=4,
-        run_worker=False,
-    )
-    server = LiveServer(settings).start()
+    server = LiveServer(settings.with_database(empty_dsn)).start()
     try:
         async with httpx.AsyncClient(base_url=server.url, timeout=30) as client:
             headers = {"Authorization": f"Bearer {API_KEY}"}
