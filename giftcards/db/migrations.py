@@ -151,10 +151,11 @@ async def migrate(
                     file.name,
                     file.checksum,
                 )
-                log.info("applied functions", extra={"functions": f"schema/functions/{file.name}.sql"})
             await conn.execute(
                 "DELETE FROM schema_functions WHERE name <> ALL($1::text[])", [f.name for f in functions]
             )
+        for file in stale:
+            log.info("applied functions", extra={"functions": f"schema/functions/{file.name}.sql"})
         return pending
     finally:
         await conn.execute("SELECT pg_advisory_unlock($1)", _LOCK_ID)
