@@ -17,6 +17,32 @@ SET client_min_messages = warning;
 SET row_security = off;
 
 --
+-- Name: card_maximum(); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.card_maximum() RETURNS bigint
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    RETURN 100000000;
+
+
+--
+-- Name: card_balance; Type: DOMAIN; Schema: public; Owner: -
+--
+
+CREATE DOMAIN public.card_balance AS bigint
+	CONSTRAINT card_balance_not_negative CHECK ((VALUE >= 0))
+	CONSTRAINT card_balance_within_maximum CHECK ((VALUE <= public.card_maximum()));
+
+
+--
+-- Name: amount; Type: DOMAIN; Schema: public; Owner: -
+--
+
+CREATE DOMAIN public.amount AS public.card_balance
+	CONSTRAINT amount_positive CHECK (((VALUE)::bigint > 0));
+
+
+--
 -- Name: ledger_posting; Type: TYPE; Schema: public; Owner: -
 --
 
@@ -164,19 +190,6 @@ END $$;
 
 
 --
--- Name: ledger_refuse_change(); Type: FUNCTION; Schema: public; Owner: -
---
-
-CREATE FUNCTION public.ledger_refuse_change() RETURNS trigger
-    LANGUAGE plpgsql
-    AS $$
-BEGIN
-    RAISE EXCEPTION 'ledger entries are append-only (% refused)', TG_OP
-        USING ERRCODE = 'restrict_violation', CONSTRAINT = 'ledger_append_only';
-END $$;
-
-
---
 -- Name: next_payload_generation(integer); Type: FUNCTION; Schema: public; Owner: -
 --
 
@@ -243,7 +256,7 @@ BEGIN
             delta := p_amount;
             IF c.balance + delta < 0 THEN r.outcome := 'insufficient_funds'; RETURN r; END IF;
         END IF;
-        IF c.balance + delta > 100000000 THEN r.outcome := 'balance_limit_exceeded'; RETURN r; END IF;
+        IF c.balance + delta > card_maximum() THEN r.outcome := 'balance_limit_exceeded'; RETURN r; END IF;
     WHEN 'refund' THEN
         SELECT -amount INTO redeemed FROM ledger_entries
          WHERE merchant_id = p_merchant_id AND id = p_refund_of AND card_id = c.id AND kind = 'redeem';
@@ -259,7 +272,7 @@ BEGIN
         IF c.state = 'deactivated' THEN r.outcome := 'card_deactivated'; RETURN r; END IF;
         IF expired THEN r.outcome := 'card_expired'; RETURN r; END IF;
         IF p_amount > redeemed - refunded THEN r.outcome := 'refund_exceeds_redemption'; RETURN r; END IF;
-        IF c.balance + p_amount > 100000000 THEN r.outcome := 'balance_limit_exceeded'; RETURN r; END IF;
+        IF c.balance + p_amount > card_maximum() THEN r.outcome := 'balance_limit_exceeded'; RETURN r; END IF;
         delta := p_amount;
         r.refundable := redeemed - refunded - p_amount;
     WHEN 'activate' THEN
@@ -481,15 +494,15 @@ END $$;
 
 
 --
--- Name: staff_log_refuse_change(); Type: FUNCTION; Schema: public; Owner: -
+-- Name: refuse_change(); Type: FUNCTION; Schema: public; Owner: -
 --
 
-CREATE FUNCTION public.staff_log_refuse_change() RETURNS trigger
+CREATE FUNCTION public.refuse_change() RETURNS trigger
     LANGUAGE plpgsql
     AS $$
 BEGIN
-    RAISE EXCEPTION 'the staff log is append-only (% refused)', TG_OP
-        USING ERRCODE = 'restrict_violation', CONSTRAINT = 'staff_log_append_only';
+    RAISE EXCEPTION '% (% refused)', TG_ARGV[0], TG_OP
+        USING ERRCODE = 'restrict_violation', CONSTRAINT = TG_ARGV[1];
 END $$;
 
 
@@ -609,8 +622,8 @@ CREATE TABLE public.cards (
     code_sealed bytea NOT NULL,
     code_last4 text NOT NULL,
     currency text NOT NULL,
-    initial_amount bigint NOT NULL,
-    balance bigint NOT NULL,
+    initial_amount public.amount NOT NULL,
+    balance public.card_balance NOT NULL,
     state text NOT NULL,
     expires_at timestamp with time zone,
     campaign text,
@@ -620,13 +633,10 @@ CREATE TABLE public.cards (
     created_at timestamp with time zone DEFAULT now() NOT NULL,
     updated_at timestamp with time zone DEFAULT now() NOT NULL,
     payload_generation integer DEFAULT 0 NOT NULL,
-    CONSTRAINT card_balance_not_negative CHECK ((balance >= 0)),
-    CONSTRAINT card_balance_within_maximum CHECK ((balance <= 100000000)),
     CONSTRAINT card_campaign_length CHECK (((char_length(campaign) >= 1) AND (char_length(campaign) <= 100))),
     CONSTRAINT card_code_hash_length CHECK ((length(code_hash) = 32)),
     CONSTRAINT card_currency_iso4217 CHECK ((currency ~ '^[A-Z]{3}$'::text)),
     CONSTRAINT card_id_shape CHECK ((id ~ '^card_[a-z2-7]{16}$'::text)),
-    CONSTRAINT card_initial_amount_in_range CHECK (((initial_amount >= 1) AND (initial_amount <= 100000000))),
     CONSTRAINT card_owner_length CHECK (((char_length(owner_id) >= 1) AND (char_length(owner_id) <= 128))),
     CONSTRAINT card_payload_generation_range CHECK (((payload_generation >= 0) AND (payload_generation <= 65535))),
     CONSTRAINT card_state_known CHECK ((state = ANY (ARRAY['pending'::text, 'active'::text, 'blocked'::text, 'deactivated'::text, 'expired'::text])))
@@ -646,7 +656,7 @@ CREATE TABLE public.customise_sessions (
     owner_id text NOT NULL,
     sender_name text,
     currency text NOT NULL,
-    max_amount bigint NOT NULL,
+    max_amount public.amount NOT NULL,
     reference text,
     expires_at timestamp with time zone NOT NULL,
     used_at timestamp with time zone,
@@ -656,7 +666,6 @@ CREATE TABLE public.customise_sessions (
     CONSTRAINT customise_session_currency_iso4217 CHECK ((currency ~ '^[A-Z]{3}$'::text)),
     CONSTRAINT customise_session_hash_length CHECK ((length(token_hash) = 32)),
     CONSTRAINT customise_session_id_shape CHECK ((id ~ '^cus_[a-z2-7]{16}$'::text)),
-    CONSTRAINT customise_session_max_amount_range CHECK (((max_amount >= 1) AND (max_amount <= 100000000))),
     CONSTRAINT customise_session_owner_length CHECK (((char_length(owner_id) >= 1) AND (char_length(owner_id) <= 128))),
     CONSTRAINT customise_session_reference_length CHECK (((char_length(reference) >= 1) AND (char_length(reference) <= 200))),
     CONSTRAINT customise_session_sender_length CHECK (((char_length(sender_name) >= 1) AND (char_length(sender_name) <= 40))),
@@ -678,9 +687,9 @@ CREATE TABLE public.designs (
     text_color text NOT NULL,
     cover_image_id text,
     currency text NOT NULL,
-    denominations bigint[] DEFAULT '{}'::bigint[] NOT NULL,
-    min_amount bigint,
-    max_amount bigint,
+    denominations public.amount[] DEFAULT '{}'::public.amount[] NOT NULL,
+    min_amount public.amount,
+    max_amount public.amount,
     stock integer,
     sold integer DEFAULT 0 NOT NULL,
     sale_starts_at timestamp with time zone,
@@ -694,13 +703,10 @@ CREATE TABLE public.designs (
     CONSTRAINT design_card_validity_range CHECK (((card_validity_days >= 1) AND (card_validity_days <= 3660))),
     CONSTRAINT design_currency_iso4217 CHECK ((currency ~ '^[A-Z]{3}$'::text)),
     CONSTRAINT design_denominations_count CHECK ((cardinality(denominations) <= 12)),
-    CONSTRAINT design_denominations_range CHECK (((0 < ALL (denominations)) AND (100000000 >= ALL (denominations)))),
     CONSTRAINT design_free_range_complete CHECK (((min_amount IS NULL) = (max_amount IS NULL))),
-    CONSTRAINT design_free_range_ordered CHECK ((min_amount <= max_amount)),
+    CONSTRAINT design_free_range_ordered CHECK (((min_amount)::bigint <= (max_amount)::bigint)),
     CONSTRAINT design_has_amounts CHECK (((cardinality(denominations) > 0) OR (min_amount IS NOT NULL))),
     CONSTRAINT design_id_shape CHECK ((id ~ '^dsn_[a-z2-7]{16}$'::text)),
-    CONSTRAINT design_max_amount_range CHECK (((max_amount >= 1) AND (max_amount <= 100000000))),
-    CONSTRAINT design_min_amount_range CHECK (((min_amount >= 1) AND (min_amount <= 100000000))),
     CONSTRAINT design_name_length CHECK (((char_length(name) >= 1) AND (char_length(name) <= 100))),
     CONSTRAINT design_occasion_known CHECK ((occasion = ANY (ARRAY['qixi'::text, '520'::text, 'valentines'::text, 'spring_festival'::text, 'birthday'::text, 'thank_you'::text, 'other'::text]))),
     CONSTRAINT design_sale_window_ordered CHECK ((sale_starts_at < sale_ends_at)),
@@ -752,7 +758,7 @@ CREATE TABLE public.gifts (
     sender_name text NOT NULL,
     recipient_name text NOT NULL,
     message text DEFAULT ''::text NOT NULL,
-    amount bigint NOT NULL,
+    amount public.amount NOT NULL,
     currency text NOT NULL,
     claim_hash bytea NOT NULL,
     claim_sealed bytea NOT NULL,
@@ -767,7 +773,6 @@ CREATE TABLE public.gifts (
     created_at timestamp with time zone DEFAULT now() NOT NULL,
     updated_at timestamp with time zone DEFAULT now() NOT NULL,
     recipient_owner_id text,
-    CONSTRAINT gift_amount_range CHECK (((amount >= 1) AND (amount <= 100000000))),
     CONSTRAINT gift_claim_hash_length CHECK ((length(claim_hash) = 32)),
     CONSTRAINT gift_claimed_consistent CHECK ((((state = 'claimed'::text) = (claimed_at IS NOT NULL)) AND ((claimed_at IS NULL) = (recipient_id IS NULL)))),
     CONSTRAINT gift_currency_iso4217 CHECK ((currency ~ '^[A-Z]{3}$'::text)),
@@ -907,6 +912,17 @@ CREATE TABLE public.merchants (
 
 
 --
+-- Name: schema_functions; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.schema_functions (
+    name text NOT NULL,
+    checksum text NOT NULL,
+    applied_at timestamp with time zone DEFAULT now() NOT NULL
+);
+
+
+--
 -- Name: schema_migrations; Type: TABLE; Schema: public; Owner: -
 --
 
@@ -983,13 +999,12 @@ CREATE TABLE public.stores (
     merchant_id text NOT NULL,
     id text NOT NULL,
     name text NOT NULL,
-    redeem_limit bigint,
+    redeem_limit public.amount,
     timezone text DEFAULT 'Asia/Shanghai'::text NOT NULL,
     created_at timestamp with time zone DEFAULT now() NOT NULL,
     updated_at timestamp with time zone DEFAULT now() NOT NULL,
     CONSTRAINT store_id_shape CHECK ((id ~ '^store_[a-z2-7]{16}$'::text)),
     CONSTRAINT store_name_length CHECK (((char_length(name) >= 1) AND (char_length(name) <= 200))),
-    CONSTRAINT store_redeem_limit_range CHECK (((redeem_limit >= 1) AND (redeem_limit <= 100000000))),
     CONSTRAINT store_timezone_length CHECK (((char_length(timezone) >= 1) AND (char_length(timezone) <= 64)))
 );
 
@@ -1383,6 +1398,14 @@ ALTER TABLE ONLY public.ledger_entries
 
 ALTER TABLE ONLY public.merchants
     ADD CONSTRAINT merchants_pkey PRIMARY KEY (id);
+
+
+--
+-- Name: schema_functions schema_functions_pkey; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.schema_functions
+    ADD CONSTRAINT schema_functions_pkey PRIMARY KEY (name);
 
 
 --
@@ -1807,14 +1830,14 @@ CREATE TRIGGER card_passed_on BEFORE UPDATE OF owner_id, code_hash ON public.car
 -- Name: ledger_entries ledger_append_only; Type: TRIGGER; Schema: public; Owner: -
 --
 
-CREATE TRIGGER ledger_append_only BEFORE DELETE OR UPDATE ON public.ledger_entries FOR EACH ROW EXECUTE FUNCTION public.ledger_refuse_change();
+CREATE TRIGGER ledger_append_only BEFORE DELETE OR UPDATE ON public.ledger_entries FOR EACH ROW EXECUTE FUNCTION public.refuse_change('ledger entries are append-only', 'ledger_append_only');
 
 
 --
 -- Name: ledger_entries ledger_append_only_truncate; Type: TRIGGER; Schema: public; Owner: -
 --
 
-CREATE TRIGGER ledger_append_only_truncate BEFORE TRUNCATE ON public.ledger_entries FOR EACH STATEMENT EXECUTE FUNCTION public.ledger_refuse_change();
+CREATE TRIGGER ledger_append_only_truncate BEFORE TRUNCATE ON public.ledger_entries FOR EACH STATEMENT EXECUTE FUNCTION public.refuse_change('ledger entries are append-only', 'ledger_append_only');
 
 
 --
@@ -1828,14 +1851,14 @@ CREATE TRIGGER ledger_chain BEFORE INSERT ON public.ledger_entries FOR EACH ROW 
 -- Name: staff_log staff_log_append_only; Type: TRIGGER; Schema: public; Owner: -
 --
 
-CREATE TRIGGER staff_log_append_only BEFORE DELETE OR UPDATE ON public.staff_log FOR EACH ROW EXECUTE FUNCTION public.staff_log_refuse_change();
+CREATE TRIGGER staff_log_append_only BEFORE DELETE OR UPDATE ON public.staff_log FOR EACH ROW EXECUTE FUNCTION public.refuse_change('the staff log is append-only', 'staff_log_append_only');
 
 
 --
 -- Name: staff_log staff_log_append_only_truncate; Type: TRIGGER; Schema: public; Owner: -
 --
 
-CREATE TRIGGER staff_log_append_only_truncate BEFORE TRUNCATE ON public.staff_log FOR EACH STATEMENT EXECUTE FUNCTION public.staff_log_refuse_change();
+CREATE TRIGGER staff_log_append_only_truncate BEFORE TRUNCATE ON public.staff_log FOR EACH STATEMENT EXECUTE FUNCTION public.refuse_change('the staff log is append-only', 'staff_log_append_only');
 
 
 --

@@ -31,7 +31,7 @@ KINDS = (
     "unblock",
     "deactivate",
 )
-MAX_AMOUNT = 100_000_000  # minor units; the schema's card_balance_within_maximum says the same
+MAX_AMOUNT = 100_000_000  # minor units; the schema's card_maximum() (a test checks they agree)
 
 _POST = """SELECT * FROM post_activity($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"""
 

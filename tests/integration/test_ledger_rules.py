@@ -58,7 +58,7 @@ async def test_an_entry_that_breaks_the_running_balance_is_refused(db: asyncpg.C
 
 
 async def test_an_issue_entry_must_start_the_chain_at_its_amount(db: asyncpg.Connection) -> None:
-    """ledger_chain skips its function for consistent issue entries (schema/0009); not for the others."""
+    """ledger_chain (schema/functions/ledger.sql) skips its function for consistent issue entries only."""
     merchant_id, card_id = await new_card(db)
     existing = await db.fetchrow("SELECT code_sealed FROM cards WHERE id = $1", card_id)
     with pytest.raises(asyncpg.CheckViolationError, match="issue entry must leave balance_after = amount"):
@@ -126,7 +126,7 @@ async def test_audit_finds_a_balance_tampered_with_behind_the_rules(db: asyncpg.
 async def test_a_change_of_holder_or_code_moves_the_payload_generation_and_nothing_else_does(
     db: asyncpg.Connection,
 ) -> None:
-    """Trigger card_passed_on (schema/0011): for code that bypasses the application too."""
+    """Trigger card_passed_on (schema/functions/cards.sql): for code that bypasses the application too."""
     merchant_id, card_id = await new_card(db)
 
     async def generation() -> int:
@@ -172,3 +172,41 @@ async def test_post_activity_refuses_a_payload_of_another_generation_and_says_no
         payload_generation=1,
     )
     assert posted.balance == 600
+
+
+async def test_the_card_maximum_is_one_number_in_python_and_in_the_schema(db: asyncpg.Connection) -> None:
+    """Named once in the schema (card_maximum(), schema/migrations/0014); Python validates with its copy."""
+    assert await db.fetchval("SELECT card_maximum()") == ledger.MAX_AMOUNT
+    merchant_id, card_id = await new_card(db, ledger.MAX_AMOUNT)
+    with pytest.raises(asyncpg.CheckViolationError, match="card_balance_within_maximum"):
+        await db.execute("UPDATE cards SET balance = balance + 1 WHERE id = $1", card_id)
+    with pytest.raises(asyncpg.CheckViolationError, match="amount_positive"):
+        await db.execute(
+            """INSERT INTO stores (merchant_id, id, name, redeem_limit)
+               VALUES ($1, 'store_aaaaaaaaaaaaaaaa', 'Till', 0)""",
+            merchant_id,
+        )
+    refused = await db.fetchrow(
+        """SELECT outcome, card_balance FROM post_activity($1, $2, NULL, 'load', 1, NULL, false, NULL, NULL,
+                                                          'system', NULL, NULL, NULL, NULL)""",
+        merchant_id,
+        card_id,
+    )
+    assert (refused["outcome"], refused["card_balance"]) == ("balance_limit_exceeded", ledger.MAX_AMOUNT)
+
+
+async def test_each_append_only_table_names_itself_in_the_refusal(db: asyncpg.Connection) -> None:
+    """One trigger function (schema/functions/append_only.sql) serves the ledger and the staff log."""
+    await new_card(db)
+    with pytest.raises(asyncpg.RestrictViolationError) as ledger_refusal:
+        await db.execute("DELETE FROM ledger_entries")
+    with pytest.raises(asyncpg.RestrictViolationError) as staff_log_refusal:
+        await db.execute("TRUNCATE staff_log")
+    assert (ledger_refusal.value.constraint_name, str(ledger_refusal.value)) == (
+        "ledger_append_only",
+        "ledger entries are append-only (DELETE refused)",
+    )
+    assert (staff_log_refusal.value.constraint_name, str(staff_log_refusal.value)) == (
+        "staff_log_append_only",
+        "the staff log is append-only (TRUNCATE refused)",
+    )

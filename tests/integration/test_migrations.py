@@ -1,26 +1,22 @@
-"""Migrations apply in order, once, under a lock; an edited file stops the service."""
+"""Migrations apply in order, once, under a lock; an edited file stops the service. Function files are applied
+again when they change, and all of them after a migration, in the same transaction."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 
 import asyncpg
 import pytest
-import pytest_asyncio
 
-from giftcards.db.migrations import Migration, MigrationError, load_migrations, migrate, pending_migrations
-from tests.support.database import ThrowawayCluster
-
-
-@pytest_asyncio.fixture
-async def empty_dsn(cluster: ThrowawayCluster) -> AsyncIterator[str]:
-    assert cluster.admin is not None
-    await cluster.admin.execute("CREATE DATABASE empty_for_migrations")
-    try:
-        yield cluster.dsn("empty_for_migrations")
-    finally:
-        await cluster.admin.execute("DROP DATABASE empty_for_migrations WITH (FORCE)")
+from giftcards.db.migrations import (
+    FunctionsFile,
+    Migration,
+    MigrationError,
+    load_functions,
+    load_migrations,
+    migrate,
+    pending_migrations,
+)
 
 
 def test_files_are_numbered_without_gaps_and_ship_with_the_package() -> None:
@@ -80,5 +76,94 @@ async def test_a_failing_migration_leaves_nothing_behind(empty_dsn: str) -> None
             await migrate(conn, broken)
         assert await conn.fetchval("SELECT to_regclass('half_done')") is None
         assert await conn.fetchval("SELECT count(*) FROM schema_migrations") == 0
+    finally:
+        await conn.close()
+
+
+PROBE_V1 = FunctionsFile(
+    "probe", "CREATE OR REPLACE FUNCTION probe(n integer) RETURNS integer LANGUAGE sql RETURN n;"
+)
+PROBE_V2 = FunctionsFile(
+    "probe",
+    """DROP FUNCTION IF EXISTS probe(integer);  -- the signature changes
+       CREATE OR REPLACE FUNCTION probe(t text) RETURNS text LANGUAGE sql RETURN 'v2:' || t;""",
+)
+
+
+async def _recorded(conn: asyncpg.Connection) -> dict[str, tuple[str, object]]:
+    rows = await conn.fetch("SELECT name, checksum, applied_at FROM schema_functions")
+    return {row["name"]: (row["checksum"], row["applied_at"]) for row in rows}
+
+
+def test_every_function_file_is_named_by_its_concept_and_replaces_what_it_defines() -> None:
+    files = load_functions()
+    assert {"append_only", "cards", "ledger", "redemption", "wechat_outbox"} <= {f.name for f in files}
+    for file in files:
+        assert "CREATE FUNCTION" not in file.sql and "CREATE TRIGGER" not in file.sql, file.name
+
+
+async def test_a_changed_function_file_is_applied_again_and_only_it(empty_dsn: str) -> None:
+    conn = await asyncpg.connect(empty_dsn)
+    try:
+        await migrate(conn, functions=[*load_functions(), PROBE_V1])
+        assert await conn.fetchval("SELECT probe(7)") == 7
+        before = await _recorded(conn)
+        assert before["probe"][0] == PROBE_V1.checksum
+        assert set(before) == {f.name for f in load_functions()} | {"probe"}
+
+        assert await migrate(conn, functions=[*load_functions(), PROBE_V2]) == []
+        assert await conn.fetchval("SELECT probe('x')") == "v2:x"
+        assert await conn.fetchval("SELECT count(*) FROM pg_proc WHERE proname = 'probe'") == 1
+        after = await _recorded(conn)
+        assert after["probe"][0] == PROBE_V2.checksum and after["probe"][1] != before["probe"][1]
+        assert {name: after[name] for name in before if name != "probe"} == {
+            name: before[name] for name in before if name != "probe"
+        }
+
+        await migrate(conn)  # the file is gone: its record goes (what it made stays until a file drops it)
+        assert set(await _recorded(conn)) == {f.name for f in load_functions()}
+    finally:
+        await conn.close()
+
+
+async def test_a_function_file_not_applied_as_it_is_makes_the_service_unready(empty_dsn: str) -> None:
+    conn = await asyncpg.connect(empty_dsn)
+    try:
+        await migrate(conn, functions=[*load_functions(), PROBE_V1])
+        assert await pending_migrations(conn, load_migrations(), [*load_functions(), PROBE_V1]) == []
+        with pytest.raises(MigrationError, match=r"schema/functions/probe\.sql changed since it was applied"):
+            await pending_migrations(conn, load_migrations(), [*load_functions(), PROBE_V2])
+    finally:
+        await conn.close()
+
+
+async def test_after_a_migration_every_function_file_is_applied_again(empty_dsn: str) -> None:
+    """A migration may drop what a file made (here a trigger, as a rebuilt table would lose its own)."""
+    conn = await asyncpg.connect(empty_dsn)
+    try:
+        await migrate(conn)
+        dropping = Migration(
+            len(load_migrations()) + 1, "drop_a_trigger", "DROP TRIGGER ledger_append_only ON ledger_entries"
+        )
+        assert await migrate(conn, [*load_migrations(), dropping]) == [dropping]
+        assert (
+            await conn.fetchval(
+                "SELECT count(*) FROM pg_trigger WHERE tgname = 'ledger_append_only' AND NOT tgisinternal"
+            )
+            == 1
+        )
+    finally:
+        await conn.close()
+
+
+async def test_a_failing_function_file_undoes_the_migrations_applied_with_it(empty_dsn: str) -> None:
+    conn = await asyncpg.connect(empty_dsn)
+    try:
+        broken = FunctionsFile("zz_broken", "SELECT no_such_function();")
+        with pytest.raises(asyncpg.UndefinedFunctionError):
+            await migrate(conn, functions=[*load_functions(), broken])
+        assert await conn.fetchval("SELECT to_regclass('cards')") is None
+        assert await conn.fetchval("SELECT count(*) FROM schema_migrations") == 0
+        assert await conn.fetchval("SELECT count(*) FROM schema_functions") == 0
     finally:
         await conn.close()

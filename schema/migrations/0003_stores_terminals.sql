@@ -1,3 +1,5 @@
+-- was sha256 25de07dbed99454acb3a39fd2a4afa70f3b0412a523681f990f5d44baf0e6c6b
+-- (as applied until its functions and triggers moved to schema/functions/append_only.sql)
 -- Stores, their staff redemption terminals, the staff audit log and the failed-lookup counters.
 --
 -- A terminal holds one long-lived token (stored as an HMAC, like API keys) which it gets by exchanging a
@@ -83,16 +85,6 @@ CREATE TABLE staff_log (
 );
 CREATE INDEX staff_log_by_terminal ON staff_log (merchant_id, terminal_id, id);
 CREATE INDEX staff_log_by_store ON staff_log (merchant_id, store_id, id);
-
-CREATE FUNCTION staff_log_refuse_change() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    RAISE EXCEPTION 'the staff log is append-only (% refused)', TG_OP
-        USING ERRCODE = 'restrict_violation', CONSTRAINT = 'staff_log_append_only';
-END $$;
-CREATE TRIGGER staff_log_append_only BEFORE UPDATE OR DELETE ON staff_log
-    FOR EACH ROW EXECUTE FUNCTION staff_log_refuse_change();
-CREATE TRIGGER staff_log_append_only_truncate BEFORE TRUNCATE ON staff_log
-    FOR EACH STATEMENT EXECUTE FUNCTION staff_log_refuse_change();
 
 -- Failed code lookups and enrollment attempts, one row each, per subject ('terminal:<id>',
 -- 'address:<ip>', 'enroll:<ip>'). A service-wide table: an address is not a merchant's. Kept in the

@@ -1,3 +1,5 @@
+-- was sha256 7cbdcf1971346d4a450bf0740354db926fa78597be645fb5caa43487679acb53
+-- (as applied until its functions and triggers moved to schema/functions/wechat_outbox.sql)
 -- 0005: WeChat card wallet sync (issue 6).
 --
 -- What the database guarantees here:
@@ -94,30 +96,6 @@ CREATE INDEX wechat_outbox_open_by_card ON wechat_outbox (merchant_id, card_id, 
     WHERE state IN ('pending', 'parked');
 CREATE INDEX wechat_outbox_by_card ON wechat_outbox (merchant_id, card_id, id);
 CREATE INDEX wechat_outbox_parked ON wechat_outbox (merchant_id, id) WHERE state = 'parked';
-
-CREATE FUNCTION wechat_outbox_enqueue() RETURNS trigger LANGUAGE plpgsql AS $$
-DECLARE
-    wallet text;
-BEGIN
-    SELECT wallet_state INTO wallet FROM wechat_card_codes
-     WHERE merchant_id = NEW.merchant_id AND card_id = NEW.card_id;
-    -- Not deposited, or not (or no longer) in anybody's wallet: nothing WeChat could show. The event that
-    -- puts the card into a wallet enqueues a full resync under the card lock. A consumed code takes no
-    -- update either, but the worker must see the change to report a balance the wallet cannot show.
-    IF wallet IS NULL OR wallet NOT IN ('in_wallet', 'gifting', 'consumed') THEN
-        RETURN NULL;
-    END IF;
-    INSERT INTO wechat_outbox (merchant_id, card_id, ledger_entry_id, entry_kind, amount, balance, currency, finish)
-    VALUES (NEW.merchant_id, NEW.card_id, NEW.id, NEW.kind, NEW.amount, NEW.balance_after, NEW.currency,
-            CASE WHEN NEW.kind IN ('deactivate', 'expire') THEN 'unavailable'
-                 WHEN NEW.balance_after = 0 THEN 'consume' END);
-    RETURN NULL;
-END $$;
--- issue (a new card cannot be deposited yet) and the zero-amount state changes never reach WeChat; the WHEN
--- clause keeps them (and batch issue's COPY) from even calling the function.
-CREATE TRIGGER wechat_outbox_feed AFTER INSERT ON ledger_entries
-    FOR EACH ROW WHEN (NEW.kind NOT IN ('issue', 'activate', 'block', 'unblock'))
-    EXECUTE FUNCTION wechat_outbox_enqueue();
 
 -- Events applied, for dedupe of WeChat's re-pushes: (FromUserName, CreateTime, Event, UserCardCode).
 -- The code is stored as a keyed hash: it is the card's bearer secret.
