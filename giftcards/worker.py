@@ -30,7 +30,8 @@ INTERVAL_SECONDS = 5.0
 
 
 async def run(rt: Runtime, stop: asyncio.Event, *, interval: float = INTERVAL_SECONDS) -> None:
-    # WeChat wallet updates have their own, faster loop (schema/0005, giftcards/wechat/outbox.py).
+    # WeChat wallet updates have their own, faster loop (schema/functions/wechat_outbox.sql,
+    # giftcards/wechat/outbox.py).
     policy = wechat_outbox.Policy(timeout=rt.settings.wechat_timeout, db_timeout=rt.settings.db_timeout)
     wechat = asyncio.create_task(wechat_outbox.run(rt.pool, rt.keyring, stop, policy, rt.wechat))
     try:

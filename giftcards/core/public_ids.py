@@ -8,7 +8,8 @@ id and back, and consecutive numbers come out unrelated: no merchant reads the p
 its own ids. An id that was not made here decrypts to a block whose zero half is not zero (all but
 certainly), and names nothing.
 
-Until schema/0013 the numbers were shown as they are (`act_41`); those stay valid for the rows they named:
+Until schema/migrations/0013 the numbers were shown as they are (`act_41`); those stay valid for the rows
+they named:
 0013 moved both sequences on to `LEGACY_LIMIT`, so a spelled-out number below it names a row made before
 the change (whose number was shown anyway), and one at or above it is refused.
 
@@ -28,7 +29,7 @@ from giftcards.core import base32
 from giftcards.core.ids import ascii_int
 
 PREFIXES = ("act", "slog")
-LEGACY_LIMIT = 1 << 50  # schema/0013 restarts both sequences here
+LEGACY_LIMIT = 1 << 50  # schema/migrations/0013 restarts both sequences here
 _MAX_NUMBER = (1 << 63) - 1  # bigint
 _BLOCK = 16
 _ENCODED_LENGTH = 26  # base32 of 16 bytes, no padding

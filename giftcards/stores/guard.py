@@ -1,6 +1,7 @@
 """How a terminal acts on a card outside a redemption (look up, refund, block): its failed-lookup limit, what
 its role allows, and a staff-log record of every attempt whatever its outcome. API keys pass straight
-through. A redemption does all of this inside its own statement (value/redemption.py, schema/0014).
+through. A redemption does all of this inside its own statement (value/redemption.py,
+schema/functions/redemption.sql).
 
 A successful action is recorded in its own transaction; a refused one after that transaction has rolled
 back (the caller runs `after` then), so the record and the failure count survive the rollback.

@@ -24,7 +24,8 @@ against the address over all merchants (PLATFORM_ADDRESS_LIMIT):
   tills at one address at once, each mistyping every code, stay far below 100 a minute. Against a 50-bit
   code that lives 15 minutes, 100 guesses a minute find it with a chance of 1,500 in 2^50 (1 in 7.5e11).
 
-The counting itself is SQL (failure_wait, record_failure and their terminal forms, schema/0014), so that
+The counting itself is SQL (failure_wait, record_failure and their terminal forms,
+schema/functions/failed_attempts.sql), so that
 the redemption statement and the Python callers count alike; the limits are these, passed as
 TERMINAL_LIMITS.
 """

@@ -2,7 +2,8 @@
 
 Entries are append-only (the database refuses UPDATE and DELETE). A successful action is recorded in
 the transaction of the action itself; a refused one after that transaction has rolled back, so the
-record survives it (stores/guard.py); a redemption's, by the redemption statement itself (schema/0014).
+record survives it (stores/guard.py); a redemption's, by the redemption statement itself
+(schema/functions/redemption.sql).
 An entry never holds a card code or a token: at most the last four symbols typed.
 """
 
@@ -68,8 +69,8 @@ def typed_last4(raw: str | None) -> str | None:
 async def record(conn: asyncpg.Connection, principal: Principal, entry: Entry, *, client: str | None) -> None:
     if entry.action not in ACTIONS:
         raise ValueError(f"unknown staff action {entry.action!r}")
-    await conn.execute(
-        "SELECT record_staff_action($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",  # schema/0014
+    await conn.execute(  # schema/functions/staff_log.sql
+        "SELECT record_staff_action($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
         principal.merchant_id,
         principal.id,
         principal.store_id,

@@ -1,6 +1,7 @@
 """The one write path for value: every balance or state change of a card is a ledger posting.
 
-`post` calls the database function `post_activity` (schema/0002), which locks the card row, applies the
+`post` calls the database function `post_activity` (schema/functions/ledger.sql), which locks the card row,
+applies the
 rules of the activity, updates the card and appends the entry in one statement. A refusal comes back as a
 stable problem code with the card's figures, turned here into a DomainError the client can act on.
 """

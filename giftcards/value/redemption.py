@@ -2,7 +2,8 @@
 
 Python does what must be Python: it reads the request, checks a QR payload's signature and computes a
 typed code's keyed hash (`prepare`). The database statement does the rest and owns every answer, refusals
-included (`redeem_requests`, schema/0014): it authenticates the credential, claims the Idempotency-Key or
+included (`redeem_requests`, schema/functions/redemption.sql): it authenticates the credential, claims the
+Idempotency-Key or
 finds its answer, applies the terminal's limits, posts to the ledger, counts a failed lookup and writes
 the staff-log row. Python then renders each answer and stores it, sealed, with its key, in the same
 transaction (`redeem_many`).

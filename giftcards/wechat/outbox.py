@@ -1,11 +1,13 @@
 """The WeChat outbox: what each wallet card must end up showing, delivered in order per card.
 
-Rows are written by the database itself (trigger `wechat_outbox_feed`, schema/0005) in the transaction
+Rows are written by the database itself (trigger `wechat_outbox_feed`, schema/functions/wechat_outbox.sql)
+in the transaction
 that posts the ledger entry, so no path that moves money can forget WeChat, and a redemption never waits
 for it. The delivery worker claims, for each card, only its oldest open message (one short statement,
 `FOR UPDATE SKIP LOCKED`, so several workers share the work and never deliver one card out of order),
-gives its connection back, calls WeChat, and records the outcome in a short transaction of its own, if
-its claim still stands (schema/0012). No connection, row lock or transaction is held while WeChat answers.
+gives its connection back, calls WeChat, and records the outcome in a short transaction of its own,
+if its claim still stands (schema/migrations/0012). No connection, row lock or transaction is held while
+WeChat answers.
 A failure backs off exponentially with jitter; a message that keeps failing is parked, and holds back the
 card's later messages until the back office replays it.
 

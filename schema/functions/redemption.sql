@@ -1,111 +1,145 @@
--- A redemption in one round trip: the caller's credential, the terminal's limits and the signing key, the
--- idempotency key, the posting and the staff-log record, all in one statement (so one transaction).
---
--- It takes only the plain case. Whenever something needs more than that (an unknown or revoked
--- credential, a terminal that is rate-limited or above its store's limit, a card that is not found, a
--- signing key that is no longer live, a retried key) it writes nothing and answers route = 'fallback',
--- and the caller runs the general path, which owns those answers and their records.
---
--- Redemptions go in batches: redeem_requests takes several (arrays, one element each) and runs them one
--- after the other in one statement, so one transaction and one commit serve them all.
---
--- The failed-attempt counters of an address are per merchant ('address:<merchant>:<ip>'), under a ceiling
--- for the address over all merchants ('platform-address:<ip>'), each subject with its own limit. The
--- numbers are giftcards/stores/ratelimit.py's; the application passes them, so that both paths read the
--- same subjects with the same limits.
+-- A till's redemption (giftcards/value/redemption.py): the one path every redemption takes. Python reads
+-- and checks the request (the body, the signature of a QR payload, the keyed hash of a code) and sends what
+-- it found; this statement authenticates the caller, claims the Idempotency-Key or finds its answer,
+-- applies the terminal's limits, posts, counts a failed lookup, writes the staff-log row, and answers
+-- (type redemption_answer, migrations/0015). Python renders the answer and stores it, sealed, in the same
+-- transaction.
+
+-- The signatures before the single path (schema/migrations/0011).
+DROP FUNCTION IF EXISTS redeem_requests(text[], text[], bytea[], text[], text[], bytea[], text[], text[],
+                                        integer[], bytea[], text[], bigint[], text[], boolean[], text[],
+                                        integer, integer, integer, integer);
+DROP FUNCTION IF EXISTS redeem_request(text, text, bytea, text, text, bytea, text, text, integer, bytea,
+                                       text, bigint, text, boolean, text, integer, integer, integer, integer);
 
 CREATE OR REPLACE FUNCTION redeem_request(
     p_token_kind text, p_merchant_id text, p_token_hash bytea, p_client text,
     p_idempotency_key text, p_request_hash bytea,
-    p_kid text, p_card_id text, p_payload_generation integer, p_code_hash bytea, p_code_last4 text,
-    p_amount bigint, p_currency text, p_allow_partial boolean, p_reference text,
-    p_terminal_limit integer, p_address_limit integer, p_platform_limit integer,
-    p_failure_window_seconds integer
-) RETURNS TABLE (route text, posting jsonb)
-LANGUAGE plpgsql AS $$
+    p_refused text, p_kid text, p_card_id text, p_payload_generation integer, p_code_hash bytea,
+    p_code_last4 text, p_amount bigint, p_currency text, p_allow_partial boolean, p_reference text,
+    p_limits integer[]
+) RETURNS redemption_answer LANGUAGE plpgsql AS $$
 DECLARE
-    who     text;
-    store   text;
-    plain   boolean;  -- nothing the general path must answer instead: a limit, a retired key
-    r       ledger_posting;
+    a        redemption_answer;
+    r        ledger_posting;
+    store    text;
+    role     text;
+    revoked  timestamptz;
+    most     bigint;
+    keyed    boolean := false;
+    flagged  boolean := false;
+    stored   idempotency_keys%ROWTYPE;
 BEGIN
-    route := 'fallback';
+    a.replayed := false;
     IF p_token_kind = 'api_key' THEN
-        SELECT k.id, p_kid IS NULL OR EXISTS (SELECT 1 FROM signing_keys WHERE kid = p_kid AND state <> 'retired')
-          INTO who, plain
-          FROM api_keys k
+        SELECT k.id INTO a.principal_id FROM api_keys k
          WHERE k.merchant_id = p_merchant_id AND k.token_hash = p_token_hash AND k.revoked_at IS NULL;
     ELSE
-        -- The subjects of giftcards/ratelimit.py's terminal_subjects, spelt alike; without a client address
-        -- the two address subjects are NULL and match nothing, as Python then leaves them out.
-        SELECT t.id, t.store_id,
-               NOT (t.role = 'clerk' AND s.redeem_limit IS NOT NULL AND p_amount > s.redeem_limit)
-               AND NOT EXISTS (
-                   SELECT 1 FROM (VALUES ('terminal:' || t.id, p_terminal_limit),
-                                         ('address:' || p_merchant_id || ':' || p_client, p_address_limit),
-                                         ('platform-address:' || p_client, p_platform_limit)) AS c (subject, most)
-                    WHERE (SELECT count(*) FROM (
-                              SELECT 1 FROM failed_attempts f
-                               WHERE f.subject = c.subject
-                                 AND f.created_at > now() - make_interval(secs => p_failure_window_seconds)
-                               LIMIT c.most) AS recent) >= c.most)
-               AND (p_kid IS NULL OR EXISTS (SELECT 1 FROM signing_keys WHERE kid = p_kid AND state <> 'retired'))
-          INTO who, store, plain
+        SELECT t.id, t.store_id, t.role, t.revoked_at, s.redeem_limit INTO a.principal_id, store, role, revoked, most
           FROM terminals t JOIN stores s ON s.merchant_id = t.merchant_id AND s.id = t.store_id
-         WHERE t.merchant_id = p_merchant_id AND t.token_hash = p_token_hash AND t.revoked_at IS NULL;
+         WHERE t.merchant_id = p_merchant_id AND t.token_hash = p_token_hash;
+        IF revoked IS NOT NULL THEN  -- logged, as terminals.authenticate logs it
+            PERFORM record_staff_action(p_merchant_id, a.principal_id, store, 'authenticate', 'unauthenticated',
+                                        NULL, NULL, NULL, NULL, NULL, false, NULL);
+            a.principal_id := NULL;
+        END IF;
     END IF;
-    IF who IS NULL OR NOT plain THEN RETURN NEXT; RETURN; END IF;
-    IF p_idempotency_key IS NOT NULL AND EXISTS (
-        SELECT 1 FROM idempotency_keys k
-         WHERE k.merchant_id = p_merchant_id AND k.principal_id = who AND k.key = p_idempotency_key) THEN
-        RETURN NEXT; RETURN;  -- a retry: the general path replays the stored outcome, or refuses a change
+    IF a.principal_id IS NULL THEN a.outcome := 'unauthenticated'; RETURN a; END IF;
+    IF p_refused = 'invalid_request' THEN a.outcome := p_refused; RETURN a; END IF;
+
+    -- A retry finds its answer before any limit applies, as in idempotency.run_once.
+    IF p_idempotency_key IS NOT NULL THEN
+        keyed := claim_idempotency_key(p_merchant_id, a.principal_id, p_idempotency_key, p_request_hash);
+        IF NOT keyed THEN
+            SELECT * INTO stored FROM idempotency_keys k
+             WHERE k.merchant_id = p_merchant_id AND k.principal_id = a.principal_id AND k.key = p_idempotency_key;
+            IF stored.request_hash <> p_request_hash THEN a.outcome := 'idempotency_conflict'; RETURN a; END IF;
+            a.replayed := true;
+            IF stored.posting IS NULL THEN
+                a.outcome := 'replayed'; a.stored_status := stored.status; a.stored_body := stored.body;
+                RETURN a;
+            END IF;
+            r := jsonb_populate_record(NULL::ledger_posting, stored.posting);
+        END IF;
     END IF;
 
-    r := post_activity(p_merchant_id, p_card_id, p_code_hash, 'redeem', p_amount, p_currency, p_allow_partial,
-                       NULL, NULL, p_token_kind, who, store, p_reference, p_idempotency_key,
-                       p_payload_generation);
-    IF r.outcome IN ('card_not_found', 'invalid_code', 'invalid_qr_payload') THEN
-        RETURN NEXT; RETURN;  -- nothing written: the general path answers, counts the failure and logs it
+    IF NOT a.replayed THEN
+        IF p_token_kind = 'terminal' THEN
+            a.retry_after := terminal_failure_wait(p_merchant_id, a.principal_id, p_client, p_limits);
+            IF a.retry_after IS NOT NULL THEN
+                a.outcome := 'rate_limited';
+            ELSIF role = 'clerk' AND most IS NOT NULL AND p_amount > most THEN
+                a.outcome := 'store_limit_exceeded'; a.store_limit := most;
+            END IF;
+            IF a.outcome IS NOT NULL THEN  -- answers that trying again may change are not kept
+                IF keyed THEN
+                    DELETE FROM idempotency_keys k WHERE k.merchant_id = p_merchant_id
+                       AND k.principal_id = a.principal_id AND k.key = p_idempotency_key;
+                END IF;
+                PERFORM record_staff_action(p_merchant_id, a.principal_id, store, 'redeem', a.outcome, NULL,
+                                            p_code_last4, p_amount, NULL, NULL, false, p_client);
+                RETURN a;
+            END IF;
+        END IF;
+
+        IF p_refused IS NULL AND p_kid IS NOT NULL
+           AND NOT EXISTS (SELECT 1 FROM signing_keys WHERE kid = p_kid AND state <> 'retired') THEN
+            p_refused := 'invalid_qr_payload';  -- signed by a key retired since this process loaded it
+        END IF;
+        IF p_refused IS NOT NULL THEN  -- invalid_qr_payload or invalid_code: no card is named
+            r.outcome := p_refused; r.requested := p_amount;
+        ELSE
+            r := post_activity(p_merchant_id, p_card_id, p_code_hash, 'redeem', p_amount, p_currency,
+                               p_allow_partial, NULL, NULL, p_token_kind, a.principal_id, store, p_reference,
+                               p_idempotency_key, p_payload_generation);
+            IF r.outcome = 'card_not_found' THEN
+                r.outcome := 'invalid_qr_payload';  -- a genuine payload of a deleted card, told as a forged one
+            END IF;
+        END IF;
+
+        IF p_token_kind = 'terminal' THEN
+            IF r.outcome IN ('invalid_code', 'invalid_qr_payload') THEN
+                flagged := record_terminal_failure(p_merchant_id, a.principal_id, p_client, p_limits);
+            END IF;
+            PERFORM record_staff_action(
+                p_merchant_id, a.principal_id, store, 'redeem', r.outcome, r.card_id, p_code_last4,
+                CASE WHEN r.outcome = 'ok' THEN -r.entry_amount ELSE p_amount END, r.card_currency, r.entry_id,
+                flagged, p_client);
+        END IF;
     END IF;
-    posting := to_jsonb(r);
-    IF p_idempotency_key IS NOT NULL THEN
-        -- A twin with the same key that committed meanwhile makes this fail on the primary key, which
-        -- undoes the whole statement; the caller then sends each request the general way.
-        INSERT INTO idempotency_keys (merchant_id, principal_id, key, request_hash, posting)
-        VALUES (p_merchant_id, who, p_idempotency_key, p_request_hash, posting);
-    END IF;
-    IF p_token_kind = 'terminal' THEN
-        INSERT INTO staff_log (merchant_id, terminal_id, store_id, action, outcome, card_id, code_last4,
-                               amount, currency, activity_id, client_address)
-        VALUES (p_merchant_id, who, store, 'redeem', r.outcome, r.card_id, p_code_last4,
-                CASE WHEN r.outcome = 'ok' THEN -r.entry_amount ELSE p_amount END,
-                r.card_currency, r.entry_id, left(p_client, 100));
-    END IF;
-    route := 'posted';
-    RETURN NEXT;
+
+    a.outcome := r.outcome; a.entry_id := r.entry_id; a.entry_amount := r.entry_amount;
+    a.requested := r.requested; a.card_id := r.card_id; a.card_state := r.card_state;
+    a.card_balance := r.card_balance; a.card_currency := r.card_currency;
+    a.card_expires_at := r.card_expires_at; a.refundable := r.refundable; a.created_at := r.created_at;
+    RETURN a;
 END $$;
 
--- The redemptions of a batch, in the order given (the caller orders them by card, so that two batches
--- lock the cards they share in the same order); one row per request: its position, route and posting.
+-- The redemptions of a batch in the order given (the caller orders them by card, so that two batches lock
+-- the cards they share in the same order), in one statement and so one transaction and one commit. Each
+-- runs in a subtransaction of its own: one that fails (two batches that waited on each other) is undone
+-- alone and answered `retry`, and the caller sends it again on its own.
 CREATE OR REPLACE FUNCTION redeem_requests(
     p_token_kinds text[], p_merchant_ids text[], p_token_hashes bytea[], p_clients text[],
     p_idempotency_keys text[], p_request_hashes bytea[],
-    p_kids text[], p_card_ids text[], p_payload_generations integer[], p_code_hashes bytea[],
+    p_refused text[], p_kids text[], p_card_ids text[], p_payload_generations integer[], p_code_hashes bytea[],
     p_code_last4s text[], p_amounts bigint[], p_currencies text[], p_allow_partials boolean[],
-    p_references text[],
-    p_terminal_limit integer, p_address_limit integer, p_platform_limit integer,
-    p_failure_window_seconds integer
-) RETURNS TABLE (item integer, route text, posting jsonb)
-LANGUAGE plpgsql AS $$
+    p_references text[], p_limits integer[]
+) RETURNS SETOF redemption_answer LANGUAGE plpgsql AS $$
+DECLARE
+    a redemption_answer;
 BEGIN
     FOR i IN 1 .. cardinality(p_token_kinds) LOOP
-        item := i;
-        SELECT r.route, r.posting INTO route, posting
-          FROM redeem_request(p_token_kinds[i], p_merchant_ids[i], p_token_hashes[i], p_clients[i],
-                              p_idempotency_keys[i], p_request_hashes[i], p_kids[i], p_card_ids[i],
-                              p_payload_generations[i], p_code_hashes[i], p_code_last4s[i], p_amounts[i],
-                              p_currencies[i], p_allow_partials[i], p_references[i], p_terminal_limit,
-                              p_address_limit, p_platform_limit, p_failure_window_seconds) AS r;
-        RETURN NEXT;
+        BEGIN
+            a := redeem_request(p_token_kinds[i], p_merchant_ids[i], p_token_hashes[i], p_clients[i],
+                                p_idempotency_keys[i], p_request_hashes[i], p_refused[i], p_kids[i],
+                                p_card_ids[i], p_payload_generations[i], p_code_hashes[i], p_code_last4s[i],
+                                p_amounts[i], p_currencies[i], p_allow_partials[i], p_references[i], p_limits);
+        EXCEPTION WHEN OTHERS THEN
+            a := NULL;
+            a.outcome := 'retry:' || SQLSTATE;
+        END;
+        a.item := i;
+        RETURN NEXT a;
     END LOOP;
 END $$;

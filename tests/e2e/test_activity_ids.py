@@ -108,7 +108,8 @@ async def test_staff_log_ids_are_opaque_and_page(client: httpx.AsyncClient, merc
 async def test_ids_given_out_before_they_were_opaque_keep_naming_their_rows(
     client: httpx.AsyncClient, merchant: Merchant, db: asyncpg.Connection
 ) -> None:
-    """Rows numbered before schema/0013 (below 2^50) were shown as act_<n>: a refund naming one that way
+    """Rows numbered before schema/migrations/0013 (below 2^50) were shown as act_<n>: a refund naming one
+    that way
     still finds it, and the same row answers under its opaque id too."""
     await db.execute("ALTER TABLE ledger_entries ALTER COLUMN id RESTART WITH 41")  # as before the change
     card = await issue_card(client, merchant, 10_000)

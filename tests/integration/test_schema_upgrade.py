@@ -16,6 +16,7 @@ import asyncpg
 import httpx
 
 from giftcards.config import Settings
+from giftcards.core.idempotency import request_fingerprint
 from giftcards.core.sealing import Keyring
 from giftcards.db.migrations import Migration, load_migrations, migrate
 from giftcards.db.schema_dump import dump_schema
@@ -34,6 +35,7 @@ CODES = {
     card: body + check_symbol(body)
     for card, body in (("a", "23456789ABCDEFGHJKL"), ("b", "3456789ABCDEFGHJKLM"))
 }
+RETRIED = {"code": format_code(CODES["a"]), "amount": 300}  # redeemed before the upgrade, retried after
 
 
 def historical_migrations() -> list[Migration]:
@@ -135,7 +137,17 @@ async def write_data_as_at_ab299df(conn: asyncpg.Connection) -> None:
         KEYRING.code_hash(CODES["b"]),
         CODES["b"][-4:],
     )
-    assert (by_key["route"], by_terminal["route"]) == ("posted", "posted")
+    # And by code with a key, as a retry over the API after the upgrade will send it again.
+    by_code = await conn.fetchrow(
+        """SELECT * FROM redeem_request('api_key', $1, $2, '127.0.0.1', 'till-1-sale-8', $3, NULL, NULL, NULL,
+                                        $4, $5, 300, NULL, false, NULL, 10, 20, 50, 300)""",
+        MERCHANT,
+        KEYRING.token_hash(API_KEY),
+        request_fingerprint("POST", "/v1/redemptions", RETRIED),
+        KEYRING.code_hash(CODES["a"]),
+        CODES["a"][-4:],
+    )
+    assert (by_key["route"], by_terminal["route"], by_code["route"]) == ("posted",) * 3
     await conn.execute(
         """INSERT INTO gifts (merchant_id, id, card_id, gifter_id, sender_name, recipient_name, amount,
                               currency, claim_hash, claim_sealed, opens_at, expires_at, design_id)
@@ -173,7 +185,7 @@ async def test_a_database_at_ab299df_with_data_migrates_forward_without_loss(
         await migrate(conn, historical_migrations(), functions=[])
         await write_data_as_at_ab299df(conn)
         before = await snapshot(conn)
-        written = {"ledger_entries": 4, "idempotency_keys": 1, "staff_log": 1, "gifts": 1, "terminals": 1}
+        written = {"ledger_entries": 5, "idempotency_keys": 2, "staff_log": 1, "gifts": 1, "terminals": 1}
         assert {table: len(before[table]) for table in written} == written
 
         applied = await migrate(conn)
@@ -185,7 +197,7 @@ async def test_a_database_at_ab299df_with_data_migrates_forward_without_loss(
                                      WHERE e.merchant_id = c.merchant_id AND e.card_id = c.id)"""
         )
         assert unbalanced == 0
-        assert await conn.fetchval("SELECT balance FROM cards WHERE id = $1", CARD_A) == 7_500
+        assert await conn.fetchval("SELECT balance FROM cards WHERE id = $1", CARD_A) == 7_200
         assert await conn.fetchval("SELECT balance FROM cards WHERE id = $1", CARD_B) == 23_800
     finally:
         await conn.close()
@@ -201,7 +213,13 @@ async def test_a_database_at_ab299df_with_data_migrates_forward_without_loss(
                 "/v1/redemptions", json={"code": format_code(CODES["a"]), "amount": 500}, headers=headers
             )
             assert spent.status_code == 201, spent.text
-            assert (spent.json()["amount"], spent.json()["balance_after"]) == (-500, 7_000)
+            assert (spent.json()["amount"], spent.json()["balance_after"]) == (-500, 6_700)
+            # The answer the one-round-trip path stored as a posting replays, and spends nothing again.
+            retried = await client.post(
+                "/v1/redemptions", json=RETRIED, headers={**headers, "Idempotency-Key": "till-1-sale-8"}
+            )
+            assert retried.status_code == 201 and retried.headers["idempotent-replayed"] == "true"
+            assert (retried.json()["amount"], retried.json()["balance_after"]) == (-300, 7_200)
             revealed = await client.get(f"/v1/cards/{CARD_A}/code", headers=headers)
             assert revealed.json()["code"] == format_code(CODES["a"])
             card = (await client.get(f"/v1/cards/{CARD_B}", headers=headers)).json()
