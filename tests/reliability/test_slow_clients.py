@@ -53,7 +53,7 @@ class Served:
 async def serve_the_till(
     client: httpx.AsyncClient, till: Terminal, card: dict[str, Any], *, count: int, seconds: float
 ) -> Served:
-    """Redemptions one after another (the till's fast path), and the merchant's API every fifth time."""
+    """Redemptions one after another (a till's), and the merchant's API every fifth time."""
     served = Served()
     until = time.monotonic() + seconds
     for n in range(count):
@@ -142,7 +142,7 @@ async def test_a_body_that_has_not_arrived_within_the_deadline_is_answered_408(i
             ("/v1/terminal/enroll", json_type, None),  # anonymous JSON
             (link + "/photos", {"Content-Type": "image/png"}, None),  # an upload to a genuine link
             ("/v1/cards", {**merchant.headers, **json_type, "Idempotency-Key": "slow-1"}, None),
-            ("/v1/redemptions", {**till.headers, **json_type}, 64),  # the till's fast path, a declared length
+            ("/v1/redemptions", {**till.headers, **json_type}, 64),  # a till's redemption, a declared length
             (callback, {"Content-Type": "text/xml"}, None),  # a correctly signed WeChat push
         ]
         slow = [
