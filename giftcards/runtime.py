@@ -36,7 +36,6 @@ class Runtime:
         """The tills' redemptions of this process, on their way to the database in batches."""
         return Batcher(
             self.pool,
-            self.keyring.box,
             timeout=self.settings.db_timeout,
             in_flight=self.settings.redeem_batches,
         )

@@ -72,8 +72,6 @@ CREATE TYPE public.redemption_answer AS (
 	replayed boolean,
 	retry_after integer,
 	store_limit bigint,
-	stored_status integer,
-	stored_body bytea,
 	entry_id bigint,
 	entry_amount bigint,
 	requested bigint,
@@ -406,10 +404,6 @@ BEGIN
              WHERE k.merchant_id = p_merchant_id AND k.principal_id = a.principal_id AND k.key = p_idempotency_key;
             IF stored.request_hash <> p_request_hash THEN a.outcome := 'idempotency_conflict'; RETURN a; END IF;
             a.replayed := true;
-            IF stored.posting IS NULL THEN
-                a.outcome := 'replayed'; a.stored_status := stored.status; a.stored_body := stored.body;
-                RETURN a;
-            END IF;
             r := jsonb_populate_record(NULL::ledger_posting, stored.posting);
         END IF;
     END IF;
@@ -459,6 +453,10 @@ BEGIN
         END IF;
     END IF;
 
+    IF keyed THEN  -- the key's answer is the posting, rendered by the same code the first time and later
+        UPDATE idempotency_keys k SET posting = to_jsonb(r)
+         WHERE k.merchant_id = p_merchant_id AND k.principal_id = a.principal_id AND k.key = p_idempotency_key;
+    END IF;
     a.outcome := r.outcome; a.entry_id := r.entry_id; a.entry_amount := r.entry_amount;
     a.requested := r.requested; a.card_id := r.card_id; a.card_state := r.card_state;
     a.card_balance := r.card_balance; a.card_currency := r.card_currency;

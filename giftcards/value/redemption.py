@@ -2,11 +2,11 @@
 
 Python does what must be Python: it reads the request, checks a QR payload's signature and computes a
 typed code's keyed hash (`prepare`). The database statement does the rest and owns every answer, refusals
-included (`redeem_requests`, schema/functions/redemption.sql): it authenticates the credential, claims the
-Idempotency-Key or
-finds its answer, applies the terminal's limits, posts to the ledger, counts a failed lookup and writes
-the staff-log row. Python then renders each answer and stores it, sealed, with its key, in the same
-transaction (`redeem_many`).
+included (`redeem_requests`, schema/functions/redemption.sql): it authenticates the credential, claims
+the Idempotency-Key or finds its answer, applies the terminal's limits, posts to the ledger, counts a
+failed lookup and writes
+the staff-log row, keeping the posting as the key's answer. Python renders each answer from the row it
+gets back, the first time and on a replay alike (`redeem_many`).
 
 Redemptions that arrive while earlier ones are with the database wait for them and then go together, in
 one statement and so one transaction and one commit (`Batcher`). A lone redemption goes at once; batches
@@ -24,7 +24,7 @@ import asyncpg
 
 from giftcards.core import idempotency
 from giftcards.core.errors import DomainError
-from giftcards.core.sealing import Keyring, SecretBox
+from giftcards.core.sealing import Keyring
 from giftcards.db.pool import Connect, acquire_within, discard
 from giftcards.qr.keys import QrKeys
 from giftcards.stores import ratelimit, staff_log
@@ -144,13 +144,13 @@ async def prepare(
 Answer = idempotency.Outcome | DomainError
 
 
-async def redeem_many(conn: asyncpg.Connection, box: SecretBox, batch: Sequence[Redemption]) -> list[Answer]:
-    """The answer to each redemption, in the order given, all written in one transaction. One the
+async def redeem_many(conn: asyncpg.Connection, batch: Sequence[Redemption]) -> list[Answer]:
+    """The answer to each redemption, in the order given, all written in one statement. One the
     database could not run inside the batch (two batches waited on each other) is sent again alone."""
-    answers = await _redeem_together(conn, box, batch)
+    answers = await _redeem_together(conn, batch)
     for i, answer in enumerate(answers):
         if answer is _RETRY:
-            answers[i] = (await _redeem_together(conn, box, [batch[i]]))[0]
+            answers[i] = (await _redeem_together(conn, [batch[i]]))[0]
             if answers[i] is _RETRY:
                 raise RuntimeError("a redemption failed twice in the database")
     return answers
@@ -159,29 +159,17 @@ async def redeem_many(conn: asyncpg.Connection, box: SecretBox, batch: Sequence[
 _RETRY = DomainError("internal_error")  # sent again alone, never an answer
 
 
-async def _redeem_together(
-    conn: asyncpg.Connection, box: SecretBox, batch: Sequence[Redemption]
-) -> list[Answer]:
+async def _redeem_together(conn: asyncpg.Connection, batch: Sequence[Redemption]) -> list[Answer]:
     ordered = sorted(range(len(batch)), key=lambda i: batch[i].card_order)
     columns = [[getattr(batch[i], name) for i in ordered] for name in _SENT]  # one array per parameter
     answers: list[Answer] = [_RETRY] * len(batch)
-    stored: list[idempotency.Answer] = []
-    async with conn.transaction():
-        for row in await conn.fetch(_CALL, *columns, ratelimit.TERMINAL_LIMITS):
-            i = ordered[row["item"] - 1]
-            answers[i] = answer = _answer(row, batch[i], box)
-            key = batch[i].key
-            if key is not None and isinstance(answer, idempotency.Outcome) and not answer.replayed:
-                first = idempotency.Answer(
-                    batch[i].merchant_id, row["principal_id"], key, answer.status, answer.body
-                )
-                stored.append(first)  # the statement claimed the key for it
-        if stored:
-            await idempotency.store_answers(conn, box, stored)
+    for row in await conn.fetch(_CALL, *columns, ratelimit.TERMINAL_LIMITS):
+        i = ordered[row["item"] - 1]
+        answers[i] = _answer(row, batch[i])
     return answers
 
 
-def _answer(row: Mapping[str, Any], redemption: Redemption, box: SecretBox) -> Answer:
+def _answer(row: Mapping[str, Any], redemption: Redemption) -> Answer:
     outcome = row["outcome"]
     if outcome.startswith("retry:"):
         return _RETRY
@@ -199,13 +187,6 @@ def _answer(row: Mapping[str, Any], redemption: Redemption, box: SecretBox) -> A
         )
     if outcome == "idempotency_conflict":
         return idempotency.conflict()
-    if outcome == "replayed":
-        context = idempotency.answer_context(
-            redemption.merchant_id, row["principal_id"], redemption.key or ""
-        )
-        return idempotency.Outcome(
-            row["stored_status"], box.open(bytes(row["stored_body"]), context=context), True
-        )
     status, payload = ledger.redemption_answer(row)
     return idempotency.Outcome(status, idempotency.encode(payload), replayed=row["replayed"])
 
@@ -222,11 +203,8 @@ class Batcher:
     busy with the requests, got round to a pool release, a new task and a pool acquire between batches.
     """
 
-    def __init__(
-        self, pool: asyncpg.Pool, box: SecretBox, *, timeout: float, in_flight: int, largest: int = 32
-    ) -> None:
+    def __init__(self, pool: asyncpg.Pool, *, timeout: float, in_flight: int, largest: int = 32) -> None:
         self._pool = pool
-        self._box = box
         self._timeout = timeout
         self._in_flight_limit = in_flight
         self._largest = largest
@@ -273,7 +251,7 @@ class Batcher:
                 try:
                     if conn is None:
                         conn = await acquire_within(self._pool, self._timeout)
-                    answers = await redeem_many(conn, self._box, [redemption for redemption, _ in batch])
+                    answers = await redeem_many(conn, [redemption for redemption, _ in batch])
                 except asyncio.CancelledError:  # this process is stopping
                     for _, future in batch:
                         future.cancel()

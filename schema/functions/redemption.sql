@@ -2,8 +2,8 @@
 -- and checks the request (the body, the signature of a QR payload, the keyed hash of a code) and sends what
 -- it found; this statement authenticates the caller, claims the Idempotency-Key or finds its answer,
 -- applies the terminal's limits, posts, counts a failed lookup, writes the staff-log row, and answers
--- (type redemption_answer, migrations/0015). Python renders the answer and stores it, sealed, in the same
--- transaction.
+-- (type redemption_answer, migrations/0015), storing the posting as the key's answer in the same
+-- statement: one round trip, one commit. Python renders the answer from it, the first time and on replay.
 
 -- The signatures before the single path (schema/migrations/0011).
 DROP FUNCTION IF EXISTS redeem_requests(text[], text[], bytea[], text[], text[], bytea[], text[], text[],
@@ -55,10 +55,6 @@ BEGIN
              WHERE k.merchant_id = p_merchant_id AND k.principal_id = a.principal_id AND k.key = p_idempotency_key;
             IF stored.request_hash <> p_request_hash THEN a.outcome := 'idempotency_conflict'; RETURN a; END IF;
             a.replayed := true;
-            IF stored.posting IS NULL THEN
-                a.outcome := 'replayed'; a.stored_status := stored.status; a.stored_body := stored.body;
-                RETURN a;
-            END IF;
             r := jsonb_populate_record(NULL::ledger_posting, stored.posting);
         END IF;
     END IF;
@@ -108,6 +104,10 @@ BEGIN
         END IF;
     END IF;
 
+    IF keyed THEN  -- the key's answer is the posting, rendered by the same code the first time and later
+        UPDATE idempotency_keys k SET posting = to_jsonb(r)
+         WHERE k.merchant_id = p_merchant_id AND k.principal_id = a.principal_id AND k.key = p_idempotency_key;
+    END IF;
     a.outcome := r.outcome; a.entry_id := r.entry_id; a.entry_amount := r.entry_amount;
     a.requested := r.requested; a.card_id := r.card_id; a.card_state := r.card_state;
     a.card_balance := r.card_balance; a.card_currency := r.card_currency;

@@ -1,14 +1,14 @@
 -- One redemption path (issue 16): redeem_requests (schema/functions/redemption.sql) owns every answer to a
 -- till's redemption, refusals included, and answers each in this shape.
 --
--- idempotency_keys.posting is kept for the answers stored in that form by 0006 to 0013's one-round-trip
--- redemption: redeem_request still replays them, until they expire (48 hours after the upgrade); a later
--- migration drops the column.
+-- A redemption's Idempotency-Key keeps its answer as the posting (idempotency_keys.posting, as since
+-- 0006): the statement writes it, and Python renders it the same way the first time and on replay. It holds
+-- no secret, so it needs no sealing, and writing it needs no second round trip while the card is locked.
 
 -- A redemption's answer: `outcome` is ledger_posting's (ok or a refusal of the ledger), or one of
 -- unauthenticated, invalid_request (Python answers with the body's field errors), rate_limited
--- (retry_after), store_limit_exceeded (store_limit), idempotency_conflict, or replayed: the key's stored
--- answer (stored_status, stored_body, sealed), or the posting of an answer stored before this migration.
+-- (retry_after), store_limit_exceeded (store_limit), idempotency_conflict; `replayed`: the key's stored
+-- posting.
 CREATE TYPE redemption_answer AS (
     item            integer,
     outcome         text,
@@ -16,8 +16,6 @@ CREATE TYPE redemption_answer AS (
     replayed        boolean,
     retry_after     integer,
     store_limit     bigint,
-    stored_status   integer,
-    stored_body     bytea,
     entry_id        bigint,
     entry_amount    bigint,
     requested       bigint,

@@ -17,7 +17,6 @@ import httpx
 import pytest
 
 from giftcards.config import Settings
-from giftcards.core.sealing import SecretBox
 from giftcards.value import redemption
 from tests.support.api import Merchant, issue_card
 from tests.support.servers import eventually
@@ -49,14 +48,12 @@ def batches(monkeypatch: pytest.MonkeyPatch) -> Iterator[Batches]:
         seen.arrived += 1
         return await original_redeem(self, one)
 
-    async def recording(
-        conn: asyncpg.Connection, box: SecretBox, batch: Sequence[redemption.Redemption]
-    ) -> Any:
+    async def recording(conn: asyncpg.Connection, batch: Sequence[redemption.Redemption]) -> Any:
         if seen.hold_next:
             seen.hold_next = False
             await eventually(lambda: seen.arrived >= len(batch) + 2, timeout=10)
         seen.sizes.append(len(batch))
-        return await original_many(conn, box, batch)
+        return await original_many(conn, batch)
 
     monkeypatch.setattr(redemption.Batcher, "redeem", counting)
     monkeypatch.setattr(redemption, "redeem_many", recording)

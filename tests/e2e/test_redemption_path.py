@@ -168,14 +168,14 @@ async def test_a_forged_payload_or_an_unreadable_body_is_answered_once_the_crede
     assert await db.fetchval("SELECT balance FROM cards WHERE id = $1", card["id"]) == 9_990
 
 
-async def test_an_answer_stored_before_the_single_path_still_replays(
+async def test_a_keys_answer_is_its_posting_rendered_alike_the_first_time_and_on_replay(
     client: httpx.AsyncClient,
     merchant: Merchant,
     till: Terminal,
     db: asyncpg.Connection,
 ) -> None:
-    """Schema 0006 to 0013 kept a redemption's answer as its posting (JSON); a retry arriving after the
-    upgrade, within the key's 48 hours, replays it."""
+    """The statement keeps a redemption's answer as its posting (JSON), also as 0006 to 0013 wrote it: a
+    posting written by hand from the ledger replays as the answer first given."""
     card = await issue_card(client, merchant, 10_000)
     body = {"code": card["code"], "amount": 700}
     first = await redeem(client, till.headers, body, key="before-upgrade")
