@@ -549,7 +549,8 @@ class Bench:
 _PGBENCH_REDEEM_REQUEST = """
 \\set n random(1, 10000)
 SELECT outcome FROM redeem_requests(
-    ARRAY[:kind], ARRAY[:merchant], ARRAY[:token_hash::bytea], ARRAY['127.0.0.1'], ARRAY[gen_random_uuid()::text],
+    ARRAY[:kind], ARRAY[:merchant], ARRAY[:token_hash::bytea], ARRAY['127.0.0.1'],
+    ARRAY[gen_random_uuid()::text],
     ARRAY['\\x00'::bytea], ARRAY[NULL::text], ARRAY[:kid], ARRAY[(SELECT id FROM bench_cards WHERE n = :n)],
     ARRAY[0], ARRAY[NULL::bytea], ARRAY[NULL::text], ARRAY[1::bigint], ARRAY[NULL::text], ARRAY[false],
     ARRAY[NULL::text], ARRAY[10, 500, 1000, 60]);
