@@ -16,7 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -73,35 +73,16 @@ async def run_once(
         except DomainError as exc:
             status, payload = _stored_refusal(exc)
         body = encode(payload)
-        await store_answers(conn, box, [Answer(merchant_id, principal_id, key, status, body)])
+        await conn.execute(
+            """UPDATE idempotency_keys SET status = $4, body = $5
+               WHERE merchant_id = $1 AND principal_id = $2 AND key = $3""",
+            merchant_id,
+            principal_id,
+            key,
+            status,
+            box.seal(body, context=answer_context(merchant_id, principal_id, key)),
+        )
     return Outcome(status, body, replayed=False)
-
-
-@dataclass(frozen=True)
-class Answer:
-    """The first answer to a claimed key, to store with it."""
-
-    merchant_id: str
-    principal_id: str
-    key: str
-    status: int
-    body: bytes
-
-
-async def store_answers(conn: asyncpg.Connection, box: SecretBox, answers: Sequence[Answer]) -> None:
-    """Store the answers of keys claimed in this transaction, sealed (some carry a secret shown once: a
-    card code, an API key, a gift link; a database dump must not reveal it)."""
-    await conn.execute(
-        """UPDATE idempotency_keys AS k SET status = a.status, body = a.body
-           FROM unnest($1::text[], $2::text[], $3::text[], $4::integer[], $5::bytea[])
-                AS a (merchant_id, principal_id, key, status, body)
-           WHERE k.merchant_id = a.merchant_id AND k.principal_id = a.principal_id AND k.key = a.key""",
-        [a.merchant_id for a in answers],
-        [a.principal_id for a in answers],
-        [a.key for a in answers],
-        [a.status for a in answers],
-        [box.seal(a.body, context=answer_context(a.merchant_id, a.principal_id, a.key)) for a in answers],
-    )
 
 
 async def run_apart(
@@ -178,7 +159,9 @@ async def _replay(
 
 
 def stored_outcome(row: Mapping[str, Any], fingerprint: bytes, box: SecretBox, context: bytes) -> Outcome:
-    """The replay of a stored answer, for the same request only."""
+    """The replay of a stored answer, for the same request only. Answers are stored sealed: some carry a
+    secret shown once (a card code, an API key, a gift link) and a database dump must not reveal it. (A
+    redemption's key keeps its posting instead, written and replayed by its statement, value/redemption.)"""
     if bytes(row["request_hash"]) != fingerprint:
         raise conflict()
     return Outcome(row["status"], box.open(bytes(row["body"]), context=context), replayed=True)
