@@ -9,7 +9,7 @@ import asyncpg
 import httpx
 
 from tests.support.api import Merchant, issue_card, with_key
-from tests.support.terminals import create_store, new_terminal
+from tests.support.terminals import till_in_new_store
 
 JSON = {"Content-Type": "application/json"}
 
@@ -62,8 +62,7 @@ async def test_a_lone_surrogate_is_refused_in_any_field_or_key_of_an_authenticat
     client: httpx.AsyncClient, merchant: Merchant, db: asyncpg.Connection
 ) -> None:
     card = await issue_card(client, merchant, 10_000)
-    store = await create_store(client, merchant)
-    till = await new_terminal(client, merchant, store["id"])
+    till = await till_in_new_store(client, merchant)
     before = await stored(db)
     issued = await client.post(
         "/v1/cards", content=b'{"amount": 100, "campaign": "\\udfff"}', headers={**with_key(merchant), **JSON}

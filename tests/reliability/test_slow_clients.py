@@ -20,7 +20,7 @@ from tests.reliability.test_crash_and_outage import record
 from tests.support.api import Merchant, create_merchant, issue_card, with_key
 from tests.support.raw_http import open_request, trickle
 from tests.support.servers import LiveServer
-from tests.support.terminals import Terminal, create_store, new_terminal
+from tests.support.terminals import Terminal, create_store, new_terminal, till_in_new_store
 from tests.support.wechat_callbacks import set_up_account, signed_query
 
 
@@ -77,8 +77,7 @@ async def test_twelve_trickled_anonymous_bodies_leave_another_merchants_tills_an
     other_merchant: Merchant,
     artifacts: Path,
 ) -> None:
-    store = await create_store(client, merchant)
-    till = await new_terminal(client, merchant, store["id"])
+    till = await till_in_new_store(client, merchant)
     card = await issue_card(client, merchant, 1_000_000)
     link = await customise_link(client, other_merchant)  # a genuine link, of the other merchant
     await serve_the_till(client, till, card, count=20, seconds=20)  # warm up

@@ -102,3 +102,11 @@ async def backdate_redemption(
 
 def unknown_code() -> str:
     return codes.format_code(codes.generate_code())
+
+
+async def till_in_new_store(
+    client: httpx.AsyncClient, merchant: Merchant, role: str = "clerk", **store_fields: Any
+) -> Terminal:
+    """An enrolled till of its own new store (the store's limits from `store_fields`)."""
+    store = await create_store(client, merchant, **store_fields)
+    return await new_terminal(client, merchant, store["id"], role)
