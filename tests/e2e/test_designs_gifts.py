@@ -25,6 +25,7 @@ from tests.support.api import MASTER_KEY, Merchant, with_key
 from tests.support.designs import create_design
 from tests.support.gifts import FRIEND, GIFTER, buy, claim, claimed, purchase, secret_of, token_of
 from tests.support.servers import eventually
+from tests.support.wallet import customise_api, open_customise_session
 
 STRANGER = "o_stranger_openid_0003"
 
@@ -575,13 +576,7 @@ async def test_a_customise_session_buys_once_within_what_the_shop_authorised(
     client: httpx.AsyncClient, merchant: Merchant, db: asyncpg.Connection
 ) -> None:
     design = await create_design(client, merchant, stock=5)
-    session = await client.post(
-        "/v1/customise_sessions",
-        json={"owner_id": GIFTER, "max_amount": 52000, "sender_name": "小明"},
-        headers=with_key(merchant),
-    )
-    assert session.status_code == 201
-    base = "/v1/customise/" + urlsplit(session.json()["url"]).path.removeprefix("/customise/")
+    base = customise_api(await open_customise_session(client, merchant, GIFTER, 52000, sender_name="小明"))
     offer = (await client.get(base)).json()
     assert [d["id"] for d in offer["designs"]] == [design["id"]]
     assert offer["designs"][0]["amounts"] == [52000]  # 131400 is above what was authorised

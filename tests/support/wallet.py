@@ -35,3 +35,8 @@ async def open_customise_session(
 def customise_token(url: str) -> str:
     """The token of a customise link `/customise/{token}`."""
     return urlsplit(url).path.removeprefix("/customise/")
+
+
+def customise_api(session: dict[str, Any]) -> str:
+    """The API path of a customise session's link, /v1/customise/{token}: anonymous, the link is all."""
+    return "/v1/customise/" + customise_token(session["url"])
