@@ -59,17 +59,8 @@ RESOURCES = {
     "discrepancy_id": "wechat_discrepancy",
 }
 SESSIONS = {"/v1/customise_sessions/": "customise_session", "/v1/wallet_sessions/": "wallet_session"}
-SHOWN = (
-    "card",
-    "code",
-    "design",
-    "gift",
-    "store",
-    "terminal",
-    "image",
-    "batch",
-    "api_key",
-)  # none in B's lists
+# Whose ids or code must not appear in any of B's lists.
+SHOWN = ("card", "code", "design", "gift", "store", "terminal", "image", "batch", "api_key")
 CREDENTIALS = ("api_key", "terminal", "wallet", "link")  # the ways a caller of B's can come
 
 # Bodies valid enough to reach the lookup: a 400 would prove nothing, so the probe refuses one.
@@ -324,7 +315,8 @@ async def test_merchant_b_gets_404_for_every_resource_of_merchant_a_and_changes_
     a = await resources_of_a(client, merchant, db)
     b = await caller_b(client, other_merchant)
     before = await rows_of(db, merchant)
-    secrets_of_a = [a["code"], a["code"].replace("-", "")]
+    a_balance = await db.fetchval("SELECT balance FROM cards WHERE id = $1", a["card"])
+    secrets_of_a = [a["code"], a["code"].replace("-", ""), str(a_balance)]  # 51000: a figure of A's only
 
     leaks: list[str] = []
     probes: list[str] = []
