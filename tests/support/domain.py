@@ -101,14 +101,25 @@ async def balance(db: asyncpg.Connection, card_id: str) -> int:
     return int(await db.fetchval("SELECT balance FROM cards WHERE id = $1", card_id))
 
 
-async def new_gift(db: asyncpg.Connection, shop: Shop, gifter: str, **details: Any) -> dict[str, Any]:
-    """A gift of 520.00 CNY of a new Qixi design, bought for `gifter`: the answer with its link."""
-    design = await designs.create(
-        db, shop.id, DesignSpec(name="七夕 Qixi", occasion="qixi", denominations=(52000,))
-    )
+async def new_design(db: asyncpg.Connection, shop: Shop, **spec: Any) -> dict[str, Any]:
+    """A Qixi design of 520.00 CNY cards unless `spec` says otherwise."""
+    fields = {"name": "七夕 Qixi", "occasion": "qixi", "denominations": (52000,), **spec}
+    return await designs.create(db, shop.id, DesignSpec(**fields))
+
+
+async def new_gift(
+    db: asyncpg.Connection,
+    shop: Shop,
+    gifter: str,
+    *,
+    design_id: str | None = None,
+    amount: int = 52000,
+    **details: Any,
+) -> dict[str, Any]:
+    """A gift bought for `gifter` (of a new Qixi design unless `design_id` says): the answer with its link."""
     order = Purchase(
-        design_id=design["id"],
-        amount=52000,
+        design_id=design_id or (await new_design(db, shop))["id"],
+        amount=amount,
         gifter_id=gifter,
         details=GiftDetails(sender_name="小明", recipient_name="小红", **details),
     )
