@@ -7,6 +7,7 @@ sealed so it can be shown again; a QR payload is verified before any balance is 
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -81,6 +82,18 @@ def _code_context(card_id: str) -> bytes:
     return b"card-code:" + card_id.encode()
 
 
+@contextlib.asynccontextmanager
+async def _design_of_the_merchant() -> AsyncIterator[None]:
+    """The schema refuses a card whose design is not its merchant's (card_design_of_its_merchant): the
+    caller is told as for any design it cannot see."""
+    try:
+        yield
+    except asyncpg.ForeignKeyViolationError as exc:
+        if exc.constraint_name != "card_design_of_its_merchant":
+            raise
+        raise DomainError("design_not_found", "no such design") from None
+
+
 def _check_spec(spec: CardSpec) -> None:
     if spec.expires_at is not None and spec.expires_at <= utcnow():
         raise DomainError(
@@ -90,6 +103,7 @@ def _check_spec(spec: CardSpec) -> None:
         )
 
 
+@_design_of_the_merchant()
 async def issue(
     conn: asyncpg.Connection, keyring: Keyring, principal: Principal, spec: CardSpec
 ) -> dict[str, Any]:
@@ -119,6 +133,7 @@ async def issue(
     return {**card_view(row), "code": codes.format_code(card.code)}
 
 
+@_design_of_the_merchant()
 async def issue_batch(
     conn: asyncpg.Connection, keyring: Keyring, principal: Principal, spec: CardSpec, count: int
 ) -> dict[str, Any]:
