@@ -87,6 +87,7 @@ def create_app(settings: Settings) -> Starlette:
             app.state.runtime = Runtime(settings, pool, keyring, qr_keys)
             stop = asyncio.Event()
             task = asyncio.create_task(worker.run(app.state.runtime, stop)) if settings.run_worker else None
+            metrics.process_started()
             log.info("giftcards ready")
             yield
             stop.set()

@@ -65,6 +65,11 @@ LOCKOUTS = Counter(
     "Attempts refused (429) because a failure limit was reached: terminal or enrollment",
     ["limit"],
 )
+SERVER_PROCESSES = Gauge(
+    "giftcards_server_processes",
+    "Server processes serving: each counts itself, and one that ended is forgotten (mark_process_dead)",
+    multiprocess_mode="livesum",
+)
 POOL_IN_USE = Gauge(
     "giftcards_db_pool_in_use",
     "Pooled database connections taken, over the server processes (sampled every second)",
@@ -104,8 +109,13 @@ async def sample_pool(pool: asyncpg.Pool) -> None:
         await asyncio.sleep(POOL_SAMPLE_SECONDS)
 
 
+def process_started() -> None:
+    SERVER_PROCESSES.set(1)
+
+
 def process_exiting() -> None:
     """This process's gauges stop counting in the sums (mark_process_dead); its counters still add up."""
+    SERVER_PROCESSES.set(0)
     if MULTIPROCESS_DIR:
         mark_process_dead(os.getpid(), MULTIPROCESS_DIR)
 

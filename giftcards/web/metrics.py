@@ -69,6 +69,7 @@ def register(api: Api) -> None:
         "/metrics",
         summary="Prometheus metrics: `Authorization: Bearer <GIFTCARDS_METRICS_TOKEN>` (404 while unset)",
         tag="system",
+        operation_id="metrics",
         uses_db=False,
         media_type=metrics.CONTENT_TYPE,
         responses={200: {"type": "string"}},
