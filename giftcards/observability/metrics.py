@@ -123,7 +123,8 @@ def process_exiting() -> None:
 async def exposition(connect: Connect) -> bytes:
     """Every metric in Prometheus' text format: the processes' samples, then the outboxes as they are now."""
     outboxes = await _outbox_families(connect)
-    return _process_samples() + generate_latest(_Families(outboxes))
+    processes = await asyncio.to_thread(_process_samples)  # files to read: the event loop goes on meanwhile
+    return processes + generate_latest(_Families(outboxes))
 
 
 def _process_samples() -> bytes:
