@@ -1,2 +1,3 @@
 """The HTTP layer: operations declared as data (routing), the adapter every call goes through (calls),
-problems, middleware; `api/` JSON endpoints, `pages/` + `templates/` + `locales/` the translated pages."""
+problems, middleware, metrics (timing, /metrics); `api/` JSON endpoints, `pages/` + `templates/` +
+`locales/` the translated pages."""
