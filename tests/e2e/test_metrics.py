@@ -186,6 +186,7 @@ async def check_counts(
     }
     assert counted.pop(("readyz", "200"), 0) >= 1  # the start's readiness checks, not counted here
     assert counted == expected
+    check_labels_tell_no_secret(samples)
 
     redeemed = await db.fetchval("SELECT -sum(amount) FROM ledger_entries WHERE kind = 'redeem'")
     assert redeemed == CONCURRENT_REDEMPTIONS * 100
@@ -214,6 +215,18 @@ async def check_counts(
     assert value(samples, "giftcards_outbox_depth", outbox="wechat", state="pending") == 1
     assert value(samples, "giftcards_outbox_depth", outbox="wechat", state="parked") == 0
     assert 3600 <= value(samples, "giftcards_outbox_oldest_age_seconds", outbox="wechat") < 3700
+
+
+LABELS = {"operation", "status", "outcome", "currency", "limit", "outbox", "state", "le"}
+
+
+def check_labels_tell_no_secret(samples: Samples) -> None:
+    """Labels are names from short lists: no path, id, code or token among them."""
+    labels = {pair for _, pairs in samples for pair in pairs}
+    assert {name for name, _ in labels} <= LABELS
+    for name, text in labels:
+        assert re.fullmatch(r"[a-z_]+|[A-Z]{3}|\d{3}|[\d.e+Inf]+", text), (name, text)
+        assert not text.startswith(("card_", "gift_", "gk_", "gt_", "mer_")), (name, text)
 
 
 def server_env(database_url: str) -> dict[str, str]:
