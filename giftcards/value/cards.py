@@ -20,7 +20,9 @@ from giftcards.core import ids
 from giftcards.core.errors import DomainError
 from giftcards.core.isotime import iso, utcnow
 from giftcards.core.sealing import Keyring
+from giftcards.db.commits import after_commit
 from giftcards.db.pool import held
+from giftcards.observability import metrics
 from giftcards.qr.keys import QrKeys
 from giftcards.qr.signing import QrClaims
 from giftcards.stores.merchants import Principal
@@ -130,6 +132,7 @@ async def issue(
             actor.store_id,
         )
         row = await fetch(conn, principal.merchant_id, card.id)
+    after_commit(conn, metrics.CARDS_ISSUED.inc)
     return {**card_view(row), "code": codes.format_code(card.code)}
 
 
@@ -174,6 +177,7 @@ async def issue_batch(
             actor.id,
             actor.store_id,
         )
+    after_commit(conn, lambda: metrics.CARDS_ISSUED.inc(count))
     return batch_view(batch)
 
 
