@@ -44,13 +44,9 @@ async def test_open_the_wallet_show_a_qr_give_a_card_and_see_the_gift_claimed(
         "/v1/redemptions", json={"code": code, "amount": 52000}, headers=shop.merchant.headers
     )
     assert paid.status_code == 201
+    note = "谢谢你 🌸 <b>!</b>"
     waiting = await buy(
-        shop.client,
-        shop.merchant,
-        thanks["id"],
-        52000,
-        recipient_owner_id=ALICE,
-        message="谢谢你 🌸 <b>!</b>",
+        shop.client, shop.merchant, thanks["id"], 52000, recipient_owner_id=ALICE, message=note
     )
     session = await open_wallet_session(shop.client, shop.merchant, ALICE, display_name="Alice")
 
@@ -66,7 +62,7 @@ async def test_open_the_wallet_show_a_qr_give_a_card_and_see_the_gift_claimed(
     await expect(page.locator(f'#cards li[data-card-id="{spent}"] .badge')).to_have_text("已用完")
     await expect(page.locator(f'#cards li[data-card-id="{spent}"] button.send')).to_have_count(0)
     received = page.locator(f'#received li[data-gift-id="{waiting["id"]}"]')
-    await expect(received.locator(".message")).to_have_text("谢谢你 🌸 <b>!</b>")  # text, not markup
+    await expect(received.locator(".message")).to_have_text(note)  # text, not markup
     thumbnails = page.locator("img.thumb")
     await expect(thumbnails).to_have_count(4)
     for index in range(4):
