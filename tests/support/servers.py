@@ -50,15 +50,14 @@ class LiveServer:
     def start(self) -> LiveServer:
         sock = listening_socket("127.0.0.1")
         self.port = sock.getsockname()[1]
-        config = uvicorn.Config(
+        self._server, self._thread = serve_in_thread(
             self.app,
-            log_config=None,
-            access_log=False,
+            sock,
+            within=15,
             lifespan="on",
             timeout_graceful_shutdown=2,
             **uvicorn_proxy_options(self.settings),  # as `giftcards serve` runs it
         )
-        self._server, self._thread = serve_in_thread(config, sock, within=15)
         return self
 
     def stop(self) -> None:

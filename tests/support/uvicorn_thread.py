@@ -6,6 +6,7 @@ import asyncio
 import socket
 import threading
 import time
+from typing import Any
 
 import uvicorn
 
@@ -24,11 +25,12 @@ def listening_socket(host: str, port: int = 0) -> socket.socket:
 
 
 def serve_in_thread(
-    config: uvicorn.Config, sock: socket.socket, *, within: float, name: str | None = None
+    app: Any, sock: socket.socket, *, within: float, name: str | None = None, **options: Any
 ) -> tuple[uvicorn.Server, threading.Thread]:
-    """Serve `config` on `sock` in a daemon thread and return once it accepts connections; a server that
-    has not started `within` seconds (or whose thread died) is told to exit and its socket closed."""
-    server = uvicorn.Server(config)
+    """Serve `app` on `sock` in a daemon thread, with uvicorn's `options` and without its own logging
+    and access log, and return once it accepts connections; a server that has not started `within`
+    seconds (or whose thread died) is told to exit and its socket closed."""
+    server = uvicorn.Server(uvicorn.Config(app, log_config=None, access_log=False, **options))
     thread = threading.Thread(
         target=lambda: asyncio.run(server.serve(sockets=[sock])), name=name, daemon=True
     )

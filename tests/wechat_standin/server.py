@@ -921,17 +921,17 @@ class ThreadedServer:
             raise RuntimeError(f"already serving on {self.url}")
         sock = listening_socket(self.host, self.port)  # the same port again after a stop
         self.port = sock.getsockname()[1]
-        config = uvicorn.Config(
+        self._closing.clear()
+        self._server, self._thread = serve_in_thread(
             self.app,
-            log_config=None,
-            access_log=False,
+            sock,
+            within=5,
+            name=f"uvicorn-{self.port}",
             lifespan="off",
             http="h11",
             ws="none",
             timeout_graceful_shutdown=1,
         )
-        self._closing.clear()
-        self._server, self._thread = serve_in_thread(config, sock, within=5, name=f"uvicorn-{self.port}")
 
     def stop(self) -> None:
         """Close the listening socket and every connection: clients then get "connection refused"."""
