@@ -54,6 +54,10 @@ class Figure:
     target: str | None = None
     met: bool | None = None
 
+    def __post_init__(self) -> None:
+        self.value = round(self.value, 3)
+        self.baseline = round(self.baseline, 3) if self.baseline else None
+
     @property
     def ratio(self) -> float | None:
         return round(self.value / self.baseline, 3) if self.baseline else None
@@ -525,23 +529,17 @@ class Bench:
         cold = (time.perf_counter() - started) / len(messages) * 1000
         self.add("card image (PNG, 1 of 10 distinct)", cold, "ms")
 
-    def add(
-        self,
-        name: str,
-        value: float,
-        unit: str,
-        baseline: float | None = None,
-        baseline_name: str | None = None,
-        target: str | None = None,
-        met: bool | None = None,
-    ) -> None:
-        figure = Figure(
-            name, round(value, 3), unit, round(baseline, 3) if baseline else None, baseline_name, target, met
-        )
+    def add(self, *fields: Any, **named: Any) -> None:
+        """Record and print the Figure made of `fields` and `named` (its fields are declared there only)."""
+        figure = Figure(*fields, **named)
         self.figures.append(figure)
-        ratio = f"  ({figure.ratio:.0%} of {baseline_name}: {baseline:,.0f})" if baseline else ""
-        verdict = "" if met is None else ("  MET" if met else "  MISSED")
-        print(f"  {name:<52} {value:>12,.3f} {unit:<8}{ratio}{verdict}", flush=True)
+        ratio = (
+            f"  ({figure.ratio:.0%} of {figure.baseline_name}: {figure.baseline:,.0f})"
+            if figure.baseline
+            else ""
+        )
+        verdict = "" if figure.met is None else ("  MET" if figure.met else "  MISSED")
+        print(f"  {figure.name:<52} {figure.value:>12,.3f} {figure.unit:<8}{ratio}{verdict}", flush=True)
 
 
 # Exactly what the service sends for one terminal's QR redemption (giftcards/value/redemption.py): one

@@ -21,10 +21,8 @@ ARTIFACTS = Path(os.environ.get("GIFTCARDS_TEST_ARTIFACTS", "test-artifacts"))
 
 @pytest_asyncio.fixture(scope="session")
 async def cluster() -> AsyncIterator[ThrowawayCluster]:
-    test_cluster = ThrowawayCluster()
-    await test_cluster.start()
-    yield test_cluster
-    await test_cluster.stop()
+    async with ThrowawayCluster() as test_cluster:
+        yield test_cluster
 
 
 @pytest_asyncio.fixture

@@ -6,9 +6,15 @@ import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import asyncpg
+import httpx
 import pytest
 import pytest_asyncio
 from playwright.async_api import Browser, async_playwright
+
+from tests.browser.shop import Shop
+from tests.support.api import Merchant
+from tests.support.servers import LiveServer
 
 CHROMIUM = Path(os.environ.get("GIFTCARDS_CHROMIUM", "/usr/bin/chromium"))
 # Without the background-networking flags Chromium keeps trying to reach Google's hosts.
@@ -34,3 +40,10 @@ async def browser() -> AsyncIterator[Browser]:
         )
         yield launched
         await launched.close()
+
+
+@pytest.fixture
+def shop(
+    server: LiveServer, client: httpx.AsyncClient, merchant: Merchant, db: asyncpg.Connection, artifacts: Path
+) -> Shop:
+    return Shop(server, client, merchant, db, artifacts)

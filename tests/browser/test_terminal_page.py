@@ -7,19 +7,17 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import asyncpg
-import httpx
 import pytest
 import pytest_asyncio
 from playwright.async_api import Browser, BrowserContext, Page, Request, Route, expect
 
 from giftcards.value import codes
 from tests.browser.pages import watch
+from tests.browser.shop import Shop
 from tests.e2e.test_designs_gifts import bought, claimed
-from tests.support.api import Merchant, issue_card
-from tests.support.servers import LiveServer
+from tests.support.api import issue_card
 from tests.support.terminals import create_store, create_terminal, qr_payload
 
 pytestmark = pytest.mark.browser
@@ -34,14 +32,12 @@ async def context(browser: Browser) -> AsyncIterator[BrowserContext]:
     await ctx.close()
 
 
-async def enrol(
-    page: Page, server: LiveServer, code: str, artifacts: Path | None = None, name: str = ""
-) -> None:
-    await page.goto(server.url + "/terminal")
+async def enrol(page: Page, shop: Shop, code: str, screenshot_prefix: str | None = None) -> None:
+    await page.goto(shop.url("/terminal"))
     await expect(page.locator("#screen-enrol")).to_be_visible()
     await page.fill("#enrol-code", code)
-    if artifacts is not None:
-        await page.screenshot(path=str(artifacts / f"{name}1-enrol.png"))
+    if screenshot_prefix is not None:
+        await page.screenshot(path=str(shop.artifacts / f"{screenshot_prefix}1-enrol.png"))
     await page.click("#enrol-submit")
     await expect(page.locator("#screen-scan")).to_be_visible()
 
@@ -53,23 +49,18 @@ async def ledger(db: asyncpg.Connection, card_id: str) -> tuple[list[tuple[str, 
 
 
 async def test_enrol_scan_redeem_part_see_the_receipt_and_refund_it(
-    context: BrowserContext,
-    server: LiveServer,
-    client: httpx.AsyncClient,
-    merchant: Merchant,
-    db: asyncpg.Connection,
-    artifacts: Path,
+    context: BrowserContext, shop: Shop
 ) -> None:
-    store = await create_store(client, merchant, name="Jing'an Flagship")
-    created = await create_terminal(client, merchant, store["id"], "clerk", label="Till 1")
-    card = await issue_card(client, merchant, 10_000, campaign="qixi-2026")
-    payload = await qr_payload(client, merchant, card["id"])
+    store = await create_store(shop.client, shop.merchant, name="Jing'an Flagship")
+    created = await create_terminal(shop.client, shop.merchant, store["id"], "clerk", label="Till 1")
+    card = await issue_card(shop.client, shop.merchant, 10_000, campaign="qixi-2026")
+    payload = await qr_payload(shop.client, shop.merchant, card["id"])
     page = await context.new_page()
     problems = watch(page)
 
-    await enrol(page, server, created["enrollment"]["code"], artifacts, "terminal-")
+    await enrol(page, shop, created["enrollment"]["code"], "terminal-")
     token = await page.evaluate("localStorage.getItem('giftcards.terminal.token')")
-    assert token.startswith(f"gt_{merchant.id}_")
+    assert token.startswith(f"gt_{shop.merchant.id}_")
     await expect(page.locator("#who")).to_have_text("Till 1 · Jing'an Flagship · clerk")
     camera_supported = await page.evaluate("'BarcodeDetector' in window")
     assert await page.locator("#camera").is_visible() == camera_supported
@@ -86,13 +77,13 @@ async def test_enrol_scan_redeem_part_see_the_receipt_and_refund_it(
     await expect(page.locator("#quick button").last).to_have_text("Full balance ¥100.00")
     await expect(page.locator("#card-thumb")).to_be_visible()  # the design, fetched with the token
     assert await page.locator("#card-thumb").evaluate("img => img.naturalWidth") == 240
-    await page.screenshot(path=str(artifacts / "terminal-2-card.png"))
+    await page.screenshot(path=str(shop.artifacts / "terminal-2-card.png"))
 
     await page.fill("#amount", "30")
     await page.click("#continue")
     await expect(page.locator("#screen-confirm")).to_be_visible()
     await expect(page.locator("#confirm-text")).to_have_text(f"Take ¥30.00 from card ···{card['code_last4']}")
-    await page.screenshot(path=str(artifacts / "terminal-3-confirm.png"))
+    await page.screenshot(path=str(shop.artifacts / "terminal-3-confirm.png"))
     keys: list[str | None] = []
     page.on(
         "request",
@@ -107,16 +98,16 @@ async def test_enrol_scan_redeem_part_see_the_receipt_and_refund_it(
     await expect(page.locator("#receipt-remainder-row")).to_be_hidden()
     reference = await page.locator("#receipt-reference").text_content()
     assert reference is not None and reference.startswith("act_")
-    await page.screenshot(path=str(artifacts / "terminal-4-receipt.png"))
+    await page.screenshot(path=str(shop.artifacts / "terminal-4-receipt.png"))
     assert len(set(keys)) == 1 and keys[0]  # however many requests the double click made, one key
-    assert await ledger(db, card["id"]) == ([("issue", 10_000), ("redeem", -3_000)], 7_000)
+    assert await ledger(shop.db, card["id"]) == ([("issue", 10_000), ("redeem", -3_000)], 7_000)
 
     await page.click("#next")
     await expect(page.locator("#screen-scan")).to_be_visible()
     row = page.locator(f'#today li[data-redemption="{reference}"]')
     await expect(row).to_contain_text("¥30.00")
     await expect(row).to_contain_text(card["code_last4"])
-    await page.screenshot(path=str(artifacts / "terminal-5-today.png"))
+    await page.screenshot(path=str(shop.artifacts / "terminal-5-today.png"))
     await row.locator("button.refund").click()
     await expect(page.locator("#confirm-text")).to_have_text(
         f"Give back ¥30.00 to card ···{card['code_last4']}"
@@ -126,8 +117,8 @@ async def test_enrol_scan_redeem_part_see_the_receipt_and_refund_it(
     await expect(page.locator("#receipt-amount-label")).to_have_text("Refunded")
     await expect(page.locator("#receipt-taken")).to_have_text("¥30.00")
     await expect(page.locator("#receipt-left")).to_have_text("¥100.00")
-    await page.screenshot(path=str(artifacts / "terminal-6-refund.png"))
-    assert await ledger(db, card["id"]) == (
+    await page.screenshot(path=str(shop.artifacts / "terminal-6-refund.png"))
+    assert await ledger(shop.db, card["id"]) == (
         [("issue", 10_000), ("redeem", -3_000), ("refund", 3_000)],
         10_000,
     )
@@ -135,24 +126,19 @@ async def test_enrol_scan_redeem_part_see_the_receipt_and_refund_it(
     await expect(row.locator("button.refund")).to_have_count(0)
     await expect(row).to_contain_text("Refunded ¥30.00")
 
-    log = (await client.get("/v1/staff_log", headers=merchant.headers)).json()["data"]
+    log = (await shop.client.get("/v1/staff_log", headers=shop.merchant.headers)).json()["data"]
     assert [e["action"] for e in reversed(log)] == ["enroll", "lookup", "redeem", "refund"]
     assert problems == []
 
 
 async def test_a_lost_answer_is_retried_with_the_same_key_and_debits_once(
-    context: BrowserContext,
-    server: LiveServer,
-    client: httpx.AsyncClient,
-    merchant: Merchant,
-    db: asyncpg.Connection,
-    artifacts: Path,
+    context: BrowserContext, shop: Shop
 ) -> None:
-    store = await create_store(client, merchant)
-    created = await create_terminal(client, merchant, store["id"])
-    card = await issue_card(client, merchant, 5_000)
+    store = await create_store(shop.client, shop.merchant)
+    created = await create_terminal(shop.client, shop.merchant, store["id"])
+    card = await issue_card(shop.client, shop.merchant, 5_000)
     page = await context.new_page()
-    await enrol(page, server, created["enrollment"]["code"])
+    await enrol(page, shop, created["enrollment"]["code"])
     await page.fill("#scan", card["code"])
     await page.press("#scan", "Enter")
     await page.fill("#amount", "12.34")
@@ -172,7 +158,7 @@ async def test_a_lost_answer_is_retried_with_the_same_key_and_debits_once(
     await page.click("#confirm")
     await expect(page.locator("#notice-text")).to_contain_text("No connection")
     await expect(page.locator("#screen-confirm")).to_be_visible()
-    await page.screenshot(path=str(artifacts / "terminal-7-network-error.png"))
+    await page.screenshot(path=str(shop.artifacts / "terminal-7-network-error.png"))
     # Even going back and asking again for the same thing reuses the key of the lost attempt.
     await page.click("#confirm-cancel")
     await expect(page.locator("#screen-card")).to_be_visible()
@@ -181,26 +167,21 @@ async def test_a_lost_answer_is_retried_with_the_same_key_and_debits_once(
     await expect(page.locator("#receipt-taken")).to_have_text("¥12.34")
     await expect(page.locator("#receipt-left")).to_have_text("¥37.66")
     assert len(sent) == 2 and sent[0] == sent[1] and sent[0]
-    assert await ledger(db, card["id"]) == ([("issue", 5_000), ("redeem", -1_234)], 3_766)
+    assert await ledger(shop.db, card["id"]) == ([("issue", 5_000), ("redeem", -1_234)], 3_766)
 
 
 async def test_typed_codes_are_checked_as_you_type_and_short_cards_offer_what_is_there_in_chinese(
-    browser: Browser,
-    server: LiveServer,
-    client: httpx.AsyncClient,
-    merchant: Merchant,
-    db: asyncpg.Connection,
-    artifacts: Path,
+    browser: Browser, shop: Shop
 ) -> None:
-    store = await create_store(client, merchant, name="静安店")
-    created = await create_terminal(client, merchant, store["id"], "manager", label="一号机")
-    cards = [await issue_card(client, merchant, 2_000) for _ in range(8)]
+    store = await create_store(shop.client, shop.merchant, name="静安店")
+    created = await create_terminal(shop.client, shop.merchant, store["id"], "manager", label="一号机")
+    cards = [await issue_card(shop.client, shop.merchant, 2_000) for _ in range(8)]
     card = cards[0]
     ctx = await browser.new_context(viewport={"width": 600, "height": 1000}, locale="zh-CN", has_touch=True)
     try:
         page = await ctx.new_page()
         problems = watch(page)
-        await enrol(page, server, created["enrollment"]["code"])
+        await enrol(page, shop, created["enrollment"]["code"])
         await expect(page.locator("h1")).to_have_text("礼品卡核销终端")
 
         # The page's check symbol is the server's, symbol for symbol.
@@ -228,7 +209,7 @@ async def test_typed_codes_are_checked_as_you_type_and_short_cards_offer_what_is
         await expect(page.locator("#code-hint")).to_have_text("卡号有误，请再核对一次")
         await page.press("#scan", "Enter")
         await expect(page.locator("#screen-scan")).to_be_visible()
-        await page.screenshot(path=str(artifacts / "terminal-8-typo-zh.png"))
+        await page.screenshot(path=str(shop.artifacts / "terminal-8-typo-zh.png"))
         await page.fill("#scan", card["code"].lower())
         await expect(page.locator("#code-hint")).to_have_text("卡号格式正确")
         await page.press("#scan", "Enter")
@@ -241,14 +222,14 @@ async def test_typed_codes_are_checked_as_you_type_and_short_cards_offer_what_is
         await page.click("#confirm")
         await expect(page.locator("#notice-text")).to_have_text("余额不足：卡内仅有 ¥20.00。")
         await expect(page.locator("#notice-action")).to_have_text("先扣除 ¥20.00")
-        await page.screenshot(path=str(artifacts / "terminal-9-not-enough-zh.png"))
+        await page.screenshot(path=str(shop.artifacts / "terminal-9-not-enough-zh.png"))
         await page.click("#notice-action")
         await page.click("#confirm")
         await expect(page.locator("#receipt-taken")).to_have_text("¥20.00")
         await expect(page.locator("#receipt-left")).to_have_text("¥0.00")
         await expect(page.locator("#receipt-remainder")).to_have_text("¥30.00")
-        await page.screenshot(path=str(artifacts / "terminal-10-partial-receipt-zh.png"))
-        assert await ledger(db, card["id"]) == ([("issue", 2_000), ("redeem", -2_000)], 0)
+        await page.screenshot(path=str(shop.artifacts / "terminal-10-partial-receipt-zh.png"))
+        assert await ledger(shop.db, card["id"]) == ([("issue", 2_000), ("redeem", -2_000)], 0)
 
         # The manager blocks another card; the page then says so in plain words.
         await page.click("#next")
@@ -261,21 +242,19 @@ async def test_typed_codes_are_checked_as_you_type_and_short_cards_offer_what_is
         await page.press("#scan", "Enter")
         await expect(page.locator("#card-state")).to_have_text("已冻结")
         await expect(page.locator("#notice-text")).to_have_text("此卡已被冻结。")
-        await page.screenshot(path=str(artifacts / "terminal-11-blocked-zh.png"))
+        await page.screenshot(path=str(shop.artifacts / "terminal-11-blocked-zh.png"))
         assert problems == []
     finally:
         await ctx.close()
 
 
-async def test_a_revoked_terminal_is_sent_back_to_enrolment(
-    context: BrowserContext, server: LiveServer, client: httpx.AsyncClient, merchant: Merchant
-) -> None:
-    store = await create_store(client, merchant)
-    created = await create_terminal(client, merchant, store["id"])
-    card = await issue_card(client, merchant, 1_000)
+async def test_a_revoked_terminal_is_sent_back_to_enrolment(context: BrowserContext, shop: Shop) -> None:
+    store = await create_store(shop.client, shop.merchant)
+    created = await create_terminal(shop.client, shop.merchant, store["id"])
+    card = await issue_card(shop.client, shop.merchant, 1_000)
     page = await context.new_page()
-    await enrol(page, server, created["enrollment"]["code"])
-    await client.post(f"/v1/terminals/{created['id']}/revoke", headers=merchant.headers)
+    await enrol(page, shop, created["enrollment"]["code"])
+    await shop.client.post(f"/v1/terminals/{created['id']}/revoke", headers=shop.merchant.headers)
     await page.fill("#scan", card["code"])
     await page.press("#scan", "Enter")
     await expect(page.locator("#screen-enrol")).to_be_visible()
@@ -286,19 +265,19 @@ async def test_a_revoked_terminal_is_sent_back_to_enrolment(
 
 
 async def test_a_payload_of_a_card_that_was_passed_on_scans_as_a_qr_and_an_older_one_is_refused(
-    context: BrowserContext, server: LiveServer, client: httpx.AsyncClient, merchant: Merchant
+    context: BrowserContext, shop: Shop
 ) -> None:
     """A card that has had a holder carries its payload generation: a 154-character version 2 payload."""
-    store = await create_store(client, merchant)
-    created = await create_terminal(client, merchant, store["id"])
-    gift = await bought(client, merchant)
-    before = await qr_payload(client, merchant, gift["card"]["id"])
-    await claimed(client, gift["link"])
-    payload = await qr_payload(client, merchant, gift["card"]["id"])
+    store = await create_store(shop.client, shop.merchant)
+    created = await create_terminal(shop.client, shop.merchant, store["id"])
+    gift = await bought(shop.client, shop.merchant)
+    before = await qr_payload(shop.client, shop.merchant, gift["card"]["id"])
+    await claimed(shop.client, gift["link"])
+    payload = await qr_payload(shop.client, shop.merchant, gift["card"]["id"])
     assert before.startswith("GC1") and payload.startswith("GC2") and len(payload) == 154
     page = await context.new_page()
     problems = watch(page)
-    await enrol(page, server, created["enrollment"]["code"])
+    await enrol(page, shop, created["enrollment"]["code"])
     await page.locator("#scan").focus()
     await page.keyboard.type(before)
     await page.keyboard.press("Enter")

@@ -67,11 +67,7 @@ async def till(client: httpx.AsyncClient, merchant: Merchant) -> Terminal:
 
 
 async def test_a_burst_goes_in_batches_and_each_redemption_is_answered_as_alone(
-    client: httpx.AsyncClient,
-    merchant: Merchant,
-    till: Terminal,
-    db: asyncpg.Connection,
-    batches: Batches,
+    client: httpx.AsyncClient, merchant: Merchant, till: Terminal, db: asyncpg.Connection, batches: Batches
 ) -> None:
     cards = [await issue_card(client, merchant, 10_000) for _ in range(6)]
     payloads = [await qr_payload(client, merchant, card["id"]) for card in cards]
@@ -125,10 +121,7 @@ async def test_a_burst_goes_in_batches_and_each_redemption_is_answered_as_alone(
 
 
 async def test_twins_with_one_key_in_flight_together_redeem_once(
-    client: httpx.AsyncClient,
-    merchant: Merchant,
-    till: Terminal,
-    db: asyncpg.Connection,
+    client: httpx.AsyncClient, merchant: Merchant, till: Terminal, db: asyncpg.Connection
 ) -> None:
     card = await issue_card(client, merchant, 10_000)
     body = {"qr_payload": await qr_payload(client, merchant, card["id"]), "amount": 700}

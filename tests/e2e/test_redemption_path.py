@@ -29,10 +29,7 @@ async def till(client: httpx.AsyncClient, merchant: Merchant) -> Terminal:
 
 
 async def test_a_chunked_body_is_answered_and_recorded_as_any_other(
-    client: httpx.AsyncClient,
-    merchant: Merchant,
-    till: Terminal,
-    db: asyncpg.Connection,
+    client: httpx.AsyncClient, merchant: Merchant, till: Terminal, db: asyncpg.Connection
 ) -> None:
     answers = {}
     for chunked in (False, True):
@@ -64,10 +61,7 @@ async def test_a_chunked_body_is_answered_and_recorded_as_any_other(
 
 
 async def test_a_key_replays_the_same_whatever_the_transport(
-    client: httpx.AsyncClient,
-    merchant: Merchant,
-    till: Terminal,
-    db: asyncpg.Connection,
+    client: httpx.AsyncClient, merchant: Merchant, till: Terminal, db: asyncpg.Connection
 ) -> None:
     card = await issue_card(client, merchant, 10_000)
     body = {"code": card["code"], "amount": 1_000}
@@ -89,11 +83,7 @@ async def test_a_key_replays_the_same_whatever_the_transport(
 
 
 async def test_every_refusal_is_answered_counted_and_logged_by_the_statement(
-    client: httpx.AsyncClient,
-    merchant: Merchant,
-    till: Terminal,
-    server: LiveServer,
-    db: asyncpg.Connection,
+    client: httpx.AsyncClient, merchant: Merchant, till: Terminal, server: LiveServer, db: asyncpg.Connection
 ) -> None:
     card = await issue_card(client, merchant, 100_000)
     payload = await qr_payload(client, merchant, card["id"])
@@ -139,10 +129,7 @@ async def test_every_refusal_is_answered_counted_and_logged_by_the_statement(
 
 
 async def test_a_forged_payload_or_an_unreadable_body_is_answered_once_the_credential_is_known(
-    client: httpx.AsyncClient,
-    merchant: Merchant,
-    till: Terminal,
-    db: asyncpg.Connection,
+    client: httpx.AsyncClient, merchant: Merchant, till: Terminal, db: asyncpg.Connection
 ) -> None:
     card = await issue_card(client, merchant, 10_000)
     payload = await qr_payload(client, merchant, card["id"])
@@ -168,10 +155,7 @@ async def test_a_forged_payload_or_an_unreadable_body_is_answered_once_the_crede
 
 
 async def test_a_keys_answer_is_its_posting_rendered_alike_the_first_time_and_on_replay(
-    client: httpx.AsyncClient,
-    merchant: Merchant,
-    till: Terminal,
-    db: asyncpg.Connection,
+    client: httpx.AsyncClient, merchant: Merchant, till: Terminal, db: asyncpg.Connection
 ) -> None:
     """The statement keeps a redemption's answer as its posting (JSON), also as 0006 to 0013 wrote it: a
     posting written by hand from the ledger replays as the answer first given."""
@@ -200,10 +184,7 @@ async def test_a_keys_answer_is_its_posting_rendered_alike_the_first_time_and_on
 
 
 async def test_a_rate_limited_terminal_cannot_slip_a_good_code_through(
-    client: httpx.AsyncClient,
-    merchant: Merchant,
-    till: Terminal,
-    db: asyncpg.Connection,
+    client: httpx.AsyncClient, merchant: Merchant, till: Terminal, db: asyncpg.Connection
 ) -> None:
     card = await issue_card(client, merchant, 10_000)
     await db.executemany("INSERT INTO failed_attempts (subject) VALUES ($1)", [(f"terminal:{till.id}",)] * 10)

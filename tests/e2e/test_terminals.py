@@ -16,6 +16,7 @@ from giftcards.config import Settings
 from giftcards.stores import ratelimit
 from giftcards.value import codes
 from tests.support.api import Merchant, issue_card, with_key
+from tests.support.redemption import redeem
 from tests.support.servers import LiveServer
 from tests.support.terminals import (
     Terminal,
@@ -125,9 +126,7 @@ async def test_a_revoked_terminal_is_refused_at_once_on_every_terminal_endpoint(
 ) -> None:
     terminal = await till_in_new_store(client, merchant, "manager")
     card = await issue_card(client, merchant, 10_000)
-    redemption = await client.post(
-        "/v1/redemptions", json={"code": card["code"], "amount": 100}, headers=terminal.keyed()
-    )
+    redemption = await redeem(client, terminal.keyed(), {"code": card["code"], "amount": 100})
     assert redemption.status_code == 201
     revoked = await client.post(f"/v1/terminals/{terminal.id}/revoke", headers=with_key(merchant))
     assert revoked.json()["state"] == "revoked"
@@ -150,7 +149,7 @@ async def _every_terminal_call(
         await client.get("/v1/terminal", headers=terminal.headers),
         await client.get("/v1/terminal/redemptions", headers=terminal.headers),
         await client.post("/v1/cards/lookup", json={"code": code}, headers=terminal.headers),
-        await client.post("/v1/redemptions", json={"code": code, "amount": 100}, headers=terminal.keyed()),
+        await redeem(client, terminal.keyed(), {"code": code, "amount": 100}),
         await client.post("/v1/refunds", json={"redemption": redemption_id}, headers=terminal.keyed()),
         await client.post("/v1/terminal/cards/block", json={"code": code}, headers=terminal.keyed()),
     ]
@@ -187,9 +186,7 @@ async def test_a_terminal_of_another_merchant_gets_nothing_of_this_one(
     )
     card = await issue_card(client, merchant, 10_000)
     payload = await qr_payload(client, merchant, card["id"])
-    redemption = (
-        await client.post("/v1/redemptions", json={"code": card["code"], "amount": 500}, headers=mine.keyed())
-    ).json()
+    redemption = (await redeem(client, mine.keyed(), {"code": card["code"], "amount": 500})).json()
 
     lookups = [
         await client.post("/v1/cards/lookup", json={"code": card["code"]}, headers=theirs.headers),
@@ -198,10 +195,8 @@ async def test_a_terminal_of_another_merchant_gets_nothing_of_this_one(
     assert {r.status_code for r in lookups} == {404} and len({r.content for r in lookups}) == 1
     qr = await client.post("/v1/cards/lookup", json={"qr_payload": payload}, headers=theirs.headers)
     assert qr.status_code == 404 and qr.json()["code"] == "invalid_qr_payload"
-    redeem = await client.post(
-        "/v1/redemptions", json={"code": card["code"], "amount": 100}, headers=theirs.keyed()
-    )
-    assert redeem.status_code == 404 and redeem.json()["code"] == "invalid_code"
+    redeemed = await redeem(client, theirs.keyed(), {"code": card["code"], "amount": 100})
+    assert redeemed.status_code == 404 and redeemed.json()["code"] == "invalid_code"
     block = await client.post("/v1/terminal/cards/block", json={"code": card["code"]}, headers=theirs.keyed())
     assert block.status_code == 404 and block.json()["code"] == "invalid_code"
     refund = await client.post("/v1/refunds", json={"redemption": redemption["id"]}, headers=theirs.keyed())
@@ -232,11 +227,7 @@ async def test_a_terminal_cannot_refund_or_list_another_stores_redemptions(
     south_clerk = await new_terminal(client, merchant, south["id"], "clerk")
     south_manager = await new_terminal(client, merchant, south["id"], "manager")
     card = await issue_card(client, merchant, 10_000)
-    redemption = (
-        await client.post(
-            "/v1/redemptions", json={"code": card["code"], "amount": 700}, headers=north_till.keyed()
-        )
-    ).json()
+    redemption = (await redeem(client, north_till.keyed(), {"code": card["code"], "amount": 700})).json()
     for till in (south_clerk, south_manager):
         refused = await client.post(
             "/v1/refunds", json={"redemption": redemption["id"]}, headers=till.keyed()
@@ -245,9 +236,7 @@ async def test_a_terminal_cannot_refund_or_list_another_stores_redemptions(
         assert (await client.get("/v1/terminal/redemptions", headers=till.headers)).json()["data"] == []
     # Cards are the merchant's, not a store's: the other store may take from the same card.
     assert (
-        await client.post(
-            "/v1/redemptions", json={"code": card["code"], "amount": 300}, headers=south_clerk.keyed()
-        )
+        await redeem(client, south_clerk.keyed(), {"code": card["code"], "amount": 300})
     ).status_code == 201
     own = (await client.get("/v1/terminal/redemptions", headers=north_till.headers)).json()["data"]
     assert [r["id"] for r in own] == [redemption["id"]] and own[0]["can_refund"] is True
@@ -265,24 +254,16 @@ async def test_a_clerk_is_held_to_the_store_limit_same_day_refunds_and_no_blocki
     card = await issue_card(client, merchant, 100_000)
 
     key = str(uuid.uuid4())
-    above = await client.post(
-        "/v1/redemptions", json={"code": card["code"], "amount": 20_001}, headers=clerk.keyed(key)
-    )
+    above = await redeem(client, clerk.keyed(key), {"code": card["code"], "amount": 20_001})
     assert above.status_code == 403 and above.json()["code"] == "store_limit_exceeded"
     assert above.json()["limit"] == 20_000
-    at_limit = await client.post(
-        "/v1/redemptions", json={"code": card["code"], "amount": 20_000}, headers=clerk.keyed()
-    )
+    at_limit = await redeem(client, clerk.keyed(), {"code": card["code"], "amount": 20_000})
     assert at_limit.status_code == 201
-    by_manager = await client.post(
-        "/v1/redemptions", json={"code": card["code"], "amount": 30_000}, headers=manager.keyed()
-    )
+    by_manager = await redeem(client, manager.keyed(), {"code": card["code"], "amount": 30_000})
     assert by_manager.status_code == 201
     # A refusal is not stored against the key: once allowed (here by raising the limit) it goes through.
     await client.post(f"/v1/stores/{store['id']}", json={"redeem_limit": 25_000}, headers=merchant.headers)
-    retried = await client.post(
-        "/v1/redemptions", json={"code": card["code"], "amount": 20_001}, headers=clerk.keyed(key)
-    )
+    retried = await redeem(client, clerk.keyed(key), {"code": card["code"], "amount": 20_001})
     assert retried.status_code == 201
 
     today_by_manager = by_manager.json()["id"]
@@ -307,9 +288,7 @@ async def test_a_clerk_is_held_to_the_store_limit_same_day_refunds_and_no_blocki
         headers=manager.keyed(),
     )
     assert blocked.status_code == 201 and blocked.json()["card"]["state"] == "blocked"
-    after = await client.post(
-        "/v1/redemptions", json={"code": card["code"], "amount": 100}, headers=manager.keyed()
-    )
+    after = await redeem(client, manager.keyed(), {"code": card["code"], "amount": 100})
     assert after.status_code == 409 and after.json()["code"] == "card_blocked"
 
     outcomes = [(e["terminal"], e["action"], e["outcome"]) for e in await staff_log(client, merchant)]
@@ -351,9 +330,7 @@ async def test_api_keys_are_not_held_to_terminal_roles_and_terminals_not_let_int
 ) -> None:
     terminal = await till_in_new_store(client, merchant, "manager", redeem_limit=100)
     card = await issue_card(client, merchant, 10_000)
-    by_key = await client.post(
-        "/v1/redemptions", json={"code": card["code"], "amount": 5_000}, headers=with_key(merchant)
-    )
+    by_key = await redeem(client, with_key(merchant), {"code": card["code"], "amount": 5_000})
     assert by_key.status_code == 201
     assert await staff_log(client, merchant, action="redeem") == []  # the staff log is for terminals
     for method, path in (
@@ -446,9 +423,7 @@ async def test_failed_lookups_trip_the_limit_flag_the_terminal_and_recover(
     # Now even the right code, and a redemption by code, wait.
     for response in (
         await client.post("/v1/cards/lookup", json={"code": card["code"]}, headers=terminal.headers),
-        await client.post(
-            "/v1/redemptions", json={"code": card["code"], "amount": 100}, headers=terminal.keyed()
-        ),
+        await redeem(client, terminal.keyed(), {"code": card["code"], "amount": 100}),
     ):
         assert response.status_code == 429 and response.json()["code"] == "rate_limited"
         assert response.headers["content-type"] == "application/problem+json"
@@ -517,28 +492,18 @@ async def test_the_staff_log_records_every_action_and_refusal_but_never_a_code_o
     card = await issue_card(client, merchant, 10_000)
     code = codes.normalize_code(card["code"])
     await client.post("/v1/cards/lookup", json={"code": card["code"]}, headers=clerk.headers)
-    redeemed = (
-        await client.post(
-            "/v1/redemptions", json={"code": card["code"], "amount": 1_500}, headers=clerk.keyed()
-        )
-    ).json()
+    redeemed = (await redeem(client, clerk.keyed(), {"code": card["code"], "amount": 1_500})).json()
     await client.post(
         "/v1/refunds", json={"redemption": redeemed["id"], "amount": 500}, headers=clerk.keyed()
     )
     # Refused inside the idempotency transaction, which rolls back: the record survives it.
-    denied = await client.post(
-        "/v1/redemptions", json={"code": card["code"], "amount": 6_000}, headers=clerk.keyed()
-    )
+    denied = await redeem(client, clerk.keyed(), {"code": card["code"], "amount": 6_000})
     assert denied.status_code == 403
     wrong = code[:10] + "-WXYZ"
     await client.post("/v1/cards/lookup", json={"code": wrong}, headers=clerk.headers)
-    short = await client.post(
-        "/v1/redemptions", json={"code": card["code"], "amount": 4_999}, headers=clerk.keyed()
-    )
+    short = await redeem(client, clerk.keyed(), {"code": card["code"], "amount": 4_999})
     assert short.status_code == 201
-    broke = await client.post(
-        "/v1/redemptions", json={"code": card["code"], "amount": 4_900}, headers=clerk.keyed()
-    )
+    broke = await redeem(client, clerk.keyed(), {"code": card["code"], "amount": 4_900})
     assert broke.json()["code"] == "insufficient_funds"
 
     entries = list(reversed(await staff_log(client, merchant, terminal=clerk.id)))
@@ -573,7 +538,7 @@ async def test_the_staff_log_filters_pages_and_exports_csv(
     b = await new_terminal(client, merchant, south["id"])
     card = await issue_card(client, merchant, 10_000)
     for till in (a, a, b):
-        await client.post("/v1/redemptions", json={"code": card["code"], "amount": 100}, headers=till.keyed())
+        await redeem(client, till.keyed(), {"code": card["code"], "amount": 100})
     await client.post("/v1/cards/lookup", json={"code": "=HYPERLINK(1)"}, headers=b.headers)
 
     assert len(await staff_log(client, merchant, terminal=a.id, action="redeem")) == 2
@@ -616,19 +581,9 @@ async def test_todays_redemptions_show_what_is_left_to_refund(
     till = await new_terminal(client, merchant, store["id"])
     other_till = await new_terminal(client, merchant, store["id"])
     card = await issue_card(client, merchant, 10_000)
-    first = (
-        await client.post(
-            "/v1/redemptions", json={"code": card["code"], "amount": 1_000}, headers=till.keyed()
-        )
-    ).json()
-    second = (
-        await client.post(
-            "/v1/redemptions", json={"code": card["code"], "amount": 2_000}, headers=till.keyed()
-        )
-    ).json()
-    await client.post(
-        "/v1/redemptions", json={"code": card["code"], "amount": 50}, headers=other_till.keyed()
-    )
+    first = (await redeem(client, till.keyed(), {"code": card["code"], "amount": 1_000})).json()
+    second = (await redeem(client, till.keyed(), {"code": card["code"], "amount": 2_000})).json()
+    await redeem(client, other_till.keyed(), {"code": card["code"], "amount": 50})
     await client.post("/v1/refunds", json={"redemption": first["id"]}, headers=till.keyed())
     await client.post("/v1/refunds", json={"redemption": second["id"], "amount": 500}, headers=till.keyed())
     listed = (await client.get("/v1/terminal/redemptions", headers=till.headers)).json()["data"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
+import asyncpg
 import pytest_asyncio
 
 from tests.support.database import ThrowawayCluster
@@ -17,3 +18,10 @@ async def empty_dsn(cluster: ThrowawayCluster) -> AsyncIterator[str]:
         yield cluster.dsn("empty_for_migrations")
     finally:
         await cluster.admin.execute("DROP DATABASE empty_for_migrations WITH (FORCE)")
+
+
+@pytest_asyncio.fixture
+async def empty_db(empty_dsn: str) -> AsyncIterator[asyncpg.Connection]:
+    conn = await asyncpg.connect(empty_dsn)
+    yield conn
+    await conn.close()

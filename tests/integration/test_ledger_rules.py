@@ -13,6 +13,9 @@ from giftcards.value.cards import CardSpec, issue, replace_code
 from tests.support.api import MASTER_KEY
 
 KEYRING = Keyring(MASTER_KEY)
+INSERT_ENTRY = """INSERT INTO ledger_entries
+                         (merchant_id, card_id, kind, amount, balance_after, currency, actor_type)
+                  VALUES ($1, $2, $3, $4, $5, 'CNY', 'system')"""
 
 
 async def new_card(db: asyncpg.Connection, amount: int = 1_000) -> tuple[str, str]:
@@ -20,6 +23,13 @@ async def new_card(db: asyncpg.Connection, amount: int = 1_000) -> tuple[str, st
     principal = Principal("api_key", merchant["api_key"]["id"], merchant["id"])
     card = await issue(db, KEYRING, principal, CardSpec(amount=amount))
     return merchant["id"], card["id"]
+
+
+async def insert_entry(
+    db: asyncpg.Connection, merchant_id: str, card_id: str, kind: str, amount: int, *, balance_after: int
+) -> None:
+    """A ledger entry written past the service, so that only the database's own rules can refuse it."""
+    await db.execute(INSERT_ENTRY, merchant_id, card_id, kind, amount, balance_after)
 
 
 async def test_ledger_entries_cannot_be_updated_deleted_or_truncated(db: asyncpg.Connection) -> None:
@@ -48,13 +58,7 @@ async def test_an_entry_that_breaks_the_running_balance_is_refused(db: asyncpg.C
     with pytest.raises(asyncpg.CheckViolationError, match="balance chain"):
         async with db.transaction():
             await db.execute("UPDATE cards SET balance = 900 WHERE id = $1", card_id)
-            await db.execute(
-                """INSERT INTO ledger_entries
-                       (merchant_id, card_id, kind, amount, balance_after, currency, actor_type)
-                   VALUES ($1, $2, 'redeem', -100, 950, 'CNY', 'system')""",
-                merchant_id,
-                card_id,
-            )
+            await insert_entry(db, merchant_id, card_id, "redeem", -100, balance_after=950)
 
 
 async def test_an_issue_entry_must_start_the_chain_at_its_amount(db: asyncpg.Connection) -> None:
@@ -71,12 +75,7 @@ async def test_an_issue_entry_must_start_the_chain_at_its_amount(db: asyncpg.Con
                 bytes(32),
                 existing["code_sealed"],
             )
-            await db.execute(
-                """INSERT INTO ledger_entries
-                       (merchant_id, card_id, kind, amount, balance_after, currency, actor_type)
-                   VALUES ($1, 'card_aaaaaaaaaaaaaaaa', 'issue', 100, 90, 'CNY', 'system')""",
-                merchant_id,
-            )
+            await insert_entry(db, merchant_id, "card_aaaaaaaaaaaaaaaa", "issue", 100, balance_after=90)
     assert await db.fetchval("SELECT count(*) FROM cards") == 1
 
 
@@ -85,21 +84,9 @@ async def test_named_constraints_refuse_negative_balances_and_bad_amounts(db: as
     with pytest.raises(asyncpg.CheckViolationError, match="card_balance_not_negative"):
         await db.execute("UPDATE cards SET balance = -1 WHERE id = $1", card_id)
     with pytest.raises(asyncpg.CheckViolationError, match="ledger_amount_sign"):
-        await db.execute(
-            """INSERT INTO ledger_entries
-                       (merchant_id, card_id, kind, amount, balance_after, currency, actor_type)
-               VALUES ($1, $2, 'redeem', 100, 1100, 'CNY', 'system')""",
-            merchant_id,
-            card_id,
-        )
+        await insert_entry(db, merchant_id, card_id, "redeem", 100, balance_after=1_100)
     with pytest.raises(asyncpg.UniqueViolationError, match="ledger_one_issue_per_card"):
-        await db.execute(
-            """INSERT INTO ledger_entries
-                       (merchant_id, card_id, kind, amount, balance_after, currency, actor_type)
-               VALUES ($1, $2, 'issue', 100, 100, 'CNY', 'system')""",
-            merchant_id,
-            card_id,
-        )
+        await insert_entry(db, merchant_id, card_id, "issue", 100, balance_after=100)
 
 
 async def test_post_refuses_without_writing_anything(db: asyncpg.Connection) -> None:

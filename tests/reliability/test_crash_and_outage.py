@@ -86,10 +86,8 @@ async def test_kill_minus_nine_mid_load_loses_nothing_and_applies_nothing_twice(
 
 @pytest_asyncio.fixture
 async def own_cluster() -> AsyncIterator[ThrowawayCluster]:
-    cluster = ThrowawayCluster()
-    await cluster.start()
-    yield cluster
-    await cluster.stop()
+    async with ThrowawayCluster() as cluster:
+        yield cluster
 
 
 @pytest.mark.slow
@@ -234,18 +232,16 @@ async def crashable_cluster() -> AsyncIterator[ThrowawayCluster]:
     """A cluster of its own whose commits survive a crash of its processes: with synchronous_commit off, a
     commit answered before the WAL writer ran is lost with the server's memory. (fsync may stay off:
     the machine itself does not go down, so what was written to the kernel survives.)"""
-    cluster = ThrowawayCluster(server_settings={**FAST_SETTINGS, "synchronous_commit": "on"})
-    await cluster.start()
-    yield cluster
-    await cluster.stop()
+    async with ThrowawayCluster(server_settings={**FAST_SETTINGS, "synchronous_commit": "on"}) as cluster:
+        yield cluster
 
 
 @pytest.mark.slow
 async def test_postgres_killed_under_load_answers_every_redemption_503_or_2xx_never_500(
     crashable_cluster: ThrowawayCluster, tmp_path: Path, artifacts: Path
 ) -> None:
-    database_url = crashable_cluster.dsn(await crashable_cluster.new_database())
     log = tmp_path / "server.log"
+    database_url = crashable_cluster.dsn(await crashable_cluster.new_database())
     server = start_server(database_url, log, GIFTCARDS_DB_TIMEOUT="1")
     killed = 0
     try:

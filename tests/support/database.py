@@ -60,6 +60,13 @@ class ThrowawayCluster:
         self.cluster.stop()
         shutil.rmtree(self.home, ignore_errors=True)
 
+    async def __aenter__(self) -> ThrowawayCluster:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.stop()
+
 
 async def fresh_database(cluster: ThrowawayCluster) -> AsyncIterator[str]:
     name = await cluster.new_database()

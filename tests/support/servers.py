@@ -20,6 +20,7 @@ import uvicorn
 from giftcards.app import create_app
 from giftcards.cli import uvicorn_proxy_options
 from giftcards.config import Settings
+from tests.support.uvicorn_thread import listening_socket, serve_in_thread
 
 
 async def eventually(condition: Callable[[], bool], timeout: float = 5.0) -> None:
@@ -47,30 +48,16 @@ class LiveServer:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> LiveServer:
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(("127.0.0.1", 0))
+        sock = listening_socket("127.0.0.1")
         self.port = sock.getsockname()[1]
-        config = uvicorn.Config(
+        self._server, self._thread = serve_in_thread(
             self.app,
-            log_config=None,
-            access_log=False,
+            sock,
+            within=15,
             lifespan="on",
             timeout_graceful_shutdown=2,
             **uvicorn_proxy_options(self.settings),  # as `giftcards serve` runs it
         )
-        server = uvicorn.Server(config)
-        thread = threading.Thread(target=lambda: asyncio.run(server.serve(sockets=[sock])), daemon=True)
-        thread.start()
-        deadline = time.monotonic() + 15
-        while not server.started:
-            if not thread.is_alive() or time.monotonic() > deadline:
-                server.should_exit = True
-                thread.join(2)
-                sock.close()
-                raise RuntimeError("the service did not start (see the log above)")
-            time.sleep(0.005)
-        self._server, self._thread = server, thread
         return self
 
     def stop(self) -> None:

@@ -16,21 +16,12 @@ from giftcards.wechat.cards import card_definition, deposit_codes
 from tests.support.api import MASTER_KEY, Merchant, issue_card, with_key
 from tests.wechat.conftest import LOGO, Delivery, Wallet, set_up_wechat
 from tests.wechat_standin import WeChatStandin, verify_card_ext_signature
-from tests.wechat_standin.vectors import CARD_ID, NONCE, TICKET, TIMESTAMP, card_ext_vectors
+from tests.wechat_standin.vectors import SIGNED_WITH, card_ext_vectors
 
 
 @card_ext_vectors
 def test_the_add_card_signature_matches_the_published_test_vectors(code: str, signature: str) -> None:
-    assert (
-        card_ext_signature(
-            api_ticket=TICKET,
-            timestamp=TIMESTAMP,
-            card_id=CARD_ID,
-            code=code,
-            nonce_str=NONCE,
-        )
-        == signature
-    )
+    assert card_ext_signature(**SIGNED_WITH, code=code) == signature
 
 
 async def test_a_design_becomes_one_deposit_mode_gift_card(

@@ -15,7 +15,6 @@ import json
 import logging
 import math
 import secrets
-import socket
 import string
 import threading
 import time
@@ -32,6 +31,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from wechatpy.crypto import WeChatCrypto
+
+from tests.support.uvicorn_thread import listening_socket, serve_in_thread
 
 log = logging.getLogger("wechat_standin")
 
@@ -918,39 +919,19 @@ class ThreadedServer:
     def start(self) -> None:
         if self._thread is not None:
             raise RuntimeError(f"already serving on {self.url}")
-        # proto=IPPROTO_TCP lets asyncio set TCP_NODELAY on accepted sockets (else ~40 ms per answer).
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # come back on the port at once
-        try:
-            sock.bind((self.host, self.port))
-        except OSError:
-            sock.close()
-            raise
+        sock = listening_socket(self.host, self.port)  # the same port again after a stop
         self.port = sock.getsockname()[1]
-        config = uvicorn.Config(
+        self._closing.clear()
+        self._server, self._thread = serve_in_thread(
             self.app,
-            log_config=None,
-            access_log=False,
+            sock,
+            within=5,
+            name=f"uvicorn-{self.port}",
             lifespan="off",
             http="h11",
             ws="none",
             timeout_graceful_shutdown=1,
         )
-        server = uvicorn.Server(config)
-        self._closing.clear()
-        thread = threading.Thread(
-            target=lambda: asyncio.run(server.serve(sockets=[sock])), name=f"uvicorn-{self.port}", daemon=True
-        )
-        thread.start()
-        deadline = time.monotonic() + 5
-        while not server.started:
-            if not thread.is_alive() or time.monotonic() > deadline:
-                server.should_exit = True
-                thread.join(1)
-                sock.close()
-                raise RuntimeError(f"uvicorn did not start on {self.url}")
-            time.sleep(0.002)
-        self._server, self._thread = server, thread
 
     def stop(self) -> None:
         """Close the listening socket and every connection: clients then get "connection refused"."""
@@ -1180,10 +1161,7 @@ class WeChatStandin:
     ) -> CardCode:
         """The holder gifts the card (user_gifting_card); accept=True: the friend takes it (user_get_card)."""
         with self.state.lock:
-            rec = self._user_code(card_id, code)
-            status = rec.user_card_status(self.state.now())
-            if status != NORMAL:
-                raise UserActionError(f"only a NORMAL card can be gifted; this one is {status}")
+            rec = self._normal_user_code(card_id, code, "gifted")
             if False in (
                 rec.fields.get("can_give_friend"),
                 self.card(card_id).base_info.get("can_give_friend"),
@@ -1243,10 +1221,7 @@ class WeChatStandin:
     ) -> CardCode:
         """A consumption done on WeChat's side (not through card/code/consume): user_consume_card."""
         with self.state.lock:
-            rec = self._user_code(card_id, code)
-            status = rec.user_card_status(self.state.now())
-            if status != NORMAL:
-                raise UserActionError(f"only a NORMAL card can be consumed; this one is {status}")
+            rec = self._normal_user_code(card_id, code, "consumed")
             rec.move(CONSUMED, self.state.now(), source)
         self._emit(
             "user_consume_card",
@@ -1277,6 +1252,14 @@ class WeChatStandin:
         rec = self.state.codes.get((card_id, code))
         if rec is None or rec.status == DEPOSITED:
             raise UserActionError(f"code {code!r} of {card_id} is in nobody's wallet")
+        return rec
+
+    def _normal_user_code(self, card_id: str, code: str, action: str) -> CardCode:
+        """A code in a wallet that can be `action` (gifted, consumed): only a NORMAL one can."""
+        rec = self._user_code(card_id, code)
+        status = rec.user_card_status(self.state.now())
+        if status != NORMAL:
+            raise UserActionError(f"only a NORMAL card can be {action}; this one is {status}")
         return rec
 
     def _claim(self, card: Card, code: str | None) -> CardCode:

@@ -28,7 +28,7 @@ from .server import (
     card_ext_signature,
     verify_card_ext_signature,
 )
-from .vectors import CARD_ID, NONCE, TICKET, TIMESTAMP, card_ext_vectors
+from .vectors import CARD_ID, NONCE, SIGNED_WITH, TICKET, TIMESTAMP, card_ext_vectors
 
 if TYPE_CHECKING:
     from .conftest import Receiver
@@ -627,16 +627,7 @@ def test_without_a_callback_events_are_recorded_but_not_pushed(
 @card_ext_vectors
 def test_card_ext_signature_matches_wechatpys_test_vectors(code: str, signature: str) -> None:
     ext = {"code": code, "timestamp": TIMESTAMP, "nonce_str": NONCE, "signature": signature}
-    assert (
-        card_ext_signature(
-            api_ticket=TICKET,
-            timestamp=TIMESTAMP,
-            card_id=CARD_ID,
-            code=code,
-            nonce_str=NONCE,
-        )
-        == signature
-    )
+    assert card_ext_signature(**SIGNED_WITH, code=code) == signature
     assert verify_card_ext_signature(json.dumps(ext), api_ticket=TICKET, card_id=CARD_ID)
     assert not verify_card_ext_signature({**ext, "code": code + "x"}, api_ticket=TICKET, card_id=CARD_ID)
     assert not verify_card_ext_signature(ext, api_ticket=TICKET, card_id="other_card_id")

@@ -8,6 +8,8 @@ TICKET = "sM4AOVdWfPE4DxkXGEs8VMCPGGVi4C3VM0P37wVUCFvkVAy_90u5h9nbSlYy3-Sl-HhTdf
 TIMESTAMP = "1414587457"
 NONCE = "Wm3WZYTPz0wzccnW"
 CARD_ID = "random_card_id"
+# What every vector signs besides its code, as the signing functions' keyword arguments.
+SIGNED_WITH = {"api_ticket": TICKET, "timestamp": TIMESTAMP, "card_id": CARD_ID, "nonce_str": NONCE}
 # Each test that signs takes (code, signature) from this.
 card_ext_vectors = pytest.mark.parametrize(
     ("code", "signature"),
