@@ -17,7 +17,7 @@ from giftcards.value.cards import CardRef, CardSpec
 from giftcards.web.api.terminals import staff_guard
 from giftcards.web.calls import Call, Result, client_address, credential, endpoint, outcome_response
 from giftcards.web.openapi import list_of
-from giftcards.web.routing import Api, parse_json
+from giftcards.web.routing import Api, decode_body, read_object
 from giftcards.web.validation import parse_datetime
 
 AMOUNT = {"type": "integer", "minimum": 1, "maximum": ledger.MAX_AMOUNT, "description": "Minor units (fen)"}
@@ -399,7 +399,8 @@ def register(api: Api) -> None:
         token_kind, token = credential(request, ("api_key", "terminal"))
         raw = await request.body()
         try:
-            body, invalid = parse_json(raw, request.headers.get("content-type", ""), REDEEM_BODY), None
+            body = read_object(raw, request.headers.get("content-type", ""))
+            body, invalid = decode_body(body, REDEEM_BODY), None
         except DomainError as exc:  # answered once the database has found the credential good
             body, invalid = None, exc
         redemption = await redemptions.prepare(
