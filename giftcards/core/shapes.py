@@ -28,6 +28,16 @@ DateTime = Annotated[datetime, Meta(tz=True)]  # ISO 8601 with an offset: a naiv
 Timestamp = Annotated[str, Meta(extra_json_schema={"format": "date-time"})]  # as answers write one
 
 
+PAGE_LIMIT_DEFAULT = 20
+Limit = Annotated[int, Meta(ge=1, le=100)]
+Cursor = Annotated[str, Meta(max_length=64)]  # the id of the last item of the page before
+
+
+class PageQuery(Struct, forbid_unknown_fields=True):
+    limit: Limit = PAGE_LIMIT_DEFAULT
+    starting_after: Cursor | None = None
+
+
 class Page(Struct, Generic[T], kw_only=True):
     """A list answer, in the order the list is kept; `has_more` says whether a next page exists."""
 
@@ -58,16 +68,18 @@ def decode_query(params: dict[str, str], shape: type[S]) -> S:
     errors: list[dict[str, str]] = []
     for name, raw in params.items():
         kind = kinds.get(name)
-        if isinstance(kind, mi.IntType):
+        if "\x00" in raw:  # PostgreSQL text cannot store it: refused here rather than failing there
+            errors.append({"field": name, "message": "must not contain the NUL character"})
+        elif isinstance(kind, mi.IntType):
             if not re.fullmatch(r"-?[0-9]{1,18}", raw):
                 errors.append({"field": name, "message": "must be a whole number"})
-                continue
-            converted[name] = int(raw)
+            else:
+                converted[name] = int(raw)
         elif isinstance(kind, mi.BoolType):
             if raw not in ("true", "false"):
                 errors.append({"field": name, "message": "must be true or false"})
-                continue
-            converted[name] = raw == "true"
+            else:
+                converted[name] = raw == "true"
         else:
             converted[name] = raw
     if errors:

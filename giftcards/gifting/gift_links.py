@@ -137,7 +137,9 @@ async def _claim(
     return {
         "object": "gift_claim",
         "gift": row["id"],
-        "card": {k: view[k] for k in ("id", "state", "balance", "currency", "expires_at", "code_last4")},
+        "card": {
+            k: getattr(view, k) for k in ("id", "state", "balance", "currency", "expires_at", "code_last4")
+        },
         "card_url": card_access.card_url(public_url, token),
     }
 

@@ -31,6 +31,7 @@ from giftcards.gifting.card_art import CardArt
 from giftcards.stores.merchants import Principal
 from giftcards.value import cards
 from giftcards.value.cards import CardSpec
+from giftcards.value.shapes import Card
 
 CLAIM_WITHIN_HOURS_DEFAULT = 72
 MAX_SCHEDULE_DAYS = 366
@@ -184,7 +185,7 @@ async def purchase(
                 conn,
                 keyring,
                 merchant_id=merchant_id,
-                card_id=card["id"],
+                card_id=card.id,
                 design_id=design["id"],
                 amount=order.amount,
                 currency=design["currency"],
@@ -197,7 +198,7 @@ async def purchase(
         if exc.constraint_name == "gifts_reference_unique" and order.reference is not None:
             await _refuse_duplicate(conn, merchant_id, order.reference)
         raise
-    card.pop("code")  # the gifter never sees the code: whoever claims the gift is the one who may spend it
+    # sent_view leaves out the code: whoever claims the gift is the one who may spend it
     return sent_view(row, secret, public_url, card)
 
 
@@ -432,10 +433,10 @@ def gift_view(row: Row) -> dict[str, Any]:
     }
 
 
-def sent_view(row: Row, secret: str, public_url: str, card: dict[str, Any]) -> dict[str, Any]:
+def sent_view(row: Row, secret: str, public_url: str, card: Card) -> dict[str, Any]:
     """The answer to the gifter: the gift with its card expanded (never its code) and the link to share."""
     url = link_url(public_url, secret)
-    shown = {k: card[k] for k in ("id", "state", "balance", "currency", "expires_at", "design_id")}
+    shown = {k: getattr(card, k) for k in ("id", "state", "balance", "currency", "expires_at", "design_id")}
     return {**gift_view(row), "card": shown, "link": url, "image_url": url + "/card.png"}
 
 

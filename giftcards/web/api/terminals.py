@@ -7,7 +7,7 @@ log); a redemption's checks are the redemption statement's own.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, TypeVar
 
 import asyncpg
 from starlette.responses import Response
@@ -18,6 +18,7 @@ from giftcards.stores import guard, ratelimit, staff_log, terminals
 from giftcards.stores.merchants import Principal
 from giftcards.value import cards, ledger
 from giftcards.value.cards import CardRef
+from giftcards.value.shapes import Activity
 from giftcards.web.calls import Call, Result, client_address, endpoint, register_authenticator
 from giftcards.web.openapi import list_of
 from giftcards.web.routing import Api
@@ -65,9 +66,10 @@ LOG_FILTERS = {
 }
 
 
-async def staff_guard(
-    call: Call, action: str, work: Callable[[], Awaitable[dict[str, Any]]], **details: Any
-) -> dict[str, Any]:
+T = TypeVar("T")
+
+
+async def staff_guard(call: Call, action: str, work: Callable[[], Awaitable[T]], **details: Any) -> T:
     """`work` as the calling terminal may do it, recorded in the staff log (stores/guard.py)."""
     return await guard.guarded(
         call.conn,
@@ -494,12 +496,12 @@ def _register_terminal(api: Api) -> None:
     async def terminal_block_card(call: Call) -> Result:
         ref = CardRef(code=call.body.get("code"), qr_payload=call.body.get("qr_payload"))
 
-        async def work() -> dict[str, Any]:
+        async def work() -> Activity:
             card = await cards.lookup(call.conn, call.rt.keyring, call.rt.qr_keys, call.merchant_id, ref)
             return await cards.change(
                 call.conn,
                 call.principal,
-                card["id"],
+                card.id,
                 "block",
                 reason=call.body.get("reason"),
                 idempotency_key=call.idempotency_key,
