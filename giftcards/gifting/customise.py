@@ -15,12 +15,13 @@ import secrets
 from typing import Any
 
 import asyncpg
+import msgspec
 
 from giftcards.core import ids
 from giftcards.core.errors import DomainError
 from giftcards.core.isotime import iso
 from giftcards.core.sealing import Keyring
-from giftcards.gifting import designs, gifts, images
+from giftcards.gifting import designs, gifts, images, shapes
 from giftcards.gifting.card_art import CardArt
 from giftcards.gifting.images import CleanImage
 from giftcards.stores.merchants import Principal
@@ -127,16 +128,16 @@ async def page(
         conn, row["merchant_id"], limit=100, on_sale=True, currency=row["currency"]
     )
     offered = []
-    for design in listing["data"]:
-        amounts = [a for a in design["denominations"] if a <= row["max_amount"]]
-        low, high = design["min_amount"], design["max_amount"]
+    for design in listing.data:
+        amounts = [a for a in design.denominations if a <= row["max_amount"]]
+        low, high = design.min_amount, design.max_amount
         free = (
             None
             if low is None or low > row["max_amount"]
             else {"min": low, "max": min(high, row["max_amount"])}
         )
         if amounts or free:
-            offered.append({**design, "amounts": amounts, "free_range": free})
+            offered.append({**msgspec.structs.asdict(design), "amounts": amounts, "free_range": free})
     view: dict[str, Any] = {
         **session_view(row),
         "merchant": {"name": merchant},
@@ -154,7 +155,7 @@ async def page(
 
 async def upload_photo(
     conn: asyncpg.Connection, keyring: Keyring, token: str, image: CleanImage
-) -> dict[str, Any]:
+) -> shapes.Image:
     async with conn.transaction():
         row = await resolve(conn, keyring, token, lock=True)
         require_open(row)
