@@ -46,6 +46,11 @@ class Page(Struct, Generic[T], kw_only=True):
     has_more: bool = False
 
 
+def page(items: list[T], limit: int) -> Page[T]:
+    """A page of at most `limit` of `items`, fetched one more than that to know whether more follow."""
+    return Page(data=items[:limit], has_more=len(items) > limit)
+
+
 def decode(document: dict[str, Any], shape: type[S]) -> S:
     """`document` (a JSON object) as `shape`, or the ValidationError that names each field it gets wrong."""
     missing = [

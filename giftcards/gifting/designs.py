@@ -15,7 +15,7 @@ import asyncpg
 from giftcards.core import ids
 from giftcards.core.errors import DomainError, ValidationError
 from giftcards.core.isotime import iso
-from giftcards.core.shapes import PAGE_LIMIT_DEFAULT, Page
+from giftcards.core.shapes import PAGE_LIMIT_DEFAULT, Page, page
 from giftcards.gifting.card_art import CardArt
 from giftcards.gifting.shapes import Design, DesignSpec, Occasion
 
@@ -190,8 +190,7 @@ async def list_designs(
         currency,
         limit + 1,
     )
-    items = [design_view(row) for row in rows]
-    return Page(data=items[:limit], has_more=len(items) > limit)
+    return page([design_view(row) for row in rows], limit)
 
 
 def amount_offered(row: asyncpg.Record, amount: int) -> bool:

@@ -11,7 +11,7 @@ import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any
 
 import asyncpg
 import msgspec
@@ -20,7 +20,7 @@ from giftcards.core import ids
 from giftcards.core.errors import DomainError
 from giftcards.core.isotime import iso, utcnow
 from giftcards.core.sealing import Keyring
-from giftcards.core.shapes import PAGE_LIMIT_DEFAULT, Page
+from giftcards.core.shapes import PAGE_LIMIT_DEFAULT, Page, page
 from giftcards.db.pool import held
 from giftcards.qr.keys import QrKeys
 from giftcards.qr.signing import QrClaims
@@ -28,8 +28,6 @@ from giftcards.stores.merchants import Principal
 from giftcards.value import codes, ledger
 from giftcards.value.ledger import Actor
 from giftcards.value.shapes import BATCH_MAX, Activity, BatchCard, Card, CardBatch
-
-T = TypeVar("T")
 
 QR_STEP_SECONDS = 30  # a rotating payload is good for its own step and the one before: 30 to 60 s
 _CARD_COLUMNS = (
@@ -315,11 +313,6 @@ async def list_activities(
         limit + 1,
     )
     return page([ledger.activity_view(row) for row in rows], limit)
-
-
-def page(items: list[T], limit: int) -> Page[T]:
-    """A page of at most `limit` of `items`, fetched one more than that to know whether more follow."""
-    return Page(data=items[:limit], has_more=len(items) > limit)
 
 
 # -- money and state operations -------------------------------------------------------------------------
