@@ -24,10 +24,10 @@ from giftcards.core.sealing import Keyring
 from giftcards.gifting import designs, gifts, images, shapes
 from giftcards.gifting.card_art import CardArt
 from giftcards.gifting.images import CleanImage
+from giftcards.gifting.shapes import CUSTOMISE_MINUTES_DEFAULT
 from giftcards.stores.merchants import Principal
 
 TOKEN_SHAPE = re.compile(r"^[A-Za-z0-9_-]{32}$")
-MINUTES_DEFAULT = 60
 MAX_PHOTOS = 10
 
 
@@ -45,7 +45,7 @@ async def create(
     currency: str = "CNY",
     sender_name: str | None = None,
     reference: str | None = None,
-    minutes: int = MINUTES_DEFAULT,
+    minutes: int = CUSTOMISE_MINUTES_DEFAULT,
     public_url: str,
 ) -> dict[str, Any]:
     token = secrets.token_urlsafe(24)

@@ -26,17 +26,17 @@ from giftcards.core import ids
 from giftcards.core.errors import DomainError, ValidationError
 from giftcards.core.isotime import iso, utcnow
 from giftcards.core.sealing import Keyring
+from giftcards.core.shapes import PAGE_LIMIT_DEFAULT
 from giftcards.gifting import card_access, designs, images
 from giftcards.gifting.card_art import CardArt
+from giftcards.gifting.shapes import CLAIM_WITHIN_HOURS_DEFAULT
 from giftcards.stores.merchants import Principal
 from giftcards.value import cards
 from giftcards.value.cards import CardSpec
 from giftcards.value.shapes import Card
 
-CLAIM_WITHIN_HOURS_DEFAULT = 72
 MAX_SCHEDULE_DAYS = 366
 SECRET_SHAPE = re.compile(r"^[A-Za-z0-9_-]{32}$")
-PAGE_LIMIT_DEFAULT = 20
 Row = Mapping[str, Any]
 _CARD_ERRORS = {
     "expired": "card_expired",

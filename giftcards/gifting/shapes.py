@@ -110,3 +110,140 @@ class Image(Struct, kw_only=True):
     height: int
     bytes: int
     created_at: Timestamp
+
+
+# -- gifts and customise sessions -----------------------------------------------------------------------
+
+CLAIM_WITHIN_HOURS_DEFAULT = 72
+CUSTOMISE_MINUTES_DEFAULT = 60
+OwnerId = Annotated[
+    str,
+    Meta(
+        min_length=1,
+        max_length=128,
+        pattern="^[\\x21-\\x7e]+$",
+        description="The person's opaque id in the shop (e.g. a WeChat openid)",
+        extra_json_schema={"x-pattern-message": "must be visible ASCII, e.g. a WeChat openid"},
+    ),
+]
+RecipientOwnerId = Annotated[
+    OwnerId,
+    Meta(
+        description="Optional: the recipient's own id (e.g. their openid); the gift then also waits in "
+        "their wallet. The link still works for whoever holds it."
+    ),
+]
+PersonName = Annotated[
+    str,
+    Meta(
+        min_length=1,
+        max_length=40,
+        pattern="^[^\\x00-\\x1f\\x7f]+$",
+        extra_json_schema={"x-pattern-message": "must not contain control characters"},
+    ),
+]
+Message = Annotated[
+    str,
+    Meta(
+        max_length=200,
+        pattern="^[^\\x00-\\x09\\x0b-\\x1f\\x7f]*$",
+        description="Any Unicode (Chinese, emoji); always shown escaped, never as markup",
+        extra_json_schema={"x-pattern-message": "must not contain control characters other than line breaks"},
+    ),
+]
+OrderReference = Annotated[
+    str,
+    Meta(
+        min_length=1,
+        max_length=200,
+        pattern="^[^\\x00-\\x1f\\x7f]+$",
+        description="Your order or payment id: one gift per reference",
+        extra_json_schema={"x-pattern-message": "must not contain control characters"},
+    ),
+]
+
+
+class GiftText(Struct, forbid_unknown_fields=True, kw_only=True):
+    """What a gift says and when it opens."""
+
+    sender_name: PersonName = ""
+    recipient_name: PersonName = ""
+    message: Message = ""
+    opens_at: (
+        Annotated[DateTime, Meta(description="Scheduled delivery: before it the link shows a countdown")]
+        | None
+    ) = None
+    claim_within_hours: Annotated[
+        int,
+        Meta(
+            ge=1,
+            le=720,
+            description="After opens_at; an unclaimed gift then goes back to the gifter (default 72)",
+        ),
+    ] = CLAIM_WITHIN_HOURS_DEFAULT
+
+
+class GiftFields(GiftText, forbid_unknown_fields=True, kw_only=True):
+    """A gift's text and, on its picture, a photo uploaded first."""
+
+    photo_id: Id | None = None
+
+
+class NamedGift(GiftFields, forbid_unknown_fields=True, kw_only=True):
+    """A gift to send: the sender and the recipient are named."""
+
+    sender_name: PersonName
+    recipient_name: PersonName
+
+
+class GiftPreview(GiftFields, forbid_unknown_fields=True, kw_only=True):
+    design_id: Id
+    amount: Amount
+
+
+class ComposedGift(NamedGift, forbid_unknown_fields=True, kw_only=True):
+    design_id: Id
+    amount: Amount
+
+
+class GiftPurchase(NamedGift, forbid_unknown_fields=True, kw_only=True):
+    design_id: Id
+    amount: Amount
+    currency: Currency | None = None
+    gifter_id: OwnerId
+    reference: OrderReference | None = None
+    recipient_owner_id: RecipientOwnerId | None = None
+
+
+class Regift(NamedGift, forbid_unknown_fields=True, kw_only=True):
+    owner_id: OwnerId
+    design_id: Id | None = None
+    recipient_owner_id: RecipientOwnerId | None = None
+
+
+class GiftQuery(PageQuery, forbid_unknown_fields=True, kw_only=True):
+    starting_after: Id | None = None
+    gifter_id: OwnerId | None = None
+    recipient_id: OwnerId | None = None
+    card_id: Id | None = None
+
+
+class Owner(Struct, forbid_unknown_fields=True):
+    owner_id: OwnerId
+
+
+class RevokeGift(Struct, forbid_unknown_fields=True):
+    owner_id: Annotated[OwnerId, Meta(description="If given, must be the gifter")] | None = None
+
+
+class CreateCustomiseSession(Struct, forbid_unknown_fields=True, kw_only=True):
+    owner_id: OwnerId
+    max_amount: Annotated[Amount, Meta(description="What the gifter paid or authorised")]
+    currency: Currency = "CNY"
+    sender_name: PersonName | None = None
+    reference: OrderReference | None = None
+    expires_in_minutes: Annotated[int, Meta(ge=5, le=1440)] = CUSTOMISE_MINUTES_DEFAULT
+
+
+class CardPageQrQuery(Struct, forbid_unknown_fields=True):
+    image: Literal["svg", "png", "none"] = "svg"

@@ -16,12 +16,12 @@ import asyncpg
 from giftcards.core import ids
 from giftcards.core.errors import DomainError, ValidationError
 from giftcards.core.sealing import Keyring
+from giftcards.core.shapes import PAGE_LIMIT_DEFAULT
 from giftcards.gifting import designs, gift_links, gifts
 from giftcards.gifting.card_art import CardArt
 from giftcards.gifting.gifts import GiftDetails
 from giftcards.wallet.holders import INFINITY, Holder, not_theirs
 
-PAGE_LIMIT_DEFAULT = 20
 OPEN_STATES = ("scheduled", "waiting")  # a sent gift that may still be withdrawn or shared again
 
 

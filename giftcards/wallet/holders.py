@@ -25,7 +25,7 @@ import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, get_args
 
 import asyncpg
 
@@ -33,16 +33,20 @@ from giftcards.core import ids
 from giftcards.core.errors import DomainError, ValidationError
 from giftcards.core.isotime import iso
 from giftcards.core.sealing import Keyring
+from giftcards.core.shapes import PAGE_LIMIT_DEFAULT
 from giftcards.gifting import card_access, designs
 from giftcards.gifting.card_art import CardArt
 from giftcards.stores.merchants import Principal
+from giftcards.wallet.shapes import (
+    SESSION_MINUTES_DEFAULT,
+    SESSION_MINUTES_MAX,
+    SESSION_MINUTES_MIN,
+    CardFilter,
+)
 
 TOKEN_PREFIX = "gw"  # noqa: S105 (a prefix, not a secret)
 TOKEN_SHAPE = re.compile(r"^gw_[A-Za-z0-9_-]{32}$")
-MINUTES_DEFAULT = 30
-MINUTES_MIN, MINUTES_MAX = 5, 1440  # the database refuses more than a day
-PAGE_LIMIT_DEFAULT = 20
-FILTERS = ("active", "used_up", "expired")
+FILTERS = get_args(CardFilter)
 _HOLDING = ("active", "pending", "blocked")  # states in which a card may still be (or become) spendable
 INFINITY = datetime.max.replace(tzinfo=UTC)  # asyncpg sends these two as ±infinity
 MINUS_INFINITY = datetime.min.replace(tzinfo=UTC)
@@ -79,15 +83,20 @@ async def create_session(
     principal: Principal,
     *,
     owner_id: str,
-    minutes: int = MINUTES_DEFAULT,
+    minutes: int = SESSION_MINUTES_DEFAULT,
     display_name: str | None = None,
     public_url: str,
 ) -> dict[str, Any]:
     """A link to `owner_id`'s wallet for `minutes`; the secret is in the answer once, and only its keyed
     hash is kept."""
-    if not MINUTES_MIN <= minutes <= MINUTES_MAX:
+    if not SESSION_MINUTES_MIN <= minutes <= SESSION_MINUTES_MAX:
         raise ValidationError(
-            [{"field": "expires_in_minutes", "message": f"must be {MINUTES_MIN} to {MINUTES_MAX}"}]
+            [
+                {
+                    "field": "expires_in_minutes",
+                    "message": f"must be {SESSION_MINUTES_MIN} to {SESSION_MINUTES_MAX}",
+                }
+            ]
         )
     token = f"{TOKEN_PREFIX}_{secrets.token_urlsafe(24)}"
     row = await conn.fetchrow(
