@@ -51,6 +51,13 @@ def page(items: list[T], limit: int) -> Page[T]:
     return Page(data=items[:limit], has_more=len(items) > limit)
 
 
+def given(shape: Struct) -> dict[str, Any]:
+    """The fields of a decoded request that the client sent (an UNSET default marks one left out)."""
+    return {
+        name: value for name, value in msgspec.structs.asdict(shape).items() if value is not msgspec.UNSET
+    }
+
+
 def decode(document: dict[str, Any], shape: type[S]) -> S:
     """`document` (a JSON object) as `shape`, or the ValidationError that names each field it gets wrong."""
     missing = [

@@ -5,11 +5,10 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-import msgspec
 from starlette.responses import Response
 
 from giftcards.core.errors import DomainError
-from giftcards.core.shapes import Page
+from giftcards.core.shapes import Page, given
 from giftcards.gifting import designs, images
 from giftcards.gifting.shapes import Design, DesignChange, DesignQuery, DesignSpec, Image, ImageQuery
 from giftcards.web.calls import Call, Result, endpoint
@@ -127,5 +126,6 @@ def register(api: Api) -> None:
         responses={200: Design},
     )
     async def update_design(call: Call) -> Result:
-        changes = {k: v for k, v in msgspec.structs.asdict(call.body).items() if v is not msgspec.UNSET}
-        return 200, await designs.update(call.conn, call.merchant_id, call.path["design_id"], changes)
+        return 200, await designs.update(
+            call.conn, call.merchant_id, call.path["design_id"], given(call.body)
+        )

@@ -10,11 +10,10 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 import asyncpg
-import msgspec
 from starlette.responses import Response
 
 from giftcards.core.errors import DomainError
-from giftcards.core.shapes import Page
+from giftcards.core.shapes import Page, given
 from giftcards.runtime import Runtime
 from giftcards.stores import guard, ratelimit, staff_log, terminals
 from giftcards.stores.merchants import Principal
@@ -131,8 +130,9 @@ def _register_back_office(api: Api) -> None:
         responses={200: Store},
     )
     async def update_store(call: Call) -> Result:
-        changes = {k: v for k, v in msgspec.structs.asdict(call.body).items() if v is not msgspec.UNSET}
-        return 200, await terminals.update_store(call.conn, call.merchant_id, call.path["store_id"], changes)
+        return 200, await terminals.update_store(
+            call.conn, call.merchant_id, call.path["store_id"], given(call.body)
+        )
 
     @endpoint(
         api,
