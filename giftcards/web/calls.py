@@ -19,12 +19,13 @@ from starlette.responses import Response
 
 from giftcards.core import idempotency
 from giftcards.core.errors import DomainError
+from giftcards.core.shapes import decode
 from giftcards.db.pool import acquire_within, give_back, is_unavailable
 from giftcards.runtime import Runtime
 from giftcards.stores.merchants import API_KEY_PREFIX, Principal, authenticate_admin, authenticate_api_key
 from giftcards.web.body import gate as body_gate
 from giftcards.web.problems import PROBLEM_JSON
-from giftcards.web.routing import Api, Operation, decode_body, json_response, query_params, read_object
+from giftcards.web.routing import Api, Operation, json_response, query_params, read_object
 
 Result = tuple[int, Any] | Response
 Handler = Callable[["Call"], Awaitable[Result]]
@@ -181,10 +182,10 @@ async def _admit(
     """Who calls, the JSON body as sent, and decoded as the operation's shape (an upload's handler decodes
     the raw bytes itself)."""
     principal = await _authenticate(request, rt, conn, op.auth)
-    if op.body is None or (isinstance(op.body, dict) and "x-media-types" in op.body):
+    if op.body is None:
         return principal, {}, {}
     document = read_object(raw, request.headers.get("content-type", ""))
-    return principal, document, decode_body(document, op.body)
+    return principal, document, decode(document, op.body)
 
 
 async def _serve_apart(

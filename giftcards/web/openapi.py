@@ -111,7 +111,7 @@ def _operation(op: Operation, schemas: dict[Any, Any], queries: dict[Any, Any]) 
         for name in re.findall(r"{(\w+)(?::\w+)?}", op.path)
     ]
     if op.query:
-        query = op.query if isinstance(op.query, dict) else queries[op.query]
+        query = queries[op.query]
         required = set(query.get("required", []))
         parameters += [
             {"name": name, "in": "query", "required": name in required, "schema": schema}
@@ -129,19 +129,15 @@ def _operation(op: Operation, schemas: dict[Any, Any], queries: dict[Any, Any]) 
         )
     if parameters:
         doc["parameters"] = parameters
-    if op.body is not None and not isinstance(op.body, dict):
+    if op.body is not None:
         # An operation whose fields are all optional may be called with no body at all.
         needed = any(field.required for field in msgspec.structs.fields(op.body))
         content = {"application/json": {"schema": schemas[op.body]}}
         doc["requestBody"] = {"required": needed, "content": content}
-    elif op.body is not None:
-        raw = op.body.get("x-media-types")  # a non-JSON body (an image upload) that the handler reads
-        content = (
-            {media: {"schema": {"type": "string", "format": "binary"}} for media in raw}
-            if raw
-            else {"application/json": {"schema": op.body}}
-        )
-        doc["requestBody"] = {"required": bool(op.body.get("required")) or bool(raw), "content": content}
+    elif op.uploads:
+        binary = {"schema": {"type": "string", "format": "binary"}}
+        content = {media: binary for media in op.uploads}
+        doc["requestBody"] = {"required": True, "description": "The file's bytes", "content": content}
     if op.auth:
         doc["security"] = [{scheme: []} for scheme in op.auth]
     doc["responses"] = {

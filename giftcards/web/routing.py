@@ -18,8 +18,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from giftcards.core.errors import DomainError, ValidationError
-from giftcards.core.shapes import decode, decode_query
-from giftcards.web.validation import Schema, parse_query, validate
+from giftcards.core.shapes import decode_query
 
 Endpoint = Callable[[Request], Awaitable[Response]]
 
@@ -47,11 +46,11 @@ class Operation:
     summary: str
     tag: str
     auth: tuple[str, ...] = ()  # security schemes, any one of which admits the caller; () = public
-    # A request body's and a query's shape: a msgspec Struct (or, for an upload, the schema it documents).
-    body: type | Schema | None = None
-    query: type | Schema | None = None
-    # status -> the answer's shape (a Struct type, a schema, or None for no body)
+    body: type | None = None  # the JSON body's shape, a msgspec Struct (core/shapes.py)
+    query: type | None = None  # the query's shape, a Struct
+    # status -> the answer's shape (a Struct type, a schema written out, or None for no body)
     responses: dict[int, Any] = field(default_factory=dict)
+    uploads: tuple[str, ...] = ()  # the media types of a raw body (an image) that the handler decodes
     idempotent: bool = False  # accepts Idempotency-Key
     media_type: str = "application/json"  # of the success response
     include_in_schema: bool = True
@@ -76,7 +75,7 @@ class Api:
 
     def __init__(self) -> None:
         self.operations: list[Operation] = []
-        self.schemas: dict[str, Schema] = {}
+        self.schemas: dict[str, dict[str, Any]] = {}
 
     def operation(self, method: str, path: str, **spec: Any) -> Callable[[Endpoint], Endpoint]:
         def register(endpoint: Endpoint) -> Endpoint:
@@ -89,7 +88,7 @@ class Api:
 
         return register
 
-    def schema(self, name: str, schema: Schema) -> Schema:
+    def schema(self, name: str, schema: dict[str, Any]) -> dict[str, Any]:
         """Register a named component schema and return a $ref to it."""
         self.schemas[name] = schema
         return {"$ref": f"#/components/schemas/{name}"}
@@ -124,11 +123,6 @@ def _method_route(path: str, endpoints: dict[str, Endpoint]) -> Route:
     return Route(path, dispatch, methods=list(endpoints))
 
 
-def decode_body(document: dict[str, Any], shape: type | Schema) -> Any:
-    """A body read by `read_object` as `shape`, or the ValidationError that names each field it gets wrong."""
-    return validate(shape, document) if isinstance(shape, dict) else decode(document, shape)
-
-
 def read_object(raw: bytes, content_type_header: str) -> dict[str, Any]:
     """`raw` as a JSON object fit for PostgreSQL text, or the DomainError that says why it is not. (It is
     what an Idempotency-Key's request fingerprint is taken of.)"""
@@ -156,11 +150,11 @@ def read_object(raw: bytes, content_type_header: str) -> dict[str, Any]:
     return value
 
 
-def query_params(request: Request, shape: type | Schema) -> Any:
+def query_params(request: Request, shape: type) -> Any:
     params = dict(request.query_params)
     if len(params) != len(request.query_params.multi_items()):
         raise DomainError("invalid_request", "a query parameter was given more than once")
-    return parse_query(shape, params) if isinstance(shape, dict) else decode_query(params, shape)
+    return decode_query(params, shape)
 
 
 def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:

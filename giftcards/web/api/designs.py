@@ -14,10 +14,9 @@ from giftcards.gifting.shapes import Design, DesignChange, DesignQuery, DesignSp
 from giftcards.web.calls import Call, Result, endpoint
 from giftcards.web.routing import Api
 
-IMAGE_BODY = {"x-media-types": sorted(images.MEDIA_TYPES), "description": "The image file's bytes"}
 # What an image upload declares: its raw body, and its own byte limit (web/body.py counts as it reads).
 UPLOAD: dict[str, Any] = {
-    "body": IMAGE_BODY,
+    "uploads": tuple(sorted(images.MEDIA_TYPES)),
     "max_body": images.MAX_UPLOAD_BYTES,
     "too_large": "image_too_large",
 }
