@@ -61,24 +61,24 @@ class CardQuery(PageQuery, forbid_unknown_fields=True):
     created_lt: DateTime | None = None
 
 
-class CardReference(Struct, forbid_unknown_fields=True):
-    """Exactly one of `code` and `qr_payload`."""
+class CardReference(Struct, forbid_unknown_fields=True, kw_only=True):
+    """Exactly one of `code` and `qr_payload`, neither null (a redemption hands its body on as sent)."""
 
-    code: TypedCode | None = None
-    qr_payload: QrPayload | None = None
+    code: TypedCode | UnsetType = UNSET
+    qr_payload: QrPayload | UnsetType = UNSET
 
     def __post_init__(self) -> None:
-        if (self.code is None) == (self.qr_payload is None):
+        if (self.code is UNSET) == (self.qr_payload is UNSET):
             raise ValueError("give exactly one of code and qr_payload")
 
 
 class Redeem(CardReference, forbid_unknown_fields=True, kw_only=True):
     amount: Amount
-    currency: Currency | None = None
+    currency: Currency | UnsetType = UNSET
     allow_partial: Annotated[bool, Meta(description="take what there is and report the remainder due")] = (
         False
     )
-    reference: Reference | None = None
+    reference: Reference | UnsetType = UNSET
 
 
 class Refund(Struct, forbid_unknown_fields=True):

@@ -237,7 +237,7 @@ def register(api: Api) -> None:
         no_store=True,
     )
     async def lookup(call: Call) -> Result:
-        ref = CardRef(code=call.body.code, qr_payload=call.body.qr_payload)
+        ref = CardRef(code=call.body.code or None, qr_payload=call.body.qr_payload or None)
         return 200, await staff_guard(  # a terminal's role, rate limit and staff log
             call,
             "lookup",

@@ -339,7 +339,7 @@ def _register_terminal(api: Api) -> None:
         responses={201: Activity},
     )
     async def terminal_block_card(call: Call) -> Result:
-        ref = CardRef(code=call.body.code, qr_payload=call.body.qr_payload)
+        ref = CardRef(code=call.body.code or None, qr_payload=call.body.qr_payload or None)
 
         async def work() -> Activity:
             card = await cards.lookup(call.conn, call.rt.keyring, call.rt.qr_keys, call.merchant_id, ref)
