@@ -8,6 +8,7 @@ names its field as the API always has (`amount`, `items[0].code`, `body`) and ne
 
 from __future__ import annotations
 
+import functools
 import re
 from datetime import datetime
 from typing import Annotated, Any, Generic, Literal, TypeVar
@@ -18,7 +19,7 @@ from msgspec import inspect as mi
 
 from giftcards.core.errors import ValidationError
 
-S = TypeVar("S")
+S = TypeVar("S", bound=Struct)
 T = TypeVar("T")
 
 
@@ -60,11 +61,7 @@ def given(shape: Struct) -> dict[str, Any]:
 
 def decode(document: dict[str, Any], shape: type[S]) -> S:
     """`document` (a JSON object) as `shape`, or the ValidationError that names each field it gets wrong."""
-    missing = [
-        {"field": field.encode_name, "message": "is required"}
-        for field in msgspec.structs.fields(shape)  # type: ignore[arg-type]
-        if field.required and field.encode_name not in document
-    ]
+    missing = [{"field": name, "message": "is required"} for name in _required(shape) if name not in document]
     if missing:  # all of them at once, so a form can mark every empty field
         raise ValidationError(missing)
     try:
@@ -75,7 +72,7 @@ def decode(document: dict[str, Any], shape: type[S]) -> S:
 
 def decode_query(params: dict[str, str], shape: type[S]) -> S:
     """Query values arrive as text: the integer and boolean ones are converted first, then decoded."""
-    kinds = {field.encode_name: _leaf(field.type) for field in _struct(shape).fields}
+    kinds = _field_kinds(shape)
     converted: dict[str, Any] = {}
     errors: list[dict[str, str]] = []
     for name, raw in params.items():
@@ -178,10 +175,16 @@ def _extra(node: Any) -> dict[str, Any]:
     return {}
 
 
-def _struct(shape: type) -> mi.StructType:
+@functools.cache
+def _required(shape: type) -> tuple[str, ...]:
+    return tuple(field.encode_name for field in msgspec.structs.fields(shape) if field.required)
+
+
+@functools.cache
+def _field_kinds(shape: type) -> dict[str, Any]:
     info = mi.type_info(shape)
     assert isinstance(info, mi.StructType), f"{shape} is not a Struct"
-    return info
+    return {field.encode_name: _leaf(field.type) for field in info.fields}
 
 
 def _join(path: str, name: str) -> str:
