@@ -145,8 +145,8 @@ async def page(
     }
     if row["gift_id"] is not None:
         gift = await gifts.get(conn, row["merchant_id"], row["gift_id"])
-        view["sent"] = {"gift": gift["id"], "state": gift["state"]}
-        if gift["state"] in ("waiting", "scheduled"):
+        view["sent"] = {"gift": gift.id, "state": gift.state}
+        if gift.state in ("waiting", "scheduled"):
             view["sent"] |= await gifts.share_link(
                 conn, keyring, row["merchant_id"], row["gift_id"], public_url=public_url
             )
@@ -178,7 +178,7 @@ async def complete(
     amount: int,
     details: gifts.GiftDetails,
     public_url: str,
-) -> dict[str, Any]:
+) -> shapes.Gift:
     """Send the gift the page composed: one purchase on the shop's authority, then the link is spent."""
     async with conn.transaction():
         row = await resolve(conn, keyring, token, lock=True)
@@ -203,7 +203,7 @@ async def complete(
             "UPDATE customise_sessions SET used_at = now(), gift_id = $3 WHERE merchant_id = $1 AND id = $2",
             row["merchant_id"],
             row["id"],
-            sent["id"],
+            sent.id,
         )
     return sent
 

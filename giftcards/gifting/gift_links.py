@@ -17,6 +17,7 @@ from giftcards.core.isotime import iso
 from giftcards.core.sealing import Keyring
 from giftcards.gifting import card_access, designs, gifts
 from giftcards.gifting.gifts import SECRET_SHAPE, claim_hash, effective_state, gift_view
+from giftcards.gifting.shapes import Gift
 from giftcards.value import cards
 
 
@@ -158,7 +159,7 @@ async def _set_owner(conn: asyncpg.Connection, merchant_id: str, card_id: str, o
 
 async def revoke(
     conn: asyncpg.Connection, merchant_id: str, gift_id: str, *, by_owner: str | None = None
-) -> dict[str, Any]:
+) -> Gift:
     """Withdraw an unclaimed gift: the link stops working and the card is the gifter's again (a card-page
     link for them comes from POST /v1/cards/{id}/access_links, so no secret sits in a stored answer)."""
     async with conn.transaction():

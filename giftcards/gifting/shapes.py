@@ -247,3 +247,44 @@ class CreateCustomiseSession(Struct, forbid_unknown_fields=True, kw_only=True):
 
 class CardPageQrQuery(Struct, forbid_unknown_fields=True):
     image: Literal["svg", "png", "none"] = "svg"
+
+
+GiftState = Literal["scheduled", "waiting", "claimed", "revoked", "returned"]
+
+
+class GiftCard(Struct, kw_only=True):
+    """The card a gift was made with, as its gifter sees it (never its code)."""
+
+    id: str
+    state: str
+    balance: int
+    currency: str
+    expires_at: Timestamp | None
+    design_id: str | None
+
+
+class Gift(Struct, kw_only=True):
+    id: str
+    object: Literal["gift"] = "gift"
+    state: GiftState
+    card: str | GiftCard  # the card's id; the card itself in the answer that makes the gift
+    design: str | None
+    photo: str | None
+    amount: int
+    currency: str
+    gifter_id: str
+    recipient_id: str | None
+    recipient_owner_id: str | None
+    sender_name: str
+    recipient_name: str
+    message: str
+    opens_at: Timestamp | None
+    expires_at: Timestamp | None
+    claimed_at: Timestamp | None
+    revoked_at: Timestamp | None
+    returned_at: Timestamp | None
+    reference: str | None
+    previous_gift: str | None
+    created_at: Timestamp
+    link: str | UnsetType = UNSET  # only when the gift is made: the link to share
+    image_url: str | UnsetType = UNSET  # only when the gift is made: its picture

@@ -6,10 +6,12 @@ import asyncio
 
 from starlette.responses import Response
 
+from giftcards.core.shapes import Page
 from giftcards.gifting import card_access, card_art, customise, gift_links, gifts
 from giftcards.gifting.gifts import GiftDetails, Purchase
 from giftcards.gifting.shapes import (
     CreateCustomiseSession,
+    Gift,
     GiftFields,
     GiftPreview,
     GiftPurchase,
@@ -20,7 +22,6 @@ from giftcards.gifting.shapes import (
     RevokeGift,
 )
 from giftcards.web.calls import Call, Result, endpoint
-from giftcards.web.openapi import list_of
 from giftcards.web.routing import Api
 
 
@@ -42,41 +43,6 @@ async def png(art: card_art.CardArt, *, width: int = card_art.WIDTH, cache: str 
 
 
 def register(api: Api) -> None:
-    gift = api.schema(
-        "Gift",
-        {
-            "type": "object",
-            "properties": {
-                "id": {"type": "string"},
-                "object": {"const": "gift"},
-                "state": {
-                    "type": "string",
-                    "enum": ["scheduled", "waiting", "claimed", "revoked", "returned"],
-                },
-                "card": {"oneOf": [{"type": "string"}, {"type": "object"}]},
-                "design": {"type": ["string", "null"]},
-                "photo": {"type": ["string", "null"]},
-                "amount": {"type": "integer"},
-                "currency": {"type": "string"},
-                "gifter_id": {"type": "string"},
-                "recipient_id": {"type": ["string", "null"]},
-                "recipient_owner_id": {"type": ["string", "null"]},
-                "sender_name": {"type": "string"},
-                "recipient_name": {"type": "string"},
-                "message": {"type": "string"},
-                **{
-                    name: {"type": ["string", "null"], "format": "date-time"}
-                    for name in ("opens_at", "expires_at", "claimed_at", "revoked_at", "returned_at")
-                },
-                "reference": {"type": ["string", "null"]},
-                "previous_gift": {"type": ["string", "null"]},
-                "created_at": {"type": "string", "format": "date-time"},
-                "link": {"type": "string", "description": "Only when the gift is made: the link to share"},
-                "image_url": {"type": "string", "description": "Only when the gift is made: its picture"},
-            },
-        },
-    )
-
     @endpoint(
         api,
         "POST",
@@ -102,7 +68,7 @@ def register(api: Api) -> None:
         auth=("api_key",),
         idempotent=True,
         body=GiftPurchase,
-        responses={201: gift},
+        responses={201: Gift},
         no_store=True,
     )
     async def purchase(call: Call) -> Result:
@@ -128,7 +94,7 @@ def register(api: Api) -> None:
         tag="gifts",
         auth=("api_key",),
         query=GiftQuery,
-        responses={200: list_of(gift)},
+        responses={200: Page[Gift]},
         no_store=True,
     )
     async def list_gifts(call: Call) -> Result:
@@ -150,7 +116,7 @@ def register(api: Api) -> None:
         summary="A gift",
         tag="gifts",
         auth=("api_key",),
-        responses={200: gift},
+        responses={200: Gift},
         no_store=True,
     )
     async def get_gift(call: Call) -> Result:
@@ -184,7 +150,7 @@ def register(api: Api) -> None:
         auth=("api_key",),
         idempotent=True,
         body=RevokeGift,
-        responses={200: gift},
+        responses={200: Gift},
         no_store=True,
     )
     async def revoke(call: Call) -> Result:
@@ -201,7 +167,7 @@ def register(api: Api) -> None:
         auth=("api_key",),
         idempotent=True,
         body=Regift,
-        responses={201: gift},
+        responses={201: Gift},
         no_store=True,
     )
     async def regift(call: Call) -> Result:
