@@ -21,6 +21,7 @@ from giftcards.core import ids
 from giftcards.core.errors import DomainError
 from giftcards.core.isotime import iso
 from giftcards.core.sealing import Keyring
+from giftcards.core.shapes import given
 from giftcards.gifting import designs, gifts, images, shapes
 from giftcards.gifting.card_art import CardArt
 from giftcards.gifting.images import CleanImage
@@ -47,7 +48,7 @@ async def create(
     reference: str | None = None,
     minutes: int = CUSTOMISE_MINUTES_DEFAULT,
     public_url: str,
-) -> dict[str, Any]:
+) -> shapes.CustomiseSession:
     token = secrets.token_urlsafe(24)
     row = await conn.fetchrow(
         """INSERT INTO customise_sessions (merchant_id, id, token_hash, api_key_id, owner_id, sender_name,
@@ -65,7 +66,7 @@ async def create(
         reference,
         minutes,
     )
-    return {**session_view(row), "url": f"{public_url}/customise/{token}"}
+    return msgspec.structs.replace(session_view(row), url=f"{public_url}/customise/{token}")
 
 
 # The session and, in the same statement, the key it was made with. To buy (`lock`), the session row is
@@ -93,7 +94,7 @@ async def resolve(
     return row
 
 
-async def revoke(conn: asyncpg.Connection, merchant_id: str, session_id: str) -> dict[str, Any]:
+async def revoke(conn: asyncpg.Connection, merchant_id: str, session_id: str) -> shapes.CustomiseSession:
     """End a link before its time (e.g. the order was cancelled): it sends nothing more and no longer
     shows the gift it sent. A gift already sent stays sent: it is paid for and its link is the recipient's."""
     row = None
@@ -139,7 +140,7 @@ async def page(
         if amounts or free:
             offered.append({**msgspec.structs.asdict(design), "amounts": amounts, "free_range": free})
     view: dict[str, Any] = {
-        **session_view(row),
+        **given(session_view(row)),
         "merchant": {"name": merchant},
         "designs": offered,
     }
@@ -243,18 +244,17 @@ def session_state(row: asyncpg.Record) -> str:
     return "expired" if row["now"] >= row["expires_at"] else "open"
 
 
-def session_view(row: asyncpg.Record) -> dict[str, Any]:
-    return {
-        "id": row["id"],
-        "object": "customise_session",
-        "state": session_state(row),
-        "owner_id": row["owner_id"],
-        "sender_name": row["sender_name"],
-        "currency": row["currency"],
-        "max_amount": row["max_amount"],
-        "reference": row["reference"],
-        "expires_at": iso(row["expires_at"]),
-        "gift": row["gift_id"],
-        "revoked_at": iso(row["revoked_at"]),
-        "created_at": iso(row["created_at"]),
-    }
+def session_view(row: asyncpg.Record) -> shapes.CustomiseSession:
+    return shapes.CustomiseSession(
+        id=row["id"],
+        state=session_state(row),  # type: ignore[arg-type]
+        owner_id=row["owner_id"],
+        sender_name=row["sender_name"],
+        currency=row["currency"],
+        max_amount=row["max_amount"],
+        reference=row["reference"],
+        expires_at=iso(row["expires_at"]),
+        gift=row["gift_id"],
+        revoked_at=iso(row["revoked_at"]),
+        created_at=iso(row["created_at"]),
+    )

@@ -288,3 +288,19 @@ class Gift(Struct, kw_only=True):
     created_at: Timestamp
     link: str | UnsetType = UNSET  # only when the gift is made: the link to share
     image_url: str | UnsetType = UNSET  # only when the gift is made: its picture
+
+
+class CustomiseSession(Struct, kw_only=True):
+    id: str
+    object: Literal["customise_session"] = "customise_session"
+    state: Literal["open", "used", "expired", "revoked"]
+    owner_id: str
+    sender_name: str | None
+    currency: str
+    max_amount: int
+    reference: str | None
+    expires_at: Timestamp
+    gift: Annotated[str | None, Meta(description="The gift it sent, once used")]
+    revoked_at: Timestamp | None
+    created_at: Timestamp
+    url: str | UnsetType = UNSET  # only when made: the link for the gifter

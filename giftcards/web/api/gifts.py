@@ -11,6 +11,7 @@ from giftcards.gifting import card_access, card_art, customise, gift_links, gift
 from giftcards.gifting.gifts import GiftDetails, Purchase
 from giftcards.gifting.shapes import (
     CreateCustomiseSession,
+    CustomiseSession,
     Gift,
     GiftFields,
     GiftPreview,
@@ -211,28 +212,6 @@ def register(api: Api) -> None:
 
 
 def _register_customise_sessions(api: Api) -> None:
-    session = api.schema(
-        "CustomiseSession",
-        {
-            "type": "object",
-            "properties": {
-                "id": {"type": "string"},
-                "object": {"const": "customise_session"},
-                "state": {"type": "string", "enum": ["open", "used", "expired", "revoked"]},
-                "owner_id": {"type": "string"},
-                "sender_name": {"type": ["string", "null"]},
-                "currency": {"type": "string"},
-                "max_amount": {"type": "integer"},
-                "reference": {"type": ["string", "null"]},
-                "expires_at": {"type": "string", "format": "date-time"},
-                "gift": {"type": ["string", "null"], "description": "The gift it sent, once used"},
-                "revoked_at": {"type": ["string", "null"], "format": "date-time"},
-                "created_at": {"type": "string", "format": "date-time"},
-                "url": {"type": "string", "description": "Only when made: the link for the gifter"},
-            },
-        },
-    )
-
     @endpoint(
         api,
         "POST",
@@ -242,7 +221,7 @@ def _register_customise_sessions(api: Api) -> None:
         auth=("api_key",),
         idempotent=True,
         body=CreateCustomiseSession,
-        responses={201: session},
+        responses={201: CustomiseSession},
         no_store=True,
     )
     async def create_customise_session(call: Call) -> Result:
@@ -267,7 +246,7 @@ def _register_customise_sessions(api: Api) -> None:
         summary="End a customise link at once: it sends no gift and shows none (a gift it sent stays sent)",
         tag="gifts",
         auth=("api_key",),
-        responses={200: session},
+        responses={200: CustomiseSession},
         no_store=True,
     )
     async def revoke_customise_session(call: Call) -> Result:
