@@ -28,6 +28,7 @@ from datetime import UTC, datetime
 from typing import Any, get_args
 
 import asyncpg
+import msgspec
 
 from giftcards.core import ids
 from giftcards.core.errors import DomainError, ValidationError
@@ -42,6 +43,7 @@ from giftcards.wallet.shapes import (
     SESSION_MINUTES_MAX,
     SESSION_MINUTES_MIN,
     CardFilter,
+    WalletSession,
 )
 
 TOKEN_PREFIX = "gw"  # noqa: S105 (a prefix, not a secret)
@@ -86,7 +88,7 @@ async def create_session(
     minutes: int = SESSION_MINUTES_DEFAULT,
     display_name: str | None = None,
     public_url: str,
-) -> dict[str, Any]:
+) -> WalletSession:
     """A link to `owner_id`'s wallet for `minutes`; the secret is in the answer once, and only its keyed
     hash is kept."""
     if not SESSION_MINUTES_MIN <= minutes <= SESSION_MINUTES_MAX:
@@ -112,10 +114,10 @@ async def create_session(
         display_name,
         minutes,
     )
-    return {**session_view(row), "url": wallet_url(public_url, token), "token": token}
+    return msgspec.structs.replace(session_view(row), url=wallet_url(public_url, token), token=token)
 
 
-async def revoke_session(conn: asyncpg.Connection, merchant_id: str, session_id: str) -> dict[str, Any]:
+async def revoke_session(conn: asyncpg.Connection, merchant_id: str, session_id: str) -> WalletSession:
     """End a session before its time (e.g. when the person logs out of the shop)."""
     row = None
     if ids.is_id(session_id, "wls"):
@@ -168,18 +170,17 @@ async def resolve(conn: asyncpg.Connection, keyring: Keyring, token: str) -> Hol
     )
 
 
-def session_view(row: Mapping[str, Any]) -> dict[str, Any]:
+def session_view(row: Mapping[str, Any]) -> WalletSession:
     state = "revoked" if row["revoked_at"] else "expired" if row["now"] >= row["expires_at"] else "active"
-    return {
-        "id": row["id"],
-        "object": "wallet_session",
-        "state": state,
-        "owner_id": row["owner_id"],
-        "display_name": row["display_name"],
-        "expires_at": iso(row["expires_at"]),
-        "revoked_at": iso(row["revoked_at"]),
-        "created_at": iso(row["created_at"]),
-    }
+    return WalletSession(
+        id=row["id"],
+        state=state,  # type: ignore[arg-type]
+        owner_id=row["owner_id"],
+        display_name=row["display_name"],
+        expires_at=iso(row["expires_at"]),
+        revoked_at=iso(row["revoked_at"]),
+        created_at=iso(row["created_at"]),
+    )
 
 
 # -- the overview ------------------------------------------------------------------------------------

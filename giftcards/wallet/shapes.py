@@ -1,13 +1,13 @@
-"""The wallet's requests, each declared once (see core/shapes.py); its answers are still written out in
-web/api/wallet.py."""
+"""The wallet's requests and sessions, each declared once (see core/shapes.py); its other answers are still
+written out in web/api/wallet.py."""
 
 from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from msgspec import Meta, Struct
+from msgspec import UNSET, Meta, Struct, UnsetType
 
-from giftcards.core.shapes import PAGE_LIMIT_DEFAULT, Limit, PageQuery
+from giftcards.core.shapes import PAGE_LIMIT_DEFAULT, Limit, PageQuery, Timestamp
 from giftcards.gifting.shapes import GiftText, Id, OwnerId, PersonName
 
 SESSION_MINUTES_DEFAULT = 30
@@ -47,3 +47,16 @@ class PassOn(GiftText, forbid_unknown_fields=True, kw_only=True):
     sender_name: PersonName
     recipient_name: PersonName
     recipient_owner_id: OwnerId | None = None
+
+
+class WalletSession(Struct, kw_only=True):
+    id: str
+    object: Literal["wallet_session"] = "wallet_session"
+    state: Literal["active", "expired", "revoked"]
+    owner_id: str
+    display_name: str | None
+    expires_at: Timestamp
+    revoked_at: Timestamp | None
+    created_at: Timestamp
+    url: str | UnsetType = UNSET  # only when made: the wallet link to open
+    token: str | UnsetType = UNSET  # only when made: the wallet API's Bearer token

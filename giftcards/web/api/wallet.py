@@ -13,7 +13,7 @@ from giftcards.runtime import Runtime
 from giftcards.stores.merchants import Principal
 from giftcards.wallet import gifts as wallet_gifts
 from giftcards.wallet import holders as wallet
-from giftcards.wallet.shapes import CreateWalletSession, GiftPageQuery, PassOn, WalletCardQuery
+from giftcards.wallet.shapes import CreateWalletSession, GiftPageQuery, PassOn, WalletCardQuery, WalletSession
 from giftcards.web.api.gifts import gift_details
 from giftcards.web.calls import Call, Result, endpoint, register_authenticator
 from giftcards.web.openapi import list_of
@@ -67,25 +67,6 @@ def register(api: Api) -> None:
 
 
 def _register_sessions(api: Api) -> None:
-    session = api.schema(
-        "WalletSession",
-        {
-            "type": "object",
-            "properties": {
-                "id": {"type": "string"},
-                "object": {"const": "wallet_session"},
-                "state": {"type": "string", "enum": ["active", "expired", "revoked"]},
-                "owner_id": {"type": "string"},
-                "display_name": _NULLABLE_TEXT,
-                "expires_at": {"type": "string", "format": "date-time"},
-                "revoked_at": {"type": ["string", "null"], "format": "date-time"},
-                "created_at": {"type": "string", "format": "date-time"},
-                "url": {"type": "string", "description": "Only when made: the wallet link to open"},
-                "token": {"type": "string", "description": "Only when made: the wallet API's Bearer token"},
-            },
-        },
-    )
-
     @endpoint(
         api,
         "POST",
@@ -94,7 +75,7 @@ def _register_sessions(api: Api) -> None:
         tag=TAG,
         auth=("api_key",),
         body=CreateWalletSession,
-        responses={201: session},
+        responses={201: WalletSession},
         no_store=True,
     )
     async def create_wallet_session(call: Call) -> Result:
@@ -116,7 +97,7 @@ def _register_sessions(api: Api) -> None:
         summary="End a wallet session before its time (e.g. when the customer logs out)",
         tag=TAG,
         auth=("api_key",),
-        responses={200: session},
+        responses={200: WalletSession},
         no_store=True,
     )
     async def revoke_wallet_session(call: Call) -> Result:
