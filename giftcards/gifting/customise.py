@@ -10,8 +10,6 @@ that key's authority, so a leaked key's links must not outlive it.
 
 from __future__ import annotations
 
-import re
-import secrets
 from typing import Any
 
 import asyncpg
@@ -21,6 +19,7 @@ from giftcards.core import ids
 from giftcards.core.errors import DomainError
 from giftcards.core.isotime import iso
 from giftcards.core.sealing import Keyring
+from giftcards.core.secret_links import CUSTOMISE
 from giftcards.core.shapes import given
 from giftcards.gifting import designs, gifts, images, shapes
 from giftcards.gifting.card_art import CardArt
@@ -28,12 +27,7 @@ from giftcards.gifting.images import CleanImage
 from giftcards.gifting.shapes import CUSTOMISE_MINUTES_DEFAULT
 from giftcards.stores.merchants import Principal
 
-TOKEN_SHAPE = re.compile(r"^[A-Za-z0-9_-]{32}$")
 MAX_PHOTOS = 10
-
-
-def token_hash(keyring: Keyring, token: str) -> bytes:
-    return keyring.token_hash("customise:" + token)
 
 
 async def create(
@@ -49,7 +43,7 @@ async def create(
     minutes: int = CUSTOMISE_MINUTES_DEFAULT,
     public_url: str,
 ) -> shapes.CustomiseSession:
-    token = secrets.token_urlsafe(24)
+    token, token_hash = CUSTOMISE.new(keyring)
     row = await conn.fetchrow(
         """INSERT INTO customise_sessions (merchant_id, id, token_hash, api_key_id, owner_id, sender_name,
                                            currency, max_amount, reference, expires_at)
@@ -57,7 +51,7 @@ async def create(
            RETURNING *, now() AS now""",
         principal.merchant_id,
         ids.new_id("cus"),
-        token_hash(keyring, token),
+        token_hash,
         principal.id,
         owner_id,
         sender_name,
@@ -66,7 +60,7 @@ async def create(
         reference,
         minutes,
     )
-    return msgspec.structs.replace(session_view(row), url=f"{public_url}/customise/{token}")
+    return msgspec.structs.replace(session_view(row), url=CUSTOMISE.url(public_url, token))
 
 
 # The session and, in the same statement, the key it was made with. To buy (`lock`), the session row is
@@ -84,9 +78,9 @@ async def resolve(
     """The live session a link names: one 404 for anything unknown, `session_revoked` once the shop
     revoked the session or the API key that made it."""
     row = None
-    if TOKEN_SHAPE.match(token):
+    if CUSTOMISE.well_formed(token):
         query = RESOLVE + (" FOR UPDATE OF s FOR SHARE OF k" if lock else "")
-        row = await conn.fetchrow(query, token_hash(keyring, token))
+        row = await conn.fetchrow(query, CUSTOMISE.hash(keyring, token))
     if row is None:
         raise DomainError("not_found", "this customise link is not valid")
     if row["revoked_at"] is not None or row["key_revoked_at"] is not None:

@@ -15,8 +15,9 @@ from giftcards.core import ids
 from giftcards.core.errors import DomainError
 from giftcards.core.isotime import iso
 from giftcards.core.sealing import Keyring
+from giftcards.core.secret_links import GIFT
 from giftcards.gifting import card_access, designs, gifts
-from giftcards.gifting.gifts import SECRET_SHAPE, claim_hash, effective_state, gift_view
+from giftcards.gifting.gifts import effective_state, gift_view
 from giftcards.gifting.shapes import Gift
 from giftcards.value import cards
 
@@ -24,9 +25,9 @@ from giftcards.value import cards
 async def open_link(conn: asyncpg.Connection, keyring: Keyring, secret: str) -> asyncpg.Record:
     """The gift a link secret names (with the time now), or one 404 for anything else."""
     row = None
-    if SECRET_SHAPE.match(secret):
+    if GIFT.well_formed(secret):
         row = await conn.fetchrow(
-            "SELECT *, now() AS now FROM gifts WHERE claim_hash = $1", claim_hash(keyring, secret)
+            "SELECT *, now() AS now FROM gifts WHERE claim_hash = $1", GIFT.hash(keyring, secret)
         )
     if row is None:
         raise DomainError("gift_not_found", "this gift link is not valid")

@@ -13,8 +13,6 @@ kept sealed so the gifter can share the link again.
 
 from __future__ import annotations
 
-import re
-import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -27,6 +25,7 @@ from giftcards.core import ids
 from giftcards.core.errors import DomainError, ValidationError
 from giftcards.core.isotime import iso, utcnow
 from giftcards.core.sealing import Keyring
+from giftcards.core.secret_links import GIFT
 from giftcards.core.shapes import PAGE_LIMIT_DEFAULT, Page, page
 from giftcards.gifting import card_access, designs, images
 from giftcards.gifting.card_art import CardArt
@@ -37,7 +36,6 @@ from giftcards.value.cards import CardSpec
 from giftcards.value.shapes import Card
 
 MAX_SCHEDULE_DAYS = 366
-SECRET_SHAPE = re.compile(r"^[A-Za-z0-9_-]{32}$")
 Row = Mapping[str, Any]
 _CARD_ERRORS = {
     "expired": "card_expired",
@@ -66,14 +64,6 @@ class Purchase:
     details: GiftDetails
     currency: str | None = None
     reference: str | None = None  # the shop's order or payment id: one gift per reference
-
-
-def claim_hash(keyring: Keyring, secret: str) -> bytes:
-    return keyring.token_hash("gift-link:" + secret)
-
-
-def link_url(public_url: str, secret: str) -> str:
-    return f"{public_url}/g/{secret}"
 
 
 def _seal(keyring: Keyring, gift_id: str, secret: str) -> bytes:
@@ -122,7 +112,7 @@ async def _insert(
     previous_gift_id: str | None = None,
 ) -> tuple[asyncpg.Record, str]:
     gift_id = ids.new_id("gift")
-    secret = secrets.token_urlsafe(24)
+    secret, claim_hash = GIFT.new(keyring)
     row = await conn.fetchrow(
         """INSERT INTO gifts (merchant_id, id, card_id, design_id, photo_id, gifter_id, sender_name,
                               recipient_name, message, amount, currency, claim_hash, claim_sealed,
@@ -141,7 +131,7 @@ async def _insert(
         details.message,
         amount,
         currency,
-        claim_hash(keyring, secret),
+        claim_hash,
         _seal(keyring, gift_id, secret),
         details.opens_at,
         details.claim_within_hours,
@@ -316,8 +306,8 @@ async def share_link(
     return {
         "object": "gift_link",
         "gift": gift_id,
-        "url": link_url(public_url, secret),
-        "image_url": link_url(public_url, secret) + "/card.png",
+        "url": GIFT.url(public_url, secret),
+        "image_url": GIFT.url(public_url, secret) + "/card.png",
     }
 
 
@@ -434,7 +424,7 @@ def gift_view(row: Row) -> Gift:
 
 def sent_view(row: Row, secret: str, public_url: str, card: Card) -> Gift:
     """The answer to the gifter: the gift with its card expanded (never its code) and the link to share."""
-    url = link_url(public_url, secret)
+    url = GIFT.url(public_url, secret)
     shown = GiftCard(
         id=card.id,
         state=card.state,

@@ -2,11 +2,10 @@
 
 Python does what must be Python: it reads the request, checks a QR payload's signature and computes a
 typed code's keyed hash (`prepare`). The database statement does the rest and owns every answer, refusals
-included (`redeem_requests`, schema/functions/redemption.sql): it authenticates the credential, claims
-the Idempotency-Key or finds its answer, applies the terminal's limits, posts to the ledger, counts a
-failed lookup and writes
-the staff-log row, keeping the posting as the key's answer. Python renders each answer from the row it
-gets back, the first time and on a replay alike (`redeem_many`).
+included (`redeem_requests`, schema/functions/redemption.sql): it authenticates the credential, finds
+the Idempotency-Key's answer, applies the terminal's limits, posts to the ledger, counts a failed lookup,
+writes the staff-log row and keeps the posting as the key's answer. Python renders each answer from the
+row it gets back, the first time and on a replay alike (`redeem_many`).
 
 Redemptions that arrive while earlier ones are with the database wait for them and then go together, in
 one statement and so one transaction and one commit (`Batcher`). A lone redemption goes at once; batches
@@ -141,38 +140,53 @@ async def prepare(
     )
 
 
-Answer = idempotency.Outcome | DomainError
+Answer = idempotency.Outcome | Exception  # a refusal (DomainError) or a database error, raised
 
 
 async def redeem_many(conn: asyncpg.Connection, batch: Sequence[Redemption]) -> list[Answer]:
-    """The answer to each redemption, in the order given, all written in one statement. One the
-    database could not run inside the batch (two batches waited on each other) is sent again alone."""
-    answers = await _redeem_together(conn, batch)
-    for i, answer in enumerate(answers):
-        if answer is _RETRY:
-            answers[i] = (await _redeem_together(conn, [batch[i]]))[0]
-            if answers[i] is _RETRY:
-                raise RuntimeError("a redemption failed twice in the database")
-    return answers
+    """The answer to each redemption, in the order given, all written in one statement. A batch the
+    database undid (it lost a race to another batch, or one of its items met an error) is sent again one
+    redemption at a time, so that each gets its own answer."""
+    if len(batch) == 1:
+        return [await _redeem_alone(conn, batch[0])]
+    try:
+        return await _redeem_together(conn, batch)
+    except asyncpg.PostgresError as exc:
+        if exc.sqlstate[:2] in _SERVER_IN_TROUBLE:
+            raise
+    return [await _redeem_alone(conn, redemption) for redemption in batch]
 
 
-_RETRY = DomainError("internal_error")  # sent again alone, never an answer
+# Not the items' doing but the connection's or the server's (08, 53, 57, 58): raised for the whole batch.
+_SERVER_IN_TROUBLE = ("08", "53", "57", "58")
+# Another transaction got there first (a twin's Idempotency-Key, two batches waiting on each other): the
+# same redemption sent again finds what the other wrote.
+_LOST_A_RACE = ("23505", "40001", "40P01")
+
+
+async def _redeem_alone(conn: asyncpg.Connection, redemption: Redemption, *, races_left: int = 1) -> Answer:
+    try:
+        return (await _redeem_together(conn, [redemption]))[0]
+    except asyncpg.PostgresError as exc:
+        if exc.sqlstate[:2] in _SERVER_IN_TROUBLE:
+            raise
+        if exc.sqlstate in _LOST_A_RACE and races_left:
+            return await _redeem_alone(conn, redemption, races_left=races_left - 1)
+        return exc  # this request's own error, answered as one; the rest of the batch goes on
 
 
 async def _redeem_together(conn: asyncpg.Connection, batch: Sequence[Redemption]) -> list[Answer]:
     ordered = sorted(range(len(batch)), key=lambda i: batch[i].card_order)
     columns = [[getattr(batch[i], name) for i in ordered] for name in _SENT]  # one array per parameter
-    answers: list[Answer] = [_RETRY] * len(batch)
+    answers: dict[int, Answer] = {}
     for row in await conn.fetch(_CALL, *columns, ratelimit.TERMINAL_LIMITS):
         i = ordered[row["item"] - 1]
         answers[i] = _answer(row, batch[i])
-    return answers
+    return [answers[i] for i in range(len(batch))]
 
 
 def _answer(row: Mapping[str, Any], redemption: Redemption) -> Answer:
     outcome = row["outcome"]
-    if outcome.startswith("retry:"):
-        return _RETRY
     if outcome == "unauthenticated":
         return _unknown(redemption.token_kind)
     if outcome == "invalid_request":
@@ -222,7 +236,7 @@ class Batcher:
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
         answer = await future
-        if isinstance(answer, DomainError):
+        if isinstance(answer, Exception):
             raise answer
         return answer
 

@@ -21,7 +21,6 @@ import base64
 import binascii
 import json
 import re
-import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -34,6 +33,7 @@ from giftcards.core import ids
 from giftcards.core.errors import DomainError, ValidationError
 from giftcards.core.isotime import iso
 from giftcards.core.sealing import Keyring
+from giftcards.core.secret_links import WALLET
 from giftcards.core.shapes import PAGE_LIMIT_DEFAULT
 from giftcards.gifting import card_access, designs
 from giftcards.gifting.card_art import CardArt
@@ -46,8 +46,7 @@ from giftcards.wallet.shapes import (
     WalletSession,
 )
 
-TOKEN_PREFIX = "gw"  # noqa: S105 (a prefix, not a secret)
-TOKEN_SHAPE = re.compile(r"^gw_[A-Za-z0-9_-]{32}$")
+TOKEN_PREFIX = WALLET.prefix.removesuffix("_")  # a session's secret is also its Bearer token, gw_…
 FILTERS = get_args(CardFilter)
 _HOLDING = ("active", "pending", "blocked")  # states in which a card may still be (or become) spendable
 INFINITY = datetime.max.replace(tzinfo=UTC)  # asyncpg sends these two as ±infinity
@@ -71,14 +70,6 @@ class Holder(Principal):
 # -- sessions ------------------------------------------------------------------------------------------
 
 
-def token_hash(keyring: Keyring, token: str) -> bytes:
-    return keyring.token_hash("wallet:" + token)
-
-
-def wallet_url(public_url: str, token: str) -> str:
-    return f"{public_url}/w/{token}"
-
-
 async def create_session(
     conn: asyncpg.Connection,
     keyring: Keyring,
@@ -100,7 +91,7 @@ async def create_session(
                 }
             ]
         )
-    token = f"{TOKEN_PREFIX}_{secrets.token_urlsafe(24)}"
+    token, token_hash = WALLET.new(keyring)
     row = await conn.fetchrow(
         """INSERT INTO wallet_sessions (merchant_id, id, token_hash, api_key_id, owner_id, display_name,
                                         expires_at)
@@ -108,13 +99,13 @@ async def create_session(
            RETURNING *, now() AS now""",
         principal.merchant_id,
         ids.new_id("wls"),
-        token_hash(keyring, token),
+        token_hash,
         principal.id,
         owner_id,
         display_name,
         minutes,
     )
-    return msgspec.structs.replace(session_view(row), url=wallet_url(public_url, token), token=token)
+    return msgspec.structs.replace(session_view(row), url=WALLET.url(public_url, token), token=token)
 
 
 async def revoke_session(conn: asyncpg.Connection, merchant_id: str, session_id: str) -> WalletSession:
@@ -142,7 +133,7 @@ async def resolve(conn: asyncpg.Connection, keyring: Keyring, token: str) -> Hol
     """Who the secret admits, or one refusal for unknown, revoked and expired secrets alike, and for the
     sessions of a revoked API key (checked in the same statement, so at once in every process)."""
     row = None
-    if TOKEN_SHAPE.match(token):
+    if WALLET.well_formed(token):
         row = await conn.fetchrow(
             """SELECT s.id, s.merchant_id, s.owner_id, s.display_name, s.expires_at, s.api_key_id,
                       m.name AS merchant_name
@@ -150,7 +141,7 @@ async def resolve(conn: asyncpg.Connection, keyring: Keyring, token: str) -> Hol
                JOIN api_keys k ON k.merchant_id = s.merchant_id AND k.id = s.api_key_id
                WHERE s.token_hash = $1 AND s.revoked_at IS NULL AND s.expires_at > now()
                  AND k.revoked_at IS NULL""",
-            token_hash(keyring, token),
+            WALLET.hash(keyring, token),
         )
     if row is None:
         raise DomainError(

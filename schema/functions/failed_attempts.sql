@@ -2,19 +2,26 @@
 -- (giftcards/stores/ratelimit.py says why these subjects and limits).
 
 -- Seconds until every subject is below its limit again (at least 1, at most the window), or NULL when
--- none has reached it. A NULL subject (a terminal without a client address) counts nothing.
+-- none has reached it. A NULL subject (a terminal without a client address) counts nothing. In plpgsql, so
+-- that each lookup is one planned index probe: as one SQL statement over unnest it cost a till's
+-- redemption a quarter of its time.
 CREATE OR REPLACE FUNCTION failure_wait(p_subjects text[], p_limits integer[], p_window_seconds integer)
-RETURNS integer LANGUAGE sql STABLE AS $$
-    SELECT greatest(1, least(p_window_seconds, wait))::integer
-      FROM (SELECT max(ceil(extract(epoch FROM recent.created_at + make_interval(secs => p_window_seconds)
-                                              - now()))) AS wait
-      FROM unnest(p_subjects, p_limits) AS s (subject, most)
-     CROSS JOIN LATERAL (
-           SELECT f.created_at FROM failed_attempts f
-            WHERE f.subject = s.subject AND f.created_at > now() - make_interval(secs => p_window_seconds)
-            ORDER BY f.created_at DESC OFFSET s.most - 1 LIMIT 1) AS recent) AS waits
-     WHERE wait IS NOT NULL
-$$;
+RETURNS integer LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    since   timestamptz := now() - make_interval(secs => p_window_seconds);
+    oldest  timestamptz;  -- of the failures that keep a subject at its limit
+    latest  timestamptz;  -- the latest of those, over the subjects
+BEGIN
+    FOR i IN 1 .. cardinality(p_subjects) LOOP
+        CONTINUE WHEN p_subjects[i] IS NULL;
+        SELECT f.created_at INTO oldest FROM failed_attempts f
+         WHERE f.subject = p_subjects[i] AND f.created_at > since
+         ORDER BY f.created_at DESC OFFSET p_limits[i] - 1 LIMIT 1;
+        IF FOUND AND (latest IS NULL OR oldest > latest) THEN latest := oldest; END IF;
+    END LOOP;
+    IF latest IS NULL THEN RETURN NULL; END IF;
+    RETURN greatest(1, least(p_window_seconds, ceil(extract(epoch FROM latest - since))))::integer;
+END $$;
 
 -- One failure for each subject; true when it brought a subject that `flags` to its limit.
 CREATE OR REPLACE FUNCTION record_failure(p_subjects text[], p_limits integer[], p_flags boolean[],

@@ -19,8 +19,11 @@ from PIL import Image, ImageDraw
 from playwright.async_api import Browser, FilePayload, ViewportSize, expect
 
 from tests.browser.pages import watch
-from tests.support.api import Merchant, with_key
+from tests.support.api import Merchant
+from tests.support.designs import create_design
+from tests.support.gifts import buy, claim
 from tests.support.servers import LiveServer
+from tests.support.wallet import open_customise_session
 
 pytestmark = pytest.mark.browser
 
@@ -39,21 +42,7 @@ def photo_jpeg() -> bytes:
     return out.getvalue()
 
 
-async def qixi_design(client: httpx.AsyncClient, merchant: Merchant) -> dict[str, object]:
-    response = await client.post(
-        "/v1/designs",
-        json={
-            "name": "七夕限定",
-            "occasion": "qixi",
-            "denominations": [52000, 131400],
-            "stock": 20,
-            "background_color": "#7a0f2e",
-            "accent_color": "#f48fb1",
-        },
-        headers=merchant.headers,
-    )
-    assert response.status_code == 201, response.text
-    return response.json()
+QIXI_LIMITED = {"name": "七夕限定", "stock": 20, "background_color": "#7a0f2e", "accent_color": "#f48fb1"}
 
 
 async def test_customise_preview_send_then_claim_and_see_balance_and_qr(
@@ -64,18 +53,13 @@ async def test_customise_preview_send_then_claim_and_see_balance_and_qr(
     db: asyncpg.Connection,
     artifacts: Path,
 ) -> None:
-    design = await qixi_design(client, merchant)
-    session = await client.post(
-        "/v1/customise_sessions",
-        json={"owner_id": GIFTER, "max_amount": 131400, "sender_name": "小明"},
-        headers=with_key(merchant),
-    )
-    assert session.status_code == 201
+    design = await create_design(client, merchant, **QIXI_LIMITED)
+    session = await open_customise_session(client, merchant, GIFTER, 131400, sender_name="小明")
 
     gifter = await browser.new_context(viewport=PHONE, locale="zh-CN")
     page = await gifter.new_page()
     problems = watch(page)
-    await page.goto(server.url + urlsplit(session.json()["url"]).path)
+    await page.goto(server.url + urlsplit(session["url"]).path)
     await expect(page.locator("h2")).to_have_text("赠送礼品卡")
     await page.locator("label.design").first.click()
     await page.select_option(f"#amount-{design['id']}", "52000")
@@ -139,9 +123,7 @@ async def test_customise_preview_send_then_claim_and_see_balance_and_qr(
     assert await page.locator("#claim").count() == 0
     await page.screenshot(path=str(artifacts / "gift-5-second-claim-refused.png"), full_page=True)
     await second.close()
-    again = await client.post(
-        f"/v1/gift_links/{urlsplit(link).path.removeprefix('/g/')}/claim", json={"owner_id": "o_someone_else"}
-    )
+    again = await claim(client, link, "o_someone_else")
     assert again.status_code == 409 and again.json()["code"] == "gift_already_claimed"
     assert await db.fetchval("SELECT owner_id FROM gifts g JOIN cards c ON c.id = g.card_id") == RECIPIENT
 
@@ -149,26 +131,23 @@ async def test_customise_preview_send_then_claim_and_see_balance_and_qr(
 async def test_a_scheduled_gift_shows_a_countdown_in_the_browser(
     browser: Browser, server: LiveServer, client: httpx.AsyncClient, merchant: Merchant, artifacts: Path
 ) -> None:
-    design = await qixi_design(client, merchant)
+    design = await create_design(client, merchant, **QIXI_LIMITED)
     opens = datetime.now(UTC) + timedelta(hours=5)
-    bought = await client.post(
-        "/v1/gift_purchases",
-        json={
-            "design_id": design["id"],
-            "amount": 131400,
-            "gifter_id": GIFTER,
-            "sender_name": "Ming",
-            "recipient_name": "Hong",
-            "message": "a secret until morning",
-            "opens_at": opens.isoformat(),
-        },
-        headers=with_key(merchant),
+    bought = await buy(
+        client,
+        merchant,
+        design["id"],
+        131400,
+        gifter_id=GIFTER,
+        sender_name="Ming",
+        recipient_name="Hong",
+        message="a secret until morning",
+        opens_at=opens.isoformat(),
     )
-    assert bought.status_code == 201
     context = await browser.new_context(viewport=PHONE, locale="en-GB")
     page = await context.new_page()
     problems = watch(page)
-    await page.goto(server.url + urlsplit(bought.json()["link"]).path)
+    await page.goto(server.url + urlsplit(bought["link"]).path)
     await expect(page.locator("#countdown")).to_have_text(re.compile(r"^0?[45]:\d\d:\d\d$"))
     assert "a secret until morning" not in await page.content()
     await page.screenshot(path=str(artifacts / "gift-6-scheduled-countdown.png"), full_page=True)

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any
 from urllib.parse import urlsplit
 
 import asyncpg
@@ -16,45 +15,17 @@ import pytest
 from playwright.async_api import Browser, Page, ViewportSize, expect
 
 from tests.browser.pages import watch
-from tests.support.api import Merchant, with_key
+from tests.support.api import Merchant
+from tests.support.designs import create_design
+from tests.support.gifts import buy, card_held_by
 from tests.support.servers import LiveServer
+from tests.support.wallet import open_wallet_session
 
 pytestmark = pytest.mark.browser
 
 PHONE: ViewportSize = {"width": 390, "height": 844}
 ALICE = "o_alice_wallet_browser"
 BOB = "o_bob_wallet_browser"
-SHOP = "o_shop_gifter_browser"
-
-
-async def design(client: httpx.AsyncClient, merchant: Merchant, **fields: Any) -> str:
-    body = {"name": "七夕限定", "occasion": "qixi", "denominations": [52000, 131400], **fields}
-    response = await client.post("/v1/designs", json=body, headers=merchant.headers)
-    assert response.status_code == 201, response.text
-    return str(response.json()["id"])
-
-
-async def gift(
-    client: httpx.AsyncClient, merchant: Merchant, design_id: str, amount: int, **fields: Any
-) -> dict[str, Any]:
-    body = {
-        "design_id": design_id,
-        "amount": amount,
-        "gifter_id": SHOP,
-        "sender_name": "小明",
-        "recipient_name": "Alice",
-    }
-    response = await client.post("/v1/gift_purchases", json={**body, **fields}, headers=with_key(merchant))
-    assert response.status_code == 201, response.text
-    return response.json()
-
-
-async def held_by_alice(client: httpx.AsyncClient, merchant: Merchant, design_id: str, amount: int) -> str:
-    bought = await gift(client, merchant, design_id, amount)
-    secret = urlsplit(bought["link"]).path.removeprefix("/g/")
-    claimed = await client.post(f"/v1/gift_links/{secret}/claim", json={"owner_id": ALICE})
-    assert claimed.status_code == 200, claimed.text
-    return str(bought["card"]["id"])
 
 
 async def card_order(page: Page) -> list[str]:
@@ -69,33 +40,30 @@ async def test_open_the_wallet_show_a_qr_give_a_card_and_see_the_gift_claimed(
     db: asyncpg.Connection,
     artifacts: Path,
 ) -> None:
-    qixi = await design(
+    qixi = await create_design(
         client, merchant, card_validity_days=30, background_color="#7a0f2e", accent_color="#f48fb1"
     )
-    thanks = await design(
+    thanks = await create_design(
         client, merchant, name="Thank you", occasion="thank_you", background_color="#1f4e5f"
     )
-    kept = await held_by_alice(client, merchant, qixi, 52000)
-    to_give = await held_by_alice(client, merchant, thanks, 131400)
-    spent = await held_by_alice(client, merchant, thanks, 52000)
+    kept = await card_held_by(client, merchant, qixi["id"], ALICE, 52000)
+    to_give = await card_held_by(client, merchant, thanks["id"], ALICE, 131400)
+    spent = await card_held_by(client, merchant, thanks["id"], ALICE, 52000)
     code = (await client.get(f"/v1/cards/{spent}/code", headers=merchant.headers)).json()["code"]
     paid = await client.post(
         "/v1/redemptions", json={"code": code, "amount": 52000}, headers=merchant.headers
     )
     assert paid.status_code == 201
-    waiting = await gift(
-        client, merchant, thanks, 52000, recipient_owner_id=ALICE, message="谢谢你 🌸 <b>!</b>"
+    waiting = await buy(
+        client, merchant, thanks["id"], 52000, recipient_owner_id=ALICE, message="谢谢你 🌸 <b>!</b>"
     )
-    session = await client.post(
-        "/v1/wallet_sessions", json={"owner_id": ALICE, "display_name": "Alice"}, headers=with_key(merchant)
-    )
-    assert session.status_code == 201
+    session = await open_wallet_session(client, merchant, ALICE, display_name="Alice")
 
     # Alice opens her wallet: what she can spend, a gift waiting, her cards in order.
     alice = await browser.new_context(viewport=PHONE, locale="zh-CN")
     page = await alice.new_page()
     problems = watch(page)
-    wallet_path = urlsplit(session.json()["url"]).path
+    wallet_path = urlsplit(session["url"]).path
     await page.goto(server.url + wallet_path)
     await expect(page.locator("#cards li.card")).to_have_count(3)
     assert await card_order(page) == [kept, to_give, spent]
@@ -187,11 +155,11 @@ async def test_an_expired_wallet_link_shows_a_friendly_page(
     db: asyncpg.Connection,
     artifacts: Path,
 ) -> None:
-    session = await client.post("/v1/wallet_sessions", json={"owner_id": ALICE}, headers=with_key(merchant))
+    session = await open_wallet_session(client, merchant, ALICE)
     context = await browser.new_context(viewport=PHONE, locale="en-GB")
     page = await context.new_page()
     problems = watch(page)
-    path = urlsplit(session.json()["url"]).path
+    path = urlsplit(session["url"]).path
     await page.goto(server.url + path)
     await expect(page.locator("#no-cards")).to_be_visible()
     await expect(page.locator("#wallet")).to_have_attribute("data-loaded", "1")  # every list is in
@@ -199,7 +167,7 @@ async def test_an_expired_wallet_link_shows_a_friendly_page(
     await db.execute(
         """UPDATE wallet_sessions SET created_at = now() - interval '31 minutes',
                                       expires_at = now() - interval '1 minute' WHERE id = $1""",
-        session.json()["id"],
+        session["id"],
     )
     await page.locator('#tabs button[data-status="expired"]').click()
     await expect(page.locator("#expired")).to_have_text(

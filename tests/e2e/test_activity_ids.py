@@ -11,7 +11,7 @@ import asyncpg
 import httpx
 
 from tests.support.api import PUBLIC_IDS, Merchant, issue_card, with_key
-from tests.support.terminals import create_store, new_terminal, staff_log
+from tests.support.terminals import staff_log, till_in_new_store
 
 OPAQUE = re.compile(r"(act|slog)_[a-z2-7]{26}")
 
@@ -83,8 +83,7 @@ async def test_activity_history_pages_by_opaque_ids(client: httpx.AsyncClient, m
 
 
 async def test_staff_log_ids_are_opaque_and_page(client: httpx.AsyncClient, merchant: Merchant) -> None:
-    store = await create_store(client, merchant)
-    terminal = await new_terminal(client, merchant, store["id"])
+    terminal = await till_in_new_store(client, merchant)
     card = await issue_card(client, merchant, 10_000)
     made = [await redeem(client, terminal.keyed(), card["code"], 100) for _ in range(5)]
     entries = [e for e in await staff_log(client, merchant) if e["action"] == "redeem"]

@@ -22,64 +22,23 @@ from giftcards.gifting import gift_links
 from giftcards.qr.keys import QrKeys
 from giftcards.value import cards
 from tests.support.api import MASTER_KEY, Merchant, with_key
+from tests.support.designs import create_design
+from tests.support.gifts import FRIEND, GIFTER, buy, claim, claimed, purchase, secret_of, token_of
 from tests.support.servers import eventually
+from tests.support.wallet import customise_api, open_customise_session
 
-GIFTER = "o_gifter_openid_0001"
-FRIEND = "o_friend_openid_0002"
 STRANGER = "o_stranger_openid_0003"
 
 
-async def create_design(client: httpx.AsyncClient, merchant: Merchant, **fields: Any) -> dict[str, Any]:
-    body = {"name": "七夕限定 Qixi", "occasion": "qixi", "denominations": [52000, 131400], **fields}
-    response = await client.post("/v1/designs", json=body, headers=merchant.headers)
-    assert response.status_code == 201, response.text
-    return response.json()
-
-
-async def buy(
-    client: httpx.AsyncClient, merchant: Merchant, design_id: str, amount: int = 52000, **fields: Any
-) -> httpx.Response:
-    body = {
-        "design_id": design_id,
-        "amount": amount,
-        "gifter_id": GIFTER,
-        "sender_name": "小明",
-        "recipient_name": "小红",
-        "message": "七夕快乐 🎉 <b>love</b>",
-        **fields,
-    }
-    return await client.post("/v1/gift_purchases", json=body, headers=with_key(merchant))
-
-
 async def bought(client: httpx.AsyncClient, merchant: Merchant, **fields: Any) -> dict[str, Any]:
-    design = await create_design(client, merchant)
-    response = await buy(client, merchant, design["id"], **fields)
-    assert response.status_code == 201, response.text
-    return response.json()
+    """A gift of a fresh design."""
+    return await buy(client, merchant, (await create_design(client, merchant))["id"], **fields)
 
 
 @pytest.fixture
 def settings(settings: Settings) -> Settings:
     # The burst queues 200 requests on the pool: a slow machine must not turn a wait into a 503.
     return dataclasses.replace(settings, pool_max_size=20, db_timeout=30.0)
-
-
-def secret_of(link: str) -> str:
-    return urlsplit(link).path.removeprefix("/g/")
-
-
-def token_of(card_url: str) -> str:
-    return urlsplit(card_url).path.removeprefix("/c/")
-
-
-async def claim(client: httpx.AsyncClient, link: str, owner: str = FRIEND) -> httpx.Response:
-    return await client.post(f"/v1/gift_links/{secret_of(link)}/claim", json={"owner_id": owner})
-
-
-async def claimed(client: httpx.AsyncClient, link: str, owner: str = FRIEND) -> str:
-    response = await claim(client, link, owner)
-    assert response.status_code == 200, response.text
-    return token_of(response.json()["card_url"])
 
 
 # -- designs and limited editions ---------------------------------------------------------------------
@@ -89,7 +48,7 @@ async def test_a_burst_of_purchases_of_a_limited_design_issues_exactly_its_stock
     client: httpx.AsyncClient, merchant: Merchant, db: asyncpg.Connection
 ) -> None:
     design = await create_design(client, merchant, stock=50)
-    answers = await asyncio.gather(*(buy(client, merchant, design["id"]) for _ in range(200)))
+    answers = await asyncio.gather(*(purchase(client, merchant, design["id"]) for _ in range(200)))
     statuses = [answer.status_code for answer in answers]
     assert statuses.count(201) == 50
     refused = [answer.json() for answer in answers if answer.status_code != 201]
@@ -101,7 +60,7 @@ async def test_a_burst_of_purchases_of_a_limited_design_issues_exactly_its_stock
     assert await db.fetchval("SELECT sold FROM designs WHERE id = $1", design["id"]) == 50
     after = await client.get(f"/v1/designs/{design['id']}", headers=merchant.headers)
     assert after.json()["remaining"] == 0 and after.json()["sold"] == 50
-    late = await buy(client, merchant, design["id"])
+    late = await purchase(client, merchant, design["id"])
     assert late.status_code == 409 and late.json()["code"] == "sold_out"
 
 
@@ -110,7 +69,7 @@ async def test_a_design_outside_its_sale_window_or_withdrawn_is_refused_clearly(
 ) -> None:
     now = datetime.now(UTC)
     future = await create_design(client, merchant, sale_starts_at=(now + timedelta(days=3)).isoformat())
-    response = await buy(client, merchant, future["id"])
+    response = await purchase(client, merchant, future["id"])
     assert response.status_code == 409
     assert response.json()["code"] == "design_not_on_sale" and "not started" in response.json()["detail"]
     assert response.json()["sale_starts_at"] == future["sale_starts_at"]
@@ -121,21 +80,21 @@ async def test_a_design_outside_its_sale_window_or_withdrawn_is_refused_clearly(
         sale_starts_at=(now - timedelta(days=3)).isoformat(),
         sale_ends_at=(now - timedelta(days=1)).isoformat(),
     )
-    response = await buy(client, merchant, past["id"])
+    response = await purchase(client, merchant, past["id"])
     assert response.status_code == 409 and "ended" in response.json()["detail"]
 
     open_design = await create_design(client, merchant)
-    odd = await buy(client, merchant, open_design["id"], amount=12345)
+    odd = await purchase(client, merchant, open_design["id"], amount=12345)
     assert odd.status_code == 422 and odd.json()["code"] == "amount_not_offered"
     assert odd.json()["denominations"] == [52000, 131400]
     withdrawn = await client.post(
         f"/v1/designs/{open_design['id']}", json={"active": False}, headers=merchant.headers
     )
     assert withdrawn.status_code == 200 and withdrawn.json()["active"] is False
-    response = await buy(client, merchant, open_design["id"])
+    response = await purchase(client, merchant, open_design["id"])
     assert response.status_code == 409 and response.json()["code"] == "design_not_on_sale"
 
-    foreign = await buy(client, other_merchant, open_design["id"])
+    foreign = await purchase(client, other_merchant, open_design["id"])
     assert foreign.status_code == 404 and foreign.json()["code"] == "design_not_found"
 
 
@@ -143,8 +102,8 @@ async def test_a_free_amount_design_takes_any_amount_within_its_limits(
     client: httpx.AsyncClient, merchant: Merchant
 ) -> None:
     design = await create_design(client, merchant, denominations=[], min_amount=1000, max_amount=200000)
-    assert (await buy(client, merchant, design["id"], amount=8800)).status_code == 201
-    assert (await buy(client, merchant, design["id"], amount=999)).status_code == 422
+    assert (await purchase(client, merchant, design["id"], amount=8800)).status_code == 201
+    assert (await purchase(client, merchant, design["id"], amount=999)).status_code == 422
     bad = await client.post(
         "/v1/designs", json={"name": "x", "occasion": "520", "denominations": []}, headers=merchant.headers
     )
@@ -166,7 +125,7 @@ async def test_a_design_takes_an_uploaded_cover_but_not_a_photo_as_its_cover(
     assert cover.status_code == photo.status_code == 201
     design = await create_design(client, merchant, cover_image_id=cover.json()["id"])
     assert design["cover_image_id"] == cover.json()["id"]
-    gift = (await buy(client, merchant, design["id"])).json()
+    gift = (await purchase(client, merchant, design["id"])).json()
     picture = await client.get(urlsplit(gift["link"]).path + "/card.png")
     with Image.open(io.BytesIO(picture.content)) as shown:
         assert shown.getpixel((360, 280))[:3] == (120, 0, 40)  # the cover fills the picture area
@@ -191,13 +150,13 @@ async def test_stock_can_grow_but_never_below_what_was_sold(
     client: httpx.AsyncClient, merchant: Merchant
 ) -> None:
     design = await create_design(client, merchant, stock=1)
-    assert (await buy(client, merchant, design["id"])).status_code == 201
-    assert (await buy(client, merchant, design["id"])).json()["code"] == "sold_out"
+    assert (await purchase(client, merchant, design["id"])).status_code == 201
+    assert (await purchase(client, merchant, design["id"])).json()["code"] == "sold_out"
     lower = await client.post(f"/v1/designs/{design['id']}", json={"stock": 0}, headers=merchant.headers)
     assert lower.status_code == 400
     more = await client.post(f"/v1/designs/{design['id']}", json={"stock": 2}, headers=merchant.headers)
     assert more.json()["remaining"] == 1
-    assert (await buy(client, merchant, design["id"])).status_code == 201
+    assert (await purchase(client, merchant, design["id"])).status_code == 201
 
 
 # -- purchases -----------------------------------------------------------------------------------------
@@ -252,10 +211,10 @@ async def test_a_message_is_limited_to_200_characters_of_any_unicode(
     client: httpx.AsyncClient, merchant: Merchant
 ) -> None:
     design = await create_design(client, merchant)
-    assert (await buy(client, merchant, design["id"], message="爱" * 199 + "💕")).status_code == 201
-    too_long = await buy(client, merchant, design["id"], message="爱" * 201)
+    assert (await purchase(client, merchant, design["id"], message="爱" * 199 + "💕")).status_code == 201
+    too_long = await purchase(client, merchant, design["id"], message="爱" * 201)
     assert too_long.status_code == 400 and too_long.json()["errors"][0]["field"] == "message"
-    control = await buy(client, merchant, design["id"], message="a\x00b")
+    control = await purchase(client, merchant, design["id"], message="a\x00b")
     assert control.status_code == 400
 
 
@@ -329,7 +288,7 @@ async def test_the_database_itself_refuses_overselling_and_a_card_in_two_gifts(
     client: httpx.AsyncClient, merchant: Merchant, db: asyncpg.Connection
 ) -> None:
     design = await create_design(client, merchant, stock=1)
-    gift = (await buy(client, merchant, design["id"])).json()
+    gift = (await purchase(client, merchant, design["id"])).json()
     with pytest.raises(asyncpg.CheckViolationError, match="design_sold_within_stock"):
         await db.execute("UPDATE designs SET sold = sold + 1 WHERE id = $1", design["id"])
     with pytest.raises(asyncpg.UniqueViolationError, match="gifts_one_waiting_per_card"):
@@ -617,13 +576,7 @@ async def test_a_customise_session_buys_once_within_what_the_shop_authorised(
     client: httpx.AsyncClient, merchant: Merchant, db: asyncpg.Connection
 ) -> None:
     design = await create_design(client, merchant, stock=5)
-    session = await client.post(
-        "/v1/customise_sessions",
-        json={"owner_id": GIFTER, "max_amount": 52000, "sender_name": "小明"},
-        headers=with_key(merchant),
-    )
-    assert session.status_code == 201
-    base = "/v1/customise/" + urlsplit(session.json()["url"]).path.removeprefix("/customise/")
+    base = customise_api(await open_customise_session(client, merchant, GIFTER, 52000, sender_name="小明"))
     offer = (await client.get(base)).json()
     assert [d["id"] for d in offer["designs"]] == [design["id"]]
     assert offer["designs"][0]["amounts"] == [52000]  # 131400 is above what was authorised

@@ -22,13 +22,16 @@ from tests.e2e.test_designs_gifts import FRIEND, STRANGER, bought, claimed
 from tests.reliability.load import start_server
 from tests.support.api import MASTER_KEY, Merchant, create_merchant, issue_card, with_key
 from tests.support.redemption import redeem
-from tests.support.terminals import Terminal, create_store, new_terminal, qr_payload, unknown_code
+from tests.support.terminals import (
+    Terminal,
+    create_store,
+    new_terminal,
+    qr_payload,
+    till_in_new_store,
+    unknown_code,
+)
 
 HERE = "127.0.0.1"  # every till of these tests calls from here, as tills behind one NAT do
-
-
-async def till_of(client: httpx.AsyncClient, merchant: Merchant) -> Terminal:
-    return await new_terminal(client, merchant, (await create_store(client, merchant))["id"])
 
 
 async def wrong_lookup(client: httpx.AsyncClient, till: Terminal) -> httpx.Response:
@@ -55,8 +58,8 @@ async def test_a_till_still_redeems_where_another_merchants_terminals_failed_12_
     other_merchant: Merchant,
     db: asyncpg.Connection,
 ) -> None:
-    ours = await till_of(client, merchant)
-    theirs = [await till_of(client, other_merchant) for _ in range(2)]
+    ours = await till_in_new_store(client, merchant)
+    theirs = [await till_in_new_store(client, other_merchant) for _ in range(2)]
     theirs_answered = [(await wrong_lookup(client, theirs[i % 2])).status_code for i in range(12)]
     card = await issue_card(client, merchant, 100_000)
     for chunked in (False, True):
@@ -76,7 +79,7 @@ async def test_redemptions_read_the_counters_lookups_write_with_the_same_limits(
     other_merchant: Merchant,
     db: asyncpg.Connection,
 ) -> None:
-    ours, theirs = await till_of(client, merchant), await till_of(client, other_merchant)
+    ours, theirs = await till_in_new_store(client, merchant), await till_in_new_store(client, other_merchant)
     assert (await wrong_lookup(client, theirs)).status_code == 404
     written = await db.fetch("SELECT subject FROM failed_attempts ORDER BY subject")
     assert [r["subject"] for r in written] == [
@@ -141,7 +144,7 @@ async def test_x_forwarded_for_is_believed_only_from_a_trusted_proxy(
         try:
             async with httpx.AsyncClient(base_url=server.url, timeout=30, headers=forged) as http:
                 merchant = await create_merchant(http, f"Proxied {trusted or 'none'}")
-                till = await till_of(http, merchant)
+                till = await till_in_new_store(http, merchant)
                 card = await issue_card(http, merchant, 10_000)
                 assert (await wrong_lookup(http, till)).status_code == 404
                 for chunked in (False, True):
@@ -188,7 +191,7 @@ async def spends_whatever_the_transport(client: httpx.AsyncClient, till: Termina
 async def test_a_payload_issued_before_the_card_was_passed_on_no_longer_spends_it(
     client: httpx.AsyncClient, merchant: Merchant, db: asyncpg.Connection
 ) -> None:
-    till = await till_of(client, merchant)
+    till = await till_in_new_store(client, merchant)
     gift = await bought(client, merchant)
     card_id = gift["card"]["id"]
     while_waiting = await qr_payload(client, merchant, card_id)  # the shop's static QR before the claim
@@ -217,7 +220,7 @@ async def test_a_payload_issued_before_the_card_was_passed_on_no_longer_spends_i
 async def test_a_payload_issued_before_the_code_was_replaced_no_longer_spends_the_card(
     client: httpx.AsyncClient, merchant: Merchant, db: asyncpg.Connection
 ) -> None:
-    till = await till_of(client, merchant)
+    till = await till_in_new_store(client, merchant)
     card = await issue_card(client, merchant, 100_000)
     old = await qr_payload(client, merchant, card["id"])
     await cards.replace_code(db, Keyring(MASTER_KEY), merchant.id, card["id"])

@@ -9,12 +9,7 @@ import httpx
 from giftcards.qr.signing import KeySet, SigningKey
 from giftcards.value import cards
 from tests.support.api import Merchant, admin_headers, issue_card
-
-
-async def payload_of(client: httpx.AsyncClient, merchant: Merchant, card_id: str) -> str:
-    response = await client.get(f"/v1/cards/{card_id}/qr", headers=merchant.headers)
-    assert response.status_code == 200
-    return response.json()["payload"]  # type: ignore[no-any-return]
+from tests.support.terminals import qr_payload
 
 
 async def redeem_qr(
@@ -27,7 +22,7 @@ async def redeem_qr(
 
 async def test_a_genuine_payload_redeems(client: httpx.AsyncClient, merchant: Merchant) -> None:
     card = await issue_card(client, merchant, 1_000)
-    payload = await payload_of(client, merchant, card["id"])
+    payload = await qr_payload(client, merchant, card["id"])
     assert len(payload) == 151 and payload.startswith("GC1")
     response = await redeem_qr(client, merchant, payload, 250)
     assert response.status_code == 201 and response.json()["balance_after"] == 750
@@ -39,7 +34,7 @@ async def test_tampered_truncated_and_forged_payloads_are_refused_before_any_bal
     client: httpx.AsyncClient, merchant: Merchant, db: asyncpg.Connection
 ) -> None:
     card = await issue_card(client, merchant, 1_000)
-    payload = await payload_of(client, merchant, card["id"])
+    payload = await qr_payload(client, merchant, card["id"])
     flipped = payload[:60] + ("A" if payload[60] != "A" else "B") + payload[61:]
     stranger_key = SigningKey.generate()
     forged = KeySet([stranger_key], stranger_key.kid).sign(merchant.id, card["id"])
@@ -55,7 +50,7 @@ async def test_another_merchants_genuine_payload_answers_like_a_forgery(
     client: httpx.AsyncClient, merchant: Merchant, other_merchant: Merchant
 ) -> None:
     card = await issue_card(client, merchant, 1_000)
-    payload = await payload_of(client, merchant, card["id"])
+    payload = await qr_payload(client, merchant, card["id"])
     response = await redeem_qr(client, other_merchant, payload)
     assert response.status_code == 404 and response.json()["code"] == "invalid_qr_payload"
     lookup = await client.post(
@@ -68,11 +63,11 @@ async def test_rotation_keeps_old_cards_working_until_the_old_key_is_retired(
     client: httpx.AsyncClient, merchant: Merchant
 ) -> None:
     card = await issue_card(client, merchant, 1_000)
-    old_payload = await payload_of(client, merchant, card["id"])
+    old_payload = await qr_payload(client, merchant, card["id"])
     rotated = await client.post("/v1/qr_keys/rotate", headers=admin_headers())
     assert rotated.status_code == 201
     new_kid = rotated.json()["kid"]
-    new_payload = await payload_of(client, merchant, card["id"])
+    new_payload = await qr_payload(client, merchant, card["id"])
     assert new_payload != old_payload
     assert (await redeem_qr(client, merchant, old_payload)).status_code == 201
     assert (await redeem_qr(client, merchant, new_payload)).status_code == 201

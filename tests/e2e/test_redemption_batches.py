@@ -19,8 +19,9 @@ import pytest
 from giftcards.config import Settings
 from giftcards.value import redemption
 from tests.support.api import Merchant, issue_card
+from tests.support.redemption import redeem
 from tests.support.servers import eventually
-from tests.support.terminals import Terminal, create_store, new_terminal, qr_payload
+from tests.support.terminals import Terminal, qr_payload, till_in_new_store
 
 
 @pytest.fixture
@@ -62,12 +63,7 @@ def batches(monkeypatch: pytest.MonkeyPatch) -> Iterator[Batches]:
 
 @pytest.fixture
 async def till(client: httpx.AsyncClient, merchant: Merchant) -> Terminal:
-    store = await create_store(client, merchant)
-    return await new_terminal(client, merchant, store["id"], "manager")
-
-
-async def redeem(client: httpx.AsyncClient, till: Terminal, body: dict[str, Any], key: str) -> httpx.Response:
-    return await client.post("/v1/redemptions", json=body, headers={**till.headers, "Idempotency-Key": key})
+    return await till_in_new_store(client, merchant, "manager")
 
 
 async def test_a_burst_goes_in_batches_and_each_redemption_is_answered_as_alone(
@@ -80,7 +76,9 @@ async def test_a_burst_goes_in_batches_and_each_redemption_is_answered_as_alone(
     cards = [await issue_card(client, merchant, 10_000) for _ in range(6)]
     payloads = [await qr_payload(client, merchant, card["id"]) for card in cards]
     hot = cards[0]
-    retried = await redeem(client, till, {"qr_payload": payloads[1], "amount": 100}, "retried-key")
+    retried = await redeem(
+        client, till.headers, {"qr_payload": payloads[1], "amount": 100}, key="retried-key"
+    )
     assert retried.status_code == 201
     batches.sizes.clear()
     batches.arrived = 0
@@ -92,7 +90,7 @@ async def test_a_burst_goes_in_batches_and_each_redemption_is_answered_as_alone(
         ({"qr_payload": payloads[1], "amount": 100}, "retried-key"),  # replayed from its stored answer
         ({"code": "2345-6789-ABCD-EFGH-JKL2", "amount": 1}, "unknown"),  # the statement answers 404
     ]
-    answers = await asyncio.gather(*(redeem(client, till, body, key) for body, key in requests))
+    answers = await asyncio.gather(*(redeem(client, till.headers, body, key=key) for body, key in requests))
 
     assert max(batches.sizes) > 1, batches.sizes  # they did go together
     by_key = {key: answer for (_, key), answer in zip(requests, answers, strict=True)}
@@ -134,7 +132,7 @@ async def test_twins_with_one_key_in_flight_together_redeem_once(
 ) -> None:
     card = await issue_card(client, merchant, 10_000)
     body = {"qr_payload": await qr_payload(client, merchant, card["id"]), "amount": 700}
-    answers = await asyncio.gather(*(redeem(client, till, body, "twin") for _ in range(12)))
+    answers = await asyncio.gather(*(redeem(client, till.headers, body, key="twin") for _ in range(12)))
     assert {answer.status_code for answer in answers} == {201}
     assert len({answer.json()["id"] for answer in answers}) == 1
     assert await db.fetchval("SELECT balance FROM cards WHERE id = $1", card["id"]) == 9_300

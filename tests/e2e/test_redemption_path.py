@@ -14,7 +14,7 @@ import pytest
 from tests.support.api import Merchant, admin_headers, issue_card
 from tests.support.redemption import redeem
 from tests.support.servers import LiveServer
-from tests.support.terminals import Terminal, create_store, new_terminal, qr_payload
+from tests.support.terminals import Terminal, qr_payload, till_in_new_store
 
 VOLATILE = re.compile(r'"(id|created_at|card)":("[^"]*"|\{[^}]*\})')
 
@@ -25,8 +25,7 @@ def shape(response: httpx.Response) -> str:
 
 @pytest.fixture
 async def till(client: httpx.AsyncClient, merchant: Merchant) -> Terminal:
-    store = await create_store(client, merchant, redeem_limit=50_000)
-    return await new_terminal(client, merchant, store["id"], "clerk")
+    return await till_in_new_store(client, merchant, redeem_limit=50_000)
 
 
 async def test_a_chunked_body_is_answered_and_recorded_as_any_other(

@@ -7,16 +7,16 @@ from __future__ import annotations
 import asyncio
 import time
 from typing import Any
-from urllib.parse import urlsplit
 
 import asyncpg
 import httpx
 
-from tests.support.api import Merchant, with_key
+from tests.support.api import Merchant, bearer, with_key
+from tests.support.designs import create_design
+from tests.support.gifts import FRIEND, GIFTER, buy, claimed, secret_of, token_of
 from tests.support.terminals import create_store, create_terminal, enroll
+from tests.support.wallet import customise_token, open_customise_session, open_wallet_session
 
-GIFTER = "o_gifter_openid_0001"
-FRIEND = "o_friend_openid_0002"
 COMPOSED = {"sender_name": "小明", "recipient_name": "小红", "message": "七夕快乐"}
 WITHDRAWN_EN = "The shop has withdrawn this link"
 WITHDRAWN_ZH = "商家已停用此链接"
@@ -37,22 +37,15 @@ async def revoke_key(client: httpx.AsyncClient, merchant: Merchant, key_id: str)
     assert revoked.status_code == 200 and revoked.json()["revoked_at"] is not None, revoked.text
 
 
-async def create_design(client: httpx.AsyncClient, merchant: Merchant) -> str:
-    body = {"name": "七夕 Qixi", "occasion": "qixi", "denominations": [52000, 100000]}
-    response = await client.post("/v1/designs", json=body, headers=merchant.headers)
-    assert response.status_code == 201, response.text
-    return str(response.json()["id"])
+async def qixi_design(client: httpx.AsyncClient, merchant: Merchant) -> str:
+    """A design that offers the 1,000.00 CNY a customise session allows."""
+    return str((await create_design(client, merchant, denominations=[52000, 100000]))["id"])
 
 
 async def customise_session(client: httpx.AsyncClient, merchant: Merchant) -> tuple[str, str]:
     """A customise session for 1,000.00 CNY: its id and the token of its link."""
-    made = await client.post(
-        "/v1/customise_sessions",
-        json={"owner_id": GIFTER, "max_amount": 100000},
-        headers=with_key(merchant),
-    )
-    assert made.status_code == 201, made.text
-    return made.json()["id"], urlsplit(made.json()["url"]).path.removeprefix("/customise/")
+    made = await open_customise_session(client, merchant, GIFTER, 100000)
+    return made["id"], customise_token(made["url"])
 
 
 async def send(client: httpx.AsyncClient, token: str, design_id: str) -> httpx.Response:
@@ -62,17 +55,7 @@ async def send(client: httpx.AsyncClient, token: str, design_id: str) -> httpx.R
 
 
 async def wallet_token(client: httpx.AsyncClient, merchant: Merchant, owner: str) -> str:
-    made = await client.post("/v1/wallet_sessions", json={"owner_id": owner}, headers=with_key(merchant))
-    assert made.status_code == 201, made.text
-    return str(made.json()["token"])
-
-
-def bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
-
-
-def token_of(card_url: str) -> str:
-    return urlsplit(card_url).path.removeprefix("/c/")
+    return str((await open_wallet_session(client, merchant, owner))["token"])
 
 
 async def access_link(client: httpx.AsyncClient, merchant: Merchant, card_id: str) -> str:
@@ -103,7 +86,7 @@ def assert_withdrawn(response: httpx.Response) -> None:
 async def test_a_revoked_keys_customise_link_issues_no_card_and_its_wallet_link_refuses(
     client: httpx.AsyncClient, merchant: Merchant, db: asyncpg.Connection
 ) -> None:
-    design = await create_design(client, merchant)
+    design = await qixi_design(client, merchant)
     leaked_id, leaked = await second_key(client, merchant)
     _, leaked_token = await customise_session(client, leaked)
     _, kept_token = await customise_session(client, merchant)
@@ -154,7 +137,7 @@ async def test_a_revoked_keys_customise_link_issues_no_card_and_its_wallet_link_
 async def test_a_send_waiting_on_a_revocation_in_flight_issues_no_card(
     client: httpx.AsyncClient, merchant: Merchant, db: asyncpg.Connection, database_url: str
 ) -> None:
-    design = await create_design(client, merchant)
+    design = await qixi_design(client, merchant)
     leaked_id, leaked = await second_key(client, merchant)
     _, token = await customise_session(client, leaked)
     revoker = await asyncpg.connect(database_url)
@@ -182,19 +165,11 @@ async def test_a_send_waiting_on_a_revocation_in_flight_issues_no_card(
 async def test_card_pages_the_key_handed_out_stop_and_the_claimants_own_stays(
     client: httpx.AsyncClient, merchant: Merchant, db: asyncpg.Connection
 ) -> None:
-    design = await create_design(client, merchant)
+    design = await qixi_design(client, merchant)
     leaked_id, leaked = await second_key(client, merchant)
-    gift = await client.post(
-        "/v1/gift_purchases",
-        json={"design_id": design, "amount": 52000, "gifter_id": GIFTER, **COMPOSED},
-        headers=with_key(merchant),
-    )
-    assert gift.status_code == 201, gift.text
-    card_id = gift.json()["card"]["id"]
-    secret = urlsplit(gift.json()["link"]).path.removeprefix("/g/")
-    claimed = await client.post(f"/v1/gift_links/{secret}/claim", json={"owner_id": FRIEND})
-    assert claimed.status_code == 200, claimed.text
-    claimants = token_of(claimed.json()["card_url"])
+    gift = await buy(client, merchant, design, 52000, **COMPOSED)
+    card_id = gift["card"]["id"]
+    claimants = await claimed(client, gift["link"], FRIEND)
 
     by_key = await access_link(client, leaked, card_id)
     opened = await client.post(
@@ -242,7 +217,7 @@ async def test_an_enrollment_code_of_a_revoked_key_enrols_no_till(
 async def test_what_was_sent_before_the_revocation_keeps_its_value(
     client: httpx.AsyncClient, merchant: Merchant, db: asyncpg.Connection
 ) -> None:
-    design = await create_design(client, merchant)
+    design = await qixi_design(client, merchant)
     leaked_id, leaked = await second_key(client, merchant)
     _, token = await customise_session(client, leaked)
     sent = await send(client, token, design)
@@ -255,11 +230,9 @@ async def test_what_was_sent_before_the_revocation_keeps_its_value(
         "SELECT balance FROM cards WHERE merchant_id = $1 AND id = $2", merchant.id, sent.json()["card"]["id"]
     )
     assert balance == 100000
-    secret = urlsplit(sent.json()["link"]).path.removeprefix("/g/")
+    secret = secret_of(sent.json()["link"])
     assert (await client.get(f"/v1/gift_links/{secret}")).json()["state"] == "waiting"
-    claimed = await client.post(f"/v1/gift_links/{secret}/claim", json={"owner_id": FRIEND})
-    assert claimed.status_code == 200, claimed.text
-    page = await client.get(f"/v1/card_pages/{token_of(claimed.json()['card_url'])}")
+    page = await client.get(f"/v1/card_pages/{await claimed(client, sent.json()['link'], FRIEND)}")
     assert page.status_code == 200 and page.json()["card"]["balance"] == 100000
     gift = await client.get(f"/v1/gifts/{sent.json()['id']}", headers=merchant.headers)
     assert gift.json()["state"] == "claimed"
@@ -271,7 +244,7 @@ async def test_what_was_sent_before_the_revocation_keeps_its_value(
 async def test_a_revoked_customise_session_stops_and_only_its_merchant_may_revoke_it(
     client: httpx.AsyncClient, merchant: Merchant, other_merchant: Merchant, db: asyncpg.Connection
 ) -> None:
-    design = await create_design(client, merchant)
+    design = await qixi_design(client, merchant)
     session_id, token = await customise_session(client, merchant)
     _, other_token = await customise_session(client, merchant)
 

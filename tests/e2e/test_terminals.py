@@ -26,6 +26,7 @@ from tests.support.terminals import (
     new_terminal,
     qr_payload,
     staff_log,
+    till_in_new_store,
     unknown_code,
 )
 
@@ -122,8 +123,7 @@ async def test_failed_enrollments_are_rate_limited_per_address(
 async def test_a_revoked_terminal_is_refused_at_once_on_every_terminal_endpoint(
     client: httpx.AsyncClient, merchant: Merchant
 ) -> None:
-    store = await create_store(client, merchant)
-    terminal = await new_terminal(client, merchant, store["id"], "manager")
+    terminal = await till_in_new_store(client, merchant, "manager")
     card = await issue_card(client, merchant, 10_000)
     redemption = await client.post(
         "/v1/redemptions", json={"code": card["code"], "amount": 100}, headers=terminal.keyed()
@@ -181,7 +181,7 @@ async def test_rotation_ends_the_old_token_and_a_new_code_enrols_the_device_agai
 async def test_a_terminal_of_another_merchant_gets_nothing_of_this_one(
     client: httpx.AsyncClient, merchant: Merchant, other_merchant: Merchant
 ) -> None:
-    mine = await new_terminal(client, merchant, (await create_store(client, merchant))["id"], "manager")
+    mine = await till_in_new_store(client, merchant, "manager")
     theirs = await new_terminal(
         client, other_merchant, (await create_store(client, other_merchant))["id"], "manager"
     )
@@ -332,8 +332,7 @@ async def test_a_clerk_is_held_to_the_store_limit_same_day_refunds_and_no_blocki
 async def test_a_role_change_takes_effect_on_the_next_call(
     client: httpx.AsyncClient, merchant: Merchant
 ) -> None:
-    store = await create_store(client, merchant)
-    terminal = await new_terminal(client, merchant, store["id"], "manager")
+    terminal = await till_in_new_store(client, merchant, "manager")
     card = await issue_card(client, merchant, 1_000)
     changed = await client.post(
         f"/v1/terminals/{terminal.id}",
@@ -350,8 +349,7 @@ async def test_a_role_change_takes_effect_on_the_next_call(
 async def test_api_keys_are_not_held_to_terminal_roles_and_terminals_not_let_into_the_back_office(
     client: httpx.AsyncClient, merchant: Merchant
 ) -> None:
-    store = await create_store(client, merchant, redeem_limit=100)
-    terminal = await new_terminal(client, merchant, store["id"], "manager")
+    terminal = await till_in_new_store(client, merchant, "manager", redeem_limit=100)
     card = await issue_card(client, merchant, 10_000)
     by_key = await client.post(
         "/v1/redemptions", json={"code": card["code"], "amount": 5_000}, headers=with_key(merchant)
@@ -414,7 +412,7 @@ async def test_stores_and_terminals_are_the_merchants_own(
 async def test_wrong_foreign_and_malformed_codes_get_one_answer(
     client: httpx.AsyncClient, merchant: Merchant, other_merchant: Merchant
 ) -> None:
-    terminal = await new_terminal(client, merchant, (await create_store(client, merchant))["id"])
+    terminal = await till_in_new_store(client, merchant)
     foreign = await issue_card(client, other_merchant, 1_000)
     good = codes.normalize_code((await issue_card(client, merchant, 1_000))["code"])
     typo = good[:-1] + next(s for s in codes.ALPHABET if s != good[-1])
@@ -437,8 +435,7 @@ async def test_wrong_foreign_and_malformed_codes_get_one_answer(
 async def test_failed_lookups_trip_the_limit_flag_the_terminal_and_recover(
     client: httpx.AsyncClient, merchant: Merchant, db: asyncpg.Connection
 ) -> None:
-    store = await create_store(client, merchant)
-    terminal = await new_terminal(client, merchant, store["id"])
+    terminal = await till_in_new_store(client, merchant)
     card = await issue_card(client, merchant, 5_000)
     for _ in range(5):
         ok = await client.post("/v1/cards/lookup", json={"code": card["code"]}, headers=terminal.headers)
@@ -480,7 +477,7 @@ async def test_the_limit_counts_per_merchant_and_address_across_terminals_and_se
 ) -> None:
     store = await create_store(client, merchant)
     tills = [await new_terminal(client, merchant, store["id"]) for _ in range(3)]
-    neighbour = await new_terminal(client, other_merchant, (await create_store(client, other_merchant))["id"])
+    neighbour = await till_in_new_store(client, other_merchant)
     await db.execute(  # what the merchant's other tills at this address got wrong in the last minute
         "INSERT INTO failed_attempts (subject) SELECT $1 FROM generate_series(1, $2)",
         f"address:{merchant.id}:127.0.0.1",

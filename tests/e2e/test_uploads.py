@@ -10,7 +10,6 @@ import os
 import struct
 import zlib
 from collections.abc import AsyncIterator
-from urllib.parse import urlsplit
 
 import asyncpg
 import httpx
@@ -18,7 +17,8 @@ import pytest
 from PIL import Image, PngImagePlugin
 
 from giftcards.gifting import images
-from tests.support.api import Merchant, with_key
+from tests.support.api import Merchant
+from tests.support.wallet import customise_api, open_customise_session
 
 
 def jpeg_with_exif(size: tuple[int, int] = (3000, 2000)) -> bytes:
@@ -180,12 +180,7 @@ async def test_uploads_need_the_merchants_key(client: httpx.AsyncClient, db: asy
 async def test_the_customise_page_upload_has_the_same_defences_and_keeps_photos_to_its_session(
     client: httpx.AsyncClient, merchant: Merchant, db: asyncpg.Connection
 ) -> None:
-    session = await client.post(
-        "/v1/customise_sessions",
-        json={"owner_id": "o_gifter", "max_amount": 100_000},
-        headers=with_key(merchant),
-    )
-    base = "/v1/customise/" + urlsplit(session.json()["url"]).path.removeprefix("/customise/")
+    base = customise_api(await open_customise_session(client, merchant, "o_gifter", 100_000))
     for data, media_type, status in (
         (png_declaring(100_000, 100_000, rows=4), "image/png", 422),
         (b"not an image", "image/jpeg", 422),

@@ -19,10 +19,12 @@ from PIL import Image
 from giftcards.gifting import gift_links
 from giftcards.value import cards
 from giftcards.wallet import holders as wallet
-from tests.support.api import Merchant, with_key
+from tests.support.api import Merchant, bearer, with_key
+from tests.support.designs import create_design
+from tests.support.gifts import GIFTER, buy, card_held_by, claim, token_of
 from tests.support.servers import eventually
+from tests.support.wallet import open_wallet_session
 
-GIVER = "o_giver_openid_0001"
 ALICE = "o_alice_openid_0002"
 CAROL = "o_carol_openid_0003"
 DAVE = "o_dave_openid_0004"
@@ -30,65 +32,6 @@ FAR = datetime.max.replace(tzinfo=UTC)
 
 
 # -- helpers ---------------------------------------------------------------------------------------------
-
-
-async def create_design(client: httpx.AsyncClient, merchant: Merchant, **fields: Any) -> dict[str, Any]:
-    body = {"name": "七夕 Qixi", "occasion": "qixi", "denominations": [52000, 131400], **fields}
-    response = await client.post("/v1/designs", json=body, headers=merchant.headers)
-    assert response.status_code == 201, response.text
-    return response.json()
-
-
-async def buy(
-    client: httpx.AsyncClient, merchant: Merchant, design_id: str, amount: int = 52000, **fields: Any
-) -> dict[str, Any]:
-    body = {
-        "design_id": design_id,
-        "amount": amount,
-        "gifter_id": GIVER,
-        "sender_name": "小明",
-        "recipient_name": "小红",
-        "message": "七夕快乐 <b>❤</b>",
-        **fields,
-    }
-    response = await client.post("/v1/gift_purchases", json=body, headers=with_key(merchant))
-    assert response.status_code == 201, response.text
-    return response.json()
-
-
-def secret_of(link: str) -> str:
-    return urlsplit(link).path.removeprefix("/g/")
-
-
-async def claim_link(client: httpx.AsyncClient, link: str, owner: str) -> httpx.Response:
-    return await client.post(f"/v1/gift_links/{secret_of(link)}/claim", json={"owner_id": owner})
-
-
-async def card_for(
-    client: httpx.AsyncClient, merchant: Merchant, design_id: str, owner: str, amount: int = 52000
-) -> str:
-    """A card that `owner` holds, the way a person gets one: a gift bought for them, claimed by its link."""
-    gift = await buy(client, merchant, design_id, amount)
-    claimed = await claim_link(client, gift["link"], owner)
-    assert claimed.status_code == 200, claimed.text
-    return str(gift["card"]["id"])
-
-
-async def open_session(
-    client: httpx.AsyncClient, merchant: Merchant, owner: str, **fields: Any
-) -> dict[str, Any]:
-    response = await client.post(
-        "/v1/wallet_sessions", json={"owner_id": owner, **fields}, headers=with_key(merchant)
-    )
-    assert response.status_code == 201, response.text
-    return response.json()
-
-
-def bearer(token: str, key: str | None = None) -> dict[str, str]:
-    headers = {"Authorization": f"Bearer {token}"}
-    if key is not None:
-        headers["Idempotency-Key"] = key
-    return headers
 
 
 async def every_card(
@@ -135,23 +78,23 @@ async def test_an_owner_sees_exactly_their_own_cards_grouped_ordered_and_totalle
     lasting = await create_design(client, merchant)
     hkd = await create_design(client, merchant, currency="HKD", denominations=[50000])
 
-    soon = await card_for(client, merchant, in_3_days["id"], ALICE)
-    later = await card_for(client, merchant, in_10_days["id"], ALICE)
+    soon = await card_held_by(client, merchant, in_3_days["id"], ALICE)
+    later = await card_held_by(client, merchant, in_10_days["id"], ALICE)
     await redeem(client, merchant, later, 2000)  # partly spent: still has value
-    blocked = await card_for(client, merchant, in_30_days["id"], ALICE, 131400)
+    blocked = await card_held_by(client, merchant, in_30_days["id"], ALICE, 131400)
     await change(client, merchant, blocked, "block")
     forever = sorted(
         [
-            await card_for(client, merchant, lasting["id"], ALICE),
-            await card_for(client, merchant, lasting["id"], ALICE, 131400),
-            await card_for(client, merchant, hkd["id"], ALICE, 50000),
+            await card_held_by(client, merchant, lasting["id"], ALICE),
+            await card_held_by(client, merchant, lasting["id"], ALICE, 131400),
+            await card_held_by(client, merchant, hkd["id"], ALICE, 50000),
         ]
     )
-    used_up = await card_for(client, merchant, lasting["id"], ALICE)
+    used_up = await card_held_by(client, merchant, lasting["id"], ALICE)
     await redeem(client, merchant, used_up, 52000)
-    past_due = await card_for(client, merchant, a_day["id"], ALICE)
-    written_off = await card_for(client, merchant, a_day["id"], ALICE)
-    cancelled = await card_for(client, merchant, lasting["id"], ALICE)
+    past_due = await card_held_by(client, merchant, a_day["id"], ALICE)
+    written_off = await card_held_by(client, merchant, a_day["id"], ALICE)
+    cancelled = await card_held_by(client, merchant, lasting["id"], ALICE)
     await change(client, merchant, cancelled, "deactivate", reason="refunded order")
     # A day passes for two of them (moved, not waited for); the worker writes one off, not yet the other.
     await db.execute("UPDATE cards SET expires_at = now() - interval '1 minute' WHERE id = $1", written_off)
@@ -159,12 +102,12 @@ async def test_an_owner_sees_exactly_their_own_cards_grouped_ordered_and_totalle
     await db.execute("UPDATE cards SET expires_at = now() - interval '1 minute' WHERE id = $1", past_due)
     # What must not show: a card of Alice's on its way to a friend, Carol's card, Alice at another shop.
     given = await buy(client, merchant, lasting["id"], gifter_id=ALICE)
-    carols = await card_for(client, merchant, lasting["id"], CAROL)
-    elsewhere = await card_for(
+    carols = await card_held_by(client, merchant, lasting["id"], CAROL)
+    elsewhere = await card_held_by(
         client, other_merchant, (await create_design(client, other_merchant))["id"], ALICE
     )
 
-    token = (await open_session(client, merchant, ALICE))["token"]
+    token = (await open_wallet_session(client, merchant, ALICE))["token"]
     shown = await every_card(client, token, limit=4)
     ids = [card["id"] for card in shown]
     assert ids == [soon, later, blocked, *forever, cancelled, written_off, past_due, used_up]
@@ -237,15 +180,15 @@ async def test_an_owner_sees_exactly_their_own_cards_grouped_ordered_and_totalle
     assert (await client.get(f"{base}/cards/{carols}.png")).status_code == 404
     assert (await client.get(f"{base}/cards/{elsewhere}.png")).status_code == 404
 
-    carol = (await open_session(client, merchant, CAROL))["token"]
+    carol = (await open_wallet_session(client, merchant, CAROL))["token"]
     assert [c["id"] for c in await every_card(client, carol)] == [carols]
     assert (await client.get("/v1/wallet", headers=bearer(carol))).json()["totals"][0]["balance"] == 52000
     assert (await client.get("/v1/wallet/gifts/sent", headers=bearer(carol))).json()["data"] == []
-    nobody = (await open_session(client, merchant, DAVE))["token"]
+    nobody = (await open_wallet_session(client, merchant, DAVE))["token"]
     assert await every_card(client, nobody) == []
     empty = (await client.get("/v1/wallet", headers=bearer(nobody))).json()
     assert empty["totals"] == [] and set(empty["counts"].values()) == {0}
-    theirs = (await open_session(client, other_merchant, ALICE))["token"]
+    theirs = (await open_wallet_session(client, other_merchant, ALICE))["token"]
     assert [c["id"] for c in await every_card(client, theirs)] == [elsewhere]
 
 
@@ -291,7 +234,7 @@ async def test_pagination_over_250_cards_returns_each_exactly_once_in_order(
     expected = [r["id"] for r in with_value + rest]
     assert len(with_value) > 150 and {status[i] for i in expected} == {"active", "used_up", "expired"}
 
-    token = (await open_session(client, merchant, ALICE))["token"]
+    token = (await open_wallet_session(client, merchant, ALICE))["token"]
     for limit in (7, 100):
         shown = [card["id"] for card in await every_card(client, token, limit=limit)]
         assert len(shown) == len(set(shown)) == 250
@@ -310,7 +253,7 @@ async def test_pagination_over_250_cards_returns_each_exactly_once_in_order(
         "/v1/wallet/cards", params={"cursor": page["next_cursor"], "status": "expired"}, headers=bearer(token)
     )
     assert other_filter.status_code == 400
-    carol = (await open_session(client, merchant, CAROL))["token"]
+    carol = (await open_wallet_session(client, merchant, CAROL))["token"]
     foreign = await client.get(
         "/v1/wallet/cards", params={"cursor": page["next_cursor"]}, headers=bearer(carol)
     )
@@ -365,9 +308,9 @@ async def test_a_gift_addressed_to_an_owner_waits_in_their_wallet_and_is_claimed
         client, merchant, design["id"], recipient_owner_id=ALICE, opens_at=later.isoformat(), message="秘密"
     )
     by_link_only = await buy(client, merchant, design["id"])  # shows in no wallet until it is claimed
-    alice = (await open_session(client, merchant, ALICE))["token"]
-    carol = (await open_session(client, merchant, CAROL))["token"]
-    giver = (await open_session(client, merchant, GIVER))["token"]
+    alice = (await open_wallet_session(client, merchant, ALICE))["token"]
+    carol = (await open_wallet_session(client, merchant, CAROL))["token"]
+    giver = (await open_wallet_session(client, merchant, GIFTER))["token"]
 
     waiting = (await client.get("/v1/wallet/gifts/received", headers=bearer(alice))).json()["data"]
     assert [(g["id"], g["state"], g["can_claim"]) for g in waiting] == [
@@ -393,13 +336,13 @@ async def test_a_gift_addressed_to_an_owner_waits_in_their_wallet_and_is_claimed
     claimed = await client.post(f"/v1/wallet/gifts/{addressed['id']}/claim", headers=bearer(alice, "k-1"))
     assert claimed.status_code == 200 and claimed.json()["card"]["balance"] == 52000
     assert await db.fetchval("SELECT owner_id FROM cards WHERE id = $1", addressed["card"]["id"]) == ALICE
-    page = await client.get(f"/v1/card_pages/{urlsplit(claimed.json()['card_url']).path.removeprefix('/c/')}")
+    page = await client.get(f"/v1/card_pages/{token_of(claimed.json()['card_url'])}")
     assert page.status_code == 200
     replay = await client.post(f"/v1/wallet/gifts/{addressed['id']}/claim", headers=bearer(alice, "k-1"))
     assert replay.json() == claimed.json() and replay.headers["idempotent-replayed"] == "true"
     again = await client.post(f"/v1/wallet/gifts/{addressed['id']}/claim", headers=bearer(alice))
     assert again.status_code == 409 and again.json()["code"] == "gift_already_claimed"
-    assert (await claim_link(client, addressed["link"], CAROL)).json()["code"] == "gift_already_claimed"
+    assert (await claim(client, addressed["link"], CAROL)).json()["code"] == "gift_already_claimed"
 
     assert [
         g["id"] for g in (await client.get("/v1/wallet/gifts/received", headers=bearer(alice))).json()["data"]
@@ -427,7 +370,7 @@ async def test_gifts_waiting_for_an_owner_come_in_pages(
     design = await create_design(client, merchant)
     made = [(await buy(client, merchant, design["id"], recipient_owner_id=ALICE))["id"] for _ in range(3)]
     other = await buy(client, merchant, design["id"], recipient_owner_id=CAROL)
-    alice = (await open_session(client, merchant, ALICE))["token"]
+    alice = (await open_wallet_session(client, merchant, ALICE))["token"]
     first = await client.get("/v1/wallet/gifts/received", params={"limit": 2}, headers=bearer(alice))
     assert [g["id"] for g in first.json()["data"]] == made[:0:-1] and first.json()["has_more"]
     rest = await client.get(
@@ -446,8 +389,8 @@ async def test_the_gifter_withdraws_and_reshares_from_the_wallet_and_nobody_else
 ) -> None:
     design = await create_design(client, merchant)
     gift = await buy(client, merchant, design["id"])
-    giver = (await open_session(client, merchant, GIVER))["token"]
-    carol = (await open_session(client, merchant, CAROL))["token"]
+    giver = (await open_wallet_session(client, merchant, GIFTER))["token"]
+    carol = (await open_wallet_session(client, merchant, CAROL))["token"]
 
     link = await client.get(f"/v1/wallet/gifts/{gift['id']}/link", headers=bearer(giver))
     assert link.status_code == 200 and link.json()["url"] == gift["link"]
@@ -460,7 +403,7 @@ async def test_the_gifter_withdraws_and_reshares_from_the_wallet_and_nobody_else
     withdrawn = await client.post(f"/v1/wallet/gifts/{gift['id']}/revoke", headers=bearer(giver))
     assert withdrawn.status_code == 200
     assert (withdrawn.json()["state"], withdrawn.json()["can_revoke"]) == ("revoked", False)
-    assert (await claim_link(client, gift["link"], CAROL)).json()["code"] == "gift_revoked"
+    assert (await claim(client, gift["link"], CAROL)).json()["code"] == "gift_revoked"
     back = await every_card(client, giver)
     assert [(c["id"], c["status"], c["can_send"]) for c in back] == [(gift["card"]["id"], "active", True)]
     twice = await client.post(f"/v1/wallet/gifts/{gift['id']}/revoke", headers=bearer(giver))
@@ -488,12 +431,12 @@ async def test_a_held_card_is_passed_on_once_and_its_old_links_stop_working(
     client: httpx.AsyncClient, merchant: Merchant, db: asyncpg.Connection
 ) -> None:
     design = await create_design(client, merchant)
-    card_id = await card_for(client, merchant, design["id"], ALICE)
-    carols = await card_for(client, merchant, design["id"], CAROL)
-    alice = (await open_session(client, merchant, ALICE, display_name="Alice"))["token"]
+    card_id = await card_held_by(client, merchant, design["id"], ALICE)
+    carols = await card_held_by(client, merchant, design["id"], CAROL)
+    alice = (await open_wallet_session(client, merchant, ALICE, display_name="Alice"))["token"]
     opened = await client.post(f"/v1/wallet/cards/{card_id}/open", headers=bearer(alice))
     assert opened.status_code == 201 and opened.json()["wechat_url"] is None
-    page_token = urlsplit(opened.json()["url"]).path.removeprefix("/c/")
+    page_token = token_of(opened.json()["url"])
     assert (await client.get(f"/v1/card_pages/{page_token}/qr")).status_code == 200
     for path in (
         f"/v1/wallet/cards/{carols}/open",
@@ -530,15 +473,15 @@ async def test_a_held_card_is_passed_on_once_and_its_old_links_stop_working(
     assert (await client.get(f"/v1/card_pages/{page_token}")).status_code == 404
     sent = (await client.get("/v1/wallet/gifts/sent", headers=bearer(alice))).json()["data"]
     assert [(g["id"], g["state"]) for g in sent] == [(gift["id"], "waiting")]
-    dave = (await open_session(client, merchant, DAVE))["token"]
+    dave = (await open_wallet_session(client, merchant, DAVE))["token"]
     waiting = (await client.get("/v1/wallet/gifts/received", headers=bearer(dave))).json()["data"]
     assert [g["id"] for g in waiting] == [gift["id"]] and waiting[0]["sender_name"] == "Alice"
 
-    assert (await claim_link(client, gift["link"], CAROL)).status_code == 200  # the link works for anyone
+    assert (await claim(client, gift["link"], CAROL)).status_code == 200  # the link works for anyone
     sent = (await client.get("/v1/wallet/gifts/sent", headers=bearer(alice))).json()["data"]
     assert sent[0]["state"] == "claimed" and sent[0]["claimed_at"] is not None
     assert (await client.get("/v1/wallet/gifts/received", headers=bearer(dave))).json()["data"] == []
-    carol = (await open_session(client, merchant, CAROL))["token"]
+    carol = (await open_wallet_session(client, merchant, CAROL))["token"]
     assert {c["id"] for c in await every_card(client, carol)} == {card_id, carols}
 
 
@@ -546,8 +489,8 @@ async def test_the_wechat_link_is_offered_only_where_the_merchant_has_wechat(
     client: httpx.AsyncClient, merchant: Merchant, db: asyncpg.Connection
 ) -> None:
     design = await create_design(client, merchant)
-    card_id = await card_for(client, merchant, design["id"], ALICE)
-    alice = (await open_session(client, merchant, ALICE))["token"]
+    card_id = await card_held_by(client, merchant, design["id"], ALICE)
+    alice = (await open_wallet_session(client, merchant, ALICE))["token"]
     assert (await client.get("/v1/wallet", headers=bearer(alice))).json()["wechat"] is False
     await db.execute(
         """INSERT INTO wechat_accounts (merchant_id, appid, secret_sealed, callback_token_sealed, base_url)
@@ -567,12 +510,12 @@ async def test_the_wechat_link_is_offered_only_where_the_merchant_has_wechat(
 async def test_a_session_link_is_short_lived_bound_to_its_owner_and_stored_only_hashed(
     client: httpx.AsyncClient, merchant: Merchant, db: asyncpg.Connection
 ) -> None:
-    made = await open_session(client, merchant, ALICE, display_name="爱丽丝")
+    made = await open_wallet_session(client, merchant, ALICE, display_name="爱丽丝")
     assert made["object"] == "wallet_session" and made["state"] == "active" and made["owner_id"] == ALICE
     assert urlsplit(made["url"]).path == f"/w/{made['token']}" and made["token"].startswith("gw_")
     lifetime = datetime.fromisoformat(made["expires_at"]) - datetime.fromisoformat(made["created_at"])
     assert timedelta(minutes=29) < lifetime <= timedelta(minutes=30)
-    longer = await open_session(client, merchant, ALICE, expires_in_minutes=120)
+    longer = await open_wallet_session(client, merchant, ALICE, expires_in_minutes=120)
     assert datetime.fromisoformat(longer["expires_at"]) - datetime.fromisoformat(
         longer["created_at"]
     ) == timedelta(minutes=120)
@@ -613,8 +556,8 @@ async def test_an_expired_revoked_or_edited_session_link_is_refused(
     client: httpx.AsyncClient, merchant: Merchant, other_merchant: Merchant, db: asyncpg.Connection
 ) -> None:
     design = await create_design(client, merchant)
-    card_id = await card_for(client, merchant, design["id"], ALICE)
-    made = await open_session(client, merchant, ALICE)
+    card_id = await card_held_by(client, merchant, design["id"], ALICE)
+    made = await open_wallet_session(client, merchant, ALICE)
     token = made["token"]
     assert (await client.get("/v1/wallet/cards", headers=bearer(token))).status_code == 200
 
@@ -661,7 +604,7 @@ async def test_an_expired_revoked_or_edited_session_link_is_refused(
     assert await db.fetchval("SELECT owner_id FROM cards WHERE id = $1", card_id) == ALICE
 
     # The shop ends a session early; another shop cannot end (or see) it.
-    live = await open_session(client, merchant, ALICE)
+    live = await open_wallet_session(client, merchant, ALICE)
     foreign = await client.post(f"/v1/wallet_sessions/{live['id']}/revoke", headers=with_key(other_merchant))
     assert foreign.status_code == 404
     assert (await client.get("/v1/wallet", headers=bearer(live["token"]))).status_code == 200
@@ -674,9 +617,9 @@ async def test_wallet_secrets_never_reach_the_access_log(
     client: httpx.AsyncClient, merchant: Merchant, caplog: pytest.LogCaptureFixture
 ) -> None:
     design = await create_design(client, merchant)
-    card_id = await card_for(client, merchant, design["id"], ALICE)
+    card_id = await card_held_by(client, merchant, design["id"], ALICE)
     with caplog.at_level(logging.DEBUG):
-        made = await open_session(client, merchant, ALICE)
+        made = await open_wallet_session(client, merchant, ALICE)
         token = made["token"]
         await client.get(f"/w/{token}")
         await client.get(f"/w/{token}/cards/{card_id}.png")

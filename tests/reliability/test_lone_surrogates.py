@@ -3,13 +3,13 @@ body is refused at parse time with a 400 that names the field, anonymous or not,
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit
-
 import asyncpg
 import httpx
 
 from tests.support.api import Merchant, issue_card, with_key
-from tests.support.terminals import create_store, new_terminal
+from tests.support.designs import create_design
+from tests.support.terminals import till_in_new_store
+from tests.support.wallet import customise_api, open_customise_session
 
 JSON = {"Content-Type": "application/json"}
 
@@ -34,22 +34,12 @@ def refused_field(response: httpx.Response) -> str:
 async def test_a_lone_surrogate_in_a_customise_message_is_a_400_naming_the_field(
     client: httpx.AsyncClient, merchant: Merchant, db: asyncpg.Connection
 ) -> None:
-    design = await client.post(
-        "/v1/designs",
-        json={"name": "Qixi", "occasion": "qixi", "denominations": [52000]},
-        headers=merchant.headers,
-    )
-    assert design.status_code == 201, design.text
-    session = await client.post(
-        "/v1/customise_sessions",
-        json={"owner_id": "o_gifter", "max_amount": 52000},
-        headers=with_key(merchant),
-    )
-    base = "/v1/customise/" + urlsplit(session.json()["url"]).path.removeprefix("/customise/")
+    design = await create_design(client, merchant, name="Qixi", denominations=[52000])
+    base = customise_api(await open_customise_session(client, merchant, "o_gifter", 52000))
     before = await stored(db)
     composed = (
         b'{"design_id": "%s", "amount": 52000, "sender_name": "Ming", "recipient_name": "Hong", '
-        b'"message": "for you \\ud800"}' % design.json()["id"].encode()
+        b'"message": "for you \\ud800"}' % design["id"].encode()
     )
     sent = await client.post(base + "/send", content=composed, headers=JSON)  # anonymous: the link is all
     assert refused_field(sent) == "message"
@@ -62,8 +52,7 @@ async def test_a_lone_surrogate_is_refused_in_any_field_or_key_of_an_authenticat
     client: httpx.AsyncClient, merchant: Merchant, db: asyncpg.Connection
 ) -> None:
     card = await issue_card(client, merchant, 10_000)
-    store = await create_store(client, merchant)
-    till = await new_terminal(client, merchant, store["id"])
+    till = await till_in_new_store(client, merchant)
     before = await stored(db)
     issued = await client.post(
         "/v1/cards", content=b'{"amount": 100, "campaign": "\\udfff"}', headers={**with_key(merchant), **JSON}

@@ -10,29 +10,24 @@ from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import urlencode
 
 import httpx
 import pytest
 
 from giftcards.config import Settings
 from tests.reliability.test_crash_and_outage import record
-from tests.support.api import Merchant, create_merchant, issue_card, with_key
+from tests.support.api import Merchant, create_merchant, issue_card
 from tests.support.raw_http import open_request, trickle
 from tests.support.servers import LiveServer
-from tests.support.terminals import Terminal, create_store, new_terminal
+from tests.support.terminals import Terminal, create_store, new_terminal, till_in_new_store
+from tests.support.wallet import customise_api, open_customise_session
 from tests.support.wechat_callbacks import set_up_account, signed_query
 
 
 async def customise_link(client: httpx.AsyncClient, merchant: Merchant) -> str:
     """The API path of a genuine customise link (anonymous by design: whoever holds it may upload)."""
-    session = await client.post(
-        "/v1/customise_sessions",
-        json={"owner_id": "o_gifter", "max_amount": 100_000},
-        headers=with_key(merchant),
-    )
-    assert session.status_code == 201, session.text
-    return "/v1/customise/" + urlsplit(session.json()["url"]).path.removeprefix("/customise/")
+    return customise_api(await open_customise_session(client, merchant, "o_gifter", 100_000))
 
 
 class Served:
@@ -77,8 +72,7 @@ async def test_twelve_trickled_anonymous_bodies_leave_another_merchants_tills_an
     other_merchant: Merchant,
     artifacts: Path,
 ) -> None:
-    store = await create_store(client, merchant)
-    till = await new_terminal(client, merchant, store["id"])
+    till = await till_in_new_store(client, merchant)
     card = await issue_card(client, merchant, 1_000_000)
     link = await customise_link(client, other_merchant)  # a genuine link, of the other merchant
     await serve_the_till(client, till, card, count=20, seconds=20)  # warm up

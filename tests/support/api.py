@@ -51,3 +51,11 @@ async def issue_card(
 
 def with_key(merchant: Merchant, key: str | None = None) -> dict[str, str]:
     return {**merchant.headers, "Idempotency-Key": key or str(uuid.uuid4())}
+
+
+def bearer(token: str, key: str | None = None) -> dict[str, str]:
+    """Headers for a non-merchant credential (a wallet session, a till), with an Idempotency-Key if given."""
+    headers = {"Authorization": f"Bearer {token}"}
+    if key is not None:
+        headers["Idempotency-Key"] = key
+    return headers

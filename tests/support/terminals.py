@@ -73,7 +73,23 @@ async def backdate_redemption(
     db: asyncpg.Connection, terminal: Terminal, card_id: str, amount: int, *, days: int
 ) -> str:
     """A redemption this terminal made `days` ago (the ledger's chain and balance rules still apply)."""
-    merchant_id = terminal.merchant.id
+    entry_id = await backdated_redemption(
+        db, terminal.merchant.id, terminal.id, terminal.store, card_id, amount, days=days
+    )
+    return activity_id(entry_id)
+
+
+async def backdated_redemption(
+    db: asyncpg.Connection,
+    merchant_id: str,
+    terminal_id: str,
+    store_id: str,
+    card_id: str,
+    amount: int,
+    *,
+    days: int,
+) -> int:
+    """The ledger entry of a redemption a terminal made `days` ago, written as the ledger's rules allow."""
     async with db.transaction():
         balance = await db.fetchval(
             "SELECT balance FROM cards WHERE merchant_id = $1 AND id = $2 FOR UPDATE", merchant_id, card_id
@@ -87,8 +103,8 @@ async def backdate_redemption(
             card_id,
             -amount,
             balance - amount,
-            terminal.id,
-            terminal.store,
+            terminal_id,
+            store_id,
             days,
         )
         await db.execute(
@@ -97,8 +113,16 @@ async def backdate_redemption(
             card_id,
             balance - amount,
         )
-    return activity_id(entry_id)
+    return int(entry_id)
 
 
 def unknown_code() -> str:
     return codes.format_code(codes.generate_code())
+
+
+async def till_in_new_store(
+    client: httpx.AsyncClient, merchant: Merchant, role: str = "clerk", **store_fields: Any
+) -> Terminal:
+    """An enrolled till of its own new store (the store's limits from `store_fields`)."""
+    store = await create_store(client, merchant, **store_fields)
+    return await new_terminal(client, merchant, store["id"], role)

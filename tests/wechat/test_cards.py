@@ -7,7 +7,6 @@ import json
 
 import asyncpg
 import httpx
-import pytest
 
 from giftcards.core import ids
 from giftcards.core.sealing import Keyring
@@ -17,25 +16,18 @@ from giftcards.wechat.cards import card_definition, deposit_codes
 from tests.support.api import MASTER_KEY, Merchant, issue_card, with_key
 from tests.wechat.conftest import LOGO, Delivery, Wallet, set_up_wechat
 from tests.wechat_standin import WeChatStandin, verify_card_ext_signature
+from tests.wechat_standin.vectors import CARD_ID, NONCE, TICKET, TIMESTAMP, card_ext_vectors
 
-TICKET = "sM4AOVdWfPE4DxkXGEs8VMCPGGVi4C3VM0P37wVUCFvkVAy_90u5h9nbSlYy3-Sl-HhTdfl2fzFy1AOcHKP7qg"
 
-
-@pytest.mark.parametrize(
-    ("code", "signature"),
-    [
-        ("", "22dce6bad4db532d4a2ef82ca2ca7bbe1e10ef28"),
-        ("random_code", "2e9c6d12952246e071717d7baeab20c30420b5cd"),
-    ],
-)
+@card_ext_vectors
 def test_the_add_card_signature_matches_the_published_test_vectors(code: str, signature: str) -> None:
     assert (
         card_ext_signature(
             api_ticket=TICKET,
-            timestamp="1414587457",
-            card_id="random_card_id",
+            timestamp=TIMESTAMP,
+            card_id=CARD_ID,
             code=code,
-            nonce_str="Wm3WZYTPz0wzccnW",
+            nonce_str=NONCE,
         )
         == signature
     )

@@ -27,7 +27,7 @@ from giftcards.config import Settings
 from giftcards.core import ids
 from tests.support.api import Merchant, issue_card, with_key
 from tests.support.servers import LiveServer, eventually
-from tests.support.terminals import Terminal, create_store, new_terminal
+from tests.support.terminals import Terminal, create_store, new_terminal, till_in_new_store
 from tests.wechat.conftest import CALLBACK_TOKEN, LOGO, Delivery, Wallet, open_wallet
 from tests.wechat_standin import WeChatStandin
 
@@ -145,8 +145,7 @@ class Till:
 
 
 async def open_till(client: httpx.AsyncClient, merchant: Merchant) -> Till:
-    store = await create_store(client, merchant, redeem_limit=50_000)
-    terminal = await new_terminal(client, merchant, store["id"], "clerk")
+    terminal = await till_in_new_store(client, merchant, redeem_limit=50_000)
     return Till(client, terminal, await issue_card(client, merchant, 1_000_000))
 
 

@@ -28,6 +28,7 @@ from .server import (
     card_ext_signature,
     verify_card_ext_signature,
 )
+from .vectors import CARD_ID, NONCE, TICKET, TIMESTAMP, card_ext_vectors
 
 if TYPE_CHECKING:
     from .conftest import Receiver
@@ -622,32 +623,22 @@ def test_without_a_callback_events_are_recorded_but_not_pushed(
 
 # --- the simulated user ------------------------------------------------------------------------------------
 
-TICKET = "sM4AOVdWfPE4DxkXGEs8VMCPGGVi4C3VM0P37wVUCFvkVAy_90u5h9nbSlYy3-Sl-HhTdfl2fzFy1AOcHKP7qg"
 
-
-@pytest.mark.parametrize(
-    ("code", "signature"),
-    [
-        ("", "22dce6bad4db532d4a2ef82ca2ca7bbe1e10ef28"),
-        ("random_code", "2e9c6d12952246e071717d7baeab20c30420b5cd"),
-    ],
-)
+@card_ext_vectors
 def test_card_ext_signature_matches_wechatpys_test_vectors(code: str, signature: str) -> None:
-    ext = {"code": code, "timestamp": "1414587457", "nonce_str": "Wm3WZYTPz0wzccnW", "signature": signature}
+    ext = {"code": code, "timestamp": TIMESTAMP, "nonce_str": NONCE, "signature": signature}
     assert (
         card_ext_signature(
             api_ticket=TICKET,
-            timestamp="1414587457",
-            card_id="random_card_id",
+            timestamp=TIMESTAMP,
+            card_id=CARD_ID,
             code=code,
-            nonce_str="Wm3WZYTPz0wzccnW",
+            nonce_str=NONCE,
         )
         == signature
     )
-    assert verify_card_ext_signature(json.dumps(ext), api_ticket=TICKET, card_id="random_card_id")
-    assert not verify_card_ext_signature(
-        {**ext, "code": code + "x"}, api_ticket=TICKET, card_id="random_card_id"
-    )
+    assert verify_card_ext_signature(json.dumps(ext), api_ticket=TICKET, card_id=CARD_ID)
+    assert not verify_card_ext_signature({**ext, "code": code + "x"}, api_ticket=TICKET, card_id=CARD_ID)
     assert not verify_card_ext_signature(ext, api_ticket=TICKET, card_id="other_card_id")
 
 
