@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import functools
 import re
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any, Generic, Literal, TypeVar
 
 import msgspec
@@ -65,9 +65,23 @@ def decode(document: dict[str, Any], shape: type[S]) -> S:
     if missing:  # all of them at once, so a form can mark every empty field
         raise ValidationError(missing)
     try:
-        return msgspec.convert(document, shape)
+        decoded = msgspec.convert(document, shape)
     except msgspec.ValidationError as exc:
         raise ValidationError([refusal(shape, str(exc))]) from None
+    for name, field in _datetime_fields(shape):
+        value = getattr(decoded, name)
+        if isinstance(value, datetime) and not _fits_utc(value):
+            raise ValidationError([{"field": field, "message": _DATE_TIME}])
+    return decoded
+
+
+def _fits_utc(value: datetime) -> bool:
+    """False for a time that is not one in UTC (0001-01-01T01:00+02:00 is before the year 1 there)."""
+    try:
+        value.astimezone(UTC)
+    except OverflowError:
+        return False
+    return True
 
 
 def decode_query(params: dict[str, str], shape: type[S]) -> S:
@@ -96,6 +110,7 @@ def decode_query(params: dict[str, str], shape: type[S]) -> S:
     return decode(converted, shape)
 
 
+_DATE_TIME = "must be an ISO 8601 date-time with a time zone"
 _AT = re.compile(r"^(?P<message>.*?)(?: - at `\$(?P<path>[^`]*)`)?$", re.DOTALL)
 _SEGMENT = re.compile(r"\.([^.\[]+)|\[(\d+)\]")
 _TYPE_NAMES = {"int": "integer", "str": "string", "bool": "boolean", "float": "number"}
@@ -131,7 +146,7 @@ def _wording(message: str, leaf: Any) -> str:
         values = getattr(_leaf(leaf), "values", ())
         return "must be one of " + ", ".join(map(str, values)) if values else "is not an allowed value"
     if "datetime" in message:
-        return "must be an ISO 8601 date-time with a time zone"
+        return _DATE_TIME
     if message.startswith(("Expected", "Invalid")):
         return "is not valid"
     return message  # raised by a shape's own __post_init__, in the API's words
@@ -181,10 +196,21 @@ def _required(shape: type) -> tuple[str, ...]:
 
 
 @functools.cache
-def _field_kinds(shape: type) -> dict[str, Any]:
+def _datetime_fields(shape: type) -> tuple[tuple[str, str], ...]:
+    """(attribute, field name) of each top-level date-time field of `shape`."""
+    fields = _struct_fields(shape)
+    return tuple((f.name, f.encode_name) for f in fields if isinstance(_leaf(f.type), mi.DateTimeType))
+
+
+def _struct_fields(shape: type) -> tuple[mi.Field, ...]:
     info = mi.type_info(shape)
     assert isinstance(info, mi.StructType), f"{shape} is not a Struct"
-    return {field.encode_name: _leaf(field.type) for field in info.fields}
+    return info.fields
+
+
+@functools.cache
+def _field_kinds(shape: type) -> dict[str, Any]:
+    return {field.encode_name: _leaf(field.type) for field in _struct_fields(shape)}
 
 
 def _join(path: str, name: str) -> str:
