@@ -17,9 +17,11 @@ from giftcards.core.logs import configure_logging
 from giftcards.core.sealing import Keyring
 from giftcards.db.migrations import MigrationError, load_migrations, pending_migrations
 from giftcards.db.pool import create_pool
+from giftcards.observability import metrics
 from giftcards.qr.keys import QrKeys
 from giftcards.runtime import Runtime
 from giftcards.web import assets, system
+from giftcards.web import metrics as web_metrics
 from giftcards.web.api import cards as api_cards
 from giftcards.web.api import designs as api_designs
 from giftcards.web.api import gifts as api_gifts
@@ -44,6 +46,7 @@ def build_api() -> Api:
     api = Api()
     for module in (
         system,
+        web_metrics,
         api_merchants,
         api_cards,
         api_terminals,
@@ -70,6 +73,7 @@ def create_app(settings: Settings) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         pool = await create_pool(settings)
+        pool_sampler = asyncio.create_task(metrics.sample_pool(pool))
         try:
             keyring = Keyring(settings.master_key)
             qr_keys = QrKeys(keyring)
@@ -83,6 +87,7 @@ def create_app(settings: Settings) -> Starlette:
             app.state.runtime = Runtime(settings, pool, keyring, qr_keys)
             stop = asyncio.Event()
             task = asyncio.create_task(worker.run(app.state.runtime, stop)) if settings.run_worker else None
+            metrics.process_started()
             log.info("giftcards ready")
             yield
             stop.set()
@@ -90,17 +95,20 @@ def create_app(settings: Settings) -> Starlette:
                 await task
             await app.state.runtime.aclose()
         finally:
+            pool_sampler.cancel()
             await pool.close()
+            metrics.process_exiting()
 
     app = Starlette(
         routes=[*api.routes(), assets.mount()],
         middleware=[
+            Middleware(web_metrics.RequestMetrics, operations=api.operations),
             Middleware(
                 RequestContextMiddleware,
                 max_body_bytes=settings.max_body_bytes,
                 body_timeout=settings.body_timeout,
                 secret_prefixes=api.secret_path_prefixes(),
-            )
+            ),
         ],
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=lifespan,

@@ -14,6 +14,7 @@ import logging
 import os
 import signal
 import sys
+import tempfile
 from collections.abc import Iterator
 from typing import Any
 
@@ -144,18 +145,32 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
         # into a normal exit so the embedded database below is shut down cleanly too.
         signal.signal(signal.SIGTERM, _exit_cleanly)
         signal.signal(signal.SIGINT, _exit_cleanly)
-        uvicorn.run(
-            "giftcards.app:app_from_environment",
-            factory=True,
-            host=args.host,
-            port=args.port,
-            workers=args.workers,
-            log_config=None,
-            timeout_graceful_shutdown=20,
-            access_log=False,
-            **uvicorn_proxy_options(ready),
-        )
+        with metrics_directory():
+            uvicorn.run(
+                "giftcards.app:app_from_environment",
+                factory=True,
+                host=args.host,
+                port=args.port,
+                workers=args.workers,
+                log_config=None,
+                timeout_graceful_shutdown=20,
+                access_log=False,
+                **uvicorn_proxy_options(ready),
+            )
     return 0
+
+
+@contextlib.contextmanager
+def metrics_directory() -> Iterator[None]:
+    """A fresh PROMETHEUS_MULTIPROC_DIR for this start's server processes, removed when they have stopped:
+    each writes its metrics there and /metrics adds them all up (observability/metrics.py), with one
+    process as with several. Set before any of them imports prometheus-client, which reads it then."""
+    with tempfile.TemporaryDirectory(prefix="giftcards-metrics-") as directory:
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = directory
+        try:
+            yield
+        finally:
+            del os.environ["PROMETHEUS_MULTIPROC_DIR"]
 
 
 def uvicorn_proxy_options(settings: Settings) -> dict[str, Any]:

@@ -35,6 +35,7 @@ class Settings:
     home: Path
     master_key: bytes = field(repr=False)
     admin_token: str | None = field(default=None, repr=False)
+    metrics_token: str | None = field(default=None, repr=False)  # /metrics' bearer token; unset: no /metrics
     public_url: str = "http://127.0.0.1:8000"
     log_level: str = "INFO"
     pool_min_size: int = 2
@@ -78,7 +79,8 @@ def load_settings(environ: Mapping[str, str] | None = None, *, require_database:
         database_url=database_url,
         home=home,
         master_key=b"",
-        admin_token=read("GIFTCARDS_ADMIN_TOKEN", _parse_admin_token, None),
+        admin_token=read("GIFTCARDS_ADMIN_TOKEN", _parse_token, None),
+        metrics_token=read("GIFTCARDS_METRICS_TOKEN", _parse_token, None),
         public_url=read("GIFTCARDS_PUBLIC_URL", _parse_url, "http://127.0.0.1:8000"),
         log_level=read("GIFTCARDS_LOG_LEVEL", _parse_log_level, "INFO"),
         pool_min_size=read("GIFTCARDS_POOL_MIN_SIZE", _int_between(1, 100), 2),
@@ -139,7 +141,7 @@ def parse_master_key(raw: str) -> bytes:
     return key
 
 
-def _parse_admin_token(raw: str) -> str:
+def _parse_token(raw: str) -> str:
     if len(raw) < 24:
         raise ValueError("must be at least 24 characters")
     return raw

@@ -1906,6 +1906,14 @@ ALTER TABLE ONLY public.card_batches
 
 
 --
+-- Name: cards card_design_of_its_merchant; Type: FK CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.cards
+    ADD CONSTRAINT card_design_of_its_merchant FOREIGN KEY (merchant_id, design_id) REFERENCES public.designs(merchant_id, id);
+
+
+--
 -- Name: cards cards_merchant_id_batch_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
 --
 

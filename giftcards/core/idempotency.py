@@ -25,6 +25,7 @@ import msgspec
 
 from giftcards.core.errors import DomainError, problem_document
 from giftcards.core.sealing import SecretBox
+from giftcards.db.commits import transaction
 from giftcards.db.pool import Connect
 
 KEY_PATTERN = re.compile(r"^[\x21-\x7e]{1,255}$")
@@ -62,14 +63,14 @@ async def run_once(
     fingerprint: bytes,
     work: Work,
 ) -> Outcome:
-    async with conn.transaction():
+    async with transaction(conn):  # the work may count what it did once this commits (db/commits.py)
         claimed = await conn.fetchval(
             "SELECT claim_idempotency_key($1, $2, $3, $4)", merchant_id, principal_id, key, fingerprint
         )
         if not claimed:
             return await _replay(conn, box, merchant_id, principal_id, key, fingerprint)
         try:
-            async with conn.transaction():  # a savepoint: a refusal undoes only the work
+            async with transaction(conn):  # a savepoint: a refusal undoes only the work
                 status, payload = await work(conn)
         except DomainError as exc:
             status, payload = _stored_refusal(exc)

@@ -11,6 +11,7 @@ from typing import Any
 import asyncpg
 
 from giftcards.config import Settings
+from giftcards.observability import metrics
 
 # A pooled connection for one short step (`async with connect() as conn:`), taken within a timeout: what
 # work that waits on another service gets instead of a connection, so that it holds none while it waits.
@@ -81,8 +82,9 @@ async def create_pool(settings: Settings, **overrides: Any) -> asyncpg.Pool:
 async def acquire_within(pool: asyncpg.Pool, timeout: float) -> asyncpg.Connection:
     """A pooled connection, or TimeoutError after `timeout` seconds, so a lost database is noticed fast and
     nothing hangs. (asyncio.timeout rather than the pool's own timeout, which starts a task per call.)"""
-    async with asyncio.timeout(timeout):
-        conn: asyncpg.Connection = await pool.acquire()
+    with metrics.POOL_WAITING.track_inprogress():
+        async with asyncio.timeout(timeout):
+            conn: asyncpg.Connection = await pool.acquire()
     return conn
 
 

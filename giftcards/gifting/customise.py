@@ -21,6 +21,7 @@ from giftcards.core.isotime import iso
 from giftcards.core.sealing import Keyring
 from giftcards.core.secret_links import CUSTOMISE
 from giftcards.core.shapes import given
+from giftcards.db.commits import transaction
 from giftcards.gifting import designs, gifts, images, shapes
 from giftcards.gifting.card_art import CardArt
 from giftcards.gifting.images import CleanImage
@@ -175,7 +176,7 @@ async def complete(
     public_url: str,
 ) -> shapes.Gift:
     """Send the gift the page composed: one purchase on the shop's authority, then the link is spent."""
-    async with conn.transaction():
+    async with transaction(conn):  # the card its purchase issues is counted once this commits
         row = await resolve(conn, keyring, token, lock=True)
         require_open(row)
         if amount > row["max_amount"]:

@@ -16,9 +16,11 @@ from giftcards.core.errors import DomainError
 from giftcards.core.isotime import iso
 from giftcards.core.sealing import Keyring
 from giftcards.core.secret_links import GIFT
+from giftcards.db.commits import after_commit
 from giftcards.gifting import card_access, designs, gifts
 from giftcards.gifting.gifts import effective_state, gift_view
 from giftcards.gifting.shapes import Gift
+from giftcards.observability import metrics
 from giftcards.value import cards
 
 
@@ -66,9 +68,11 @@ async def claim(
     link's authority, not an API key's: it outlives the key that sold the gift)."""
     async with conn.transaction():
         found = await open_link(conn, keyring, secret)
-        return await _claim(
+        view = await _claim(
             conn, keyring, found["merchant_id"], found["id"], owner_id, api_key_id=None, public_url=public_url
         )
+    after_commit(conn, metrics.GIFTS_CLAIMED.inc)
+    return view
 
 
 async def claim_addressed(
@@ -85,7 +89,7 @@ async def claim_addressed(
     addressed to (recipient_owner_id); any other gift answers as unknown. The card-page link is handed
     out on the authority of `api_key_id`, the key that opened the wallet session."""
     async with conn.transaction():
-        return await _claim(
+        view = await _claim(
             conn,
             keyring,
             merchant_id,
@@ -95,6 +99,8 @@ async def claim_addressed(
             public_url=public_url,
             addressed=True,
         )
+    after_commit(conn, metrics.GIFTS_CLAIMED.inc)
+    return view
 
 
 async def _claim(

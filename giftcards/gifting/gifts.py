@@ -27,6 +27,7 @@ from giftcards.core.isotime import iso, utcnow
 from giftcards.core.sealing import Keyring
 from giftcards.core.secret_links import GIFT
 from giftcards.core.shapes import PAGE_LIMIT_DEFAULT, Page, page
+from giftcards.db.commits import transaction
 from giftcards.gifting import card_access, designs, images
 from giftcards.gifting.card_art import CardArt
 from giftcards.gifting.shapes import CLAIM_WITHIN_HOURS_DEFAULT, Gift, GiftCard
@@ -155,7 +156,7 @@ async def purchase(
     _check_details(order.details)
     merchant_id = principal.merchant_id
     try:
-        async with conn.transaction():
+        async with transaction(conn):  # the card it issues is counted once this commits
             if order.reference is not None:
                 await _refuse_duplicate(conn, merchant_id, order.reference)
             design = await designs.offer(conn, merchant_id, order.design_id, order.amount, order.currency)

@@ -22,8 +22,6 @@ from giftcards.value.shapes import Activity, Card
 
 AfterRollback = Callable[[asyncpg.Connection], Awaitable[None]]
 
-_LOOKUP_FAILURES = frozenset({"invalid_code", "invalid_qr_payload"})
-
 T = TypeVar("T")
 
 
@@ -61,7 +59,7 @@ async def guarded(
         entry.outcome = exc.code
         if isinstance(exc.extra.get("card"), str):
             entry.card_id, entry.currency = exc.extra["card"], exc.extra.get("currency")
-        counted = looks_up and exc.code in _LOOKUP_FAILURES
+        counted = looks_up and exc.code in ratelimit.LOOKUP_FAILURES
 
         async def record_refusal(conn: asyncpg.Connection) -> None:
             if counted:

@@ -37,6 +37,7 @@ from dataclasses import dataclass
 import asyncpg
 
 from giftcards.core.errors import DomainError
+from giftcards.observability import metrics
 from giftcards.stores.merchants import Principal
 
 LIMIT = 10  # failures of one terminal
@@ -46,6 +47,11 @@ ENROLLMENT_LIMIT = 100  # of enrollments from one address
 WINDOW_SECONDS = 60
 # terminal_failure_subjects' three counters' limits, then the window: as the SQL functions take them.
 TERMINAL_LIMITS = [LIMIT, ADDRESS_LIMIT, PLATFORM_ADDRESS_LIMIT, WINDOW_SECONDS]
+# What a failed lookup is, in a terminal's redemption as in its other lookups (stores/guard.py).
+LOOKUP_FAILURES = frozenset({"invalid_code", "invalid_qr_payload"})
+# The limits as the metrics name them: a terminal's three counters, and enrollment's.
+TERMINAL = "terminal"
+ENROLLMENT = "enrollment"
 
 
 @dataclass(frozen=True)
@@ -60,7 +66,9 @@ def enrollment_subjects(client: str | None) -> list[Subject]:
     return [Subject(f"enroll:{client or 'unknown'}", ENROLLMENT_LIMIT)]
 
 
-def refusal(seconds: int) -> DomainError:
+def refusal(seconds: int, limit: str) -> DomainError:
+    """The answer to an attempt while `limit` (TERMINAL or ENROLLMENT) holds its subject back: a lock-out."""
+    metrics.LOCKOUTS.labels(limit).inc()
     return DomainError(
         "rate_limited",
         f"too many wrong codes; try again in {seconds} seconds",
@@ -70,7 +78,8 @@ def refusal(seconds: int) -> DomainError:
 
 
 async def check(conn: asyncpg.Connection, subjects: list[Subject]) -> None:
-    """Refuse with 429 and Retry-After when any subject has reached its limit."""
+    """Refuse with 429 and Retry-After when any subject has reached its limit (enrollment's subjects; a
+    terminal's counters have their own functions below)."""
     wait = await conn.fetchval(
         "SELECT failure_wait($1, $2, $3)",
         [s.name for s in subjects],
@@ -78,7 +87,7 @@ async def check(conn: asyncpg.Connection, subjects: list[Subject]) -> None:
         WINDOW_SECONDS,
     )
     if wait is not None:
-        raise refusal(wait)
+        raise refusal(wait, ENROLLMENT)
 
 
 async def record_failure(conn: asyncpg.Connection, subjects: list[Subject]) -> None:
@@ -89,6 +98,7 @@ async def record_failure(conn: asyncpg.Connection, subjects: list[Subject]) -> N
         [False] * len(subjects),
         WINDOW_SECONDS,
     )
+    metrics.FAILED_ATTEMPTS.labels(ENROLLMENT).inc()
 
 
 async def check_terminal(conn: asyncpg.Connection, terminal: Principal, client: str | None) -> None:
@@ -101,20 +111,20 @@ async def check_terminal(conn: asyncpg.Connection, terminal: Principal, client: 
         TERMINAL_LIMITS,
     )
     if wait is not None:
-        raise refusal(wait)
+        raise refusal(wait, TERMINAL)
 
 
 async def record_terminal_failure(conn: asyncpg.Connection, terminal: Principal, client: str | None) -> bool:
     """Count a failed lookup; True when it flagged the terminal (it or its address reached the limit)."""
-    return bool(
-        await conn.fetchval(
-            "SELECT record_terminal_failure($1, $2, $3, $4)",
-            terminal.merchant_id,
-            terminal.id,
-            client,
-            TERMINAL_LIMITS,
-        )
+    flagged = await conn.fetchval(
+        "SELECT record_terminal_failure($1, $2, $3, $4)",
+        terminal.merchant_id,
+        terminal.id,
+        client,
+        TERMINAL_LIMITS,
     )
+    metrics.FAILED_ATTEMPTS.labels(TERMINAL).inc()
+    return bool(flagged)
 
 
 async def purge(conn: asyncpg.Connection) -> int:

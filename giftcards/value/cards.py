@@ -7,6 +7,7 @@ sealed so it can be shown again; a QR payload is verified before any balance is 
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -21,7 +22,9 @@ from giftcards.core.errors import DomainError
 from giftcards.core.isotime import iso, utcnow
 from giftcards.core.sealing import Keyring
 from giftcards.core.shapes import PAGE_LIMIT_DEFAULT, Page, page
+from giftcards.db.commits import after_commit
 from giftcards.db.pool import held
+from giftcards.observability import metrics
 from giftcards.qr.keys import QrKeys
 from giftcards.qr.signing import QrClaims
 from giftcards.stores.merchants import Principal
@@ -82,6 +85,18 @@ def _code_context(card_id: str) -> bytes:
     return b"card-code:" + card_id.encode()
 
 
+@contextlib.asynccontextmanager
+async def _design_of_the_merchant() -> AsyncIterator[None]:
+    """The schema refuses a card whose design is not its merchant's (card_design_of_its_merchant): the
+    caller is told as for any design it cannot see."""
+    try:
+        yield
+    except asyncpg.ForeignKeyViolationError as exc:
+        if exc.constraint_name != "card_design_of_its_merchant":
+            raise
+        raise DomainError("design_not_found", "no such design") from None
+
+
 def _check_spec(spec: CardSpec) -> None:
     if spec.expires_at is not None and spec.expires_at <= utcnow():
         raise DomainError(
@@ -91,6 +106,7 @@ def _check_spec(spec: CardSpec) -> None:
         )
 
 
+@_design_of_the_merchant()
 async def issue(conn: asyncpg.Connection, keyring: Keyring, principal: Principal, spec: CardSpec) -> Card:
     """One card, with its `issue` entry; the code is in the answer (and kept sealed for later)."""
     _check_spec(spec)
@@ -115,9 +131,11 @@ async def issue(conn: asyncpg.Connection, keyring: Keyring, principal: Principal
             actor.store_id,
         )
         row = await fetch(conn, principal.merchant_id, card.id)
+    after_commit(conn, metrics.CARDS_ISSUED.inc)
     return msgspec.structs.replace(card_view(row), code=codes.format_code(card.code))
 
 
+@_design_of_the_merchant()
 async def issue_batch(
     conn: asyncpg.Connection, keyring: Keyring, principal: Principal, spec: CardSpec, count: int
 ) -> CardBatch:
@@ -158,6 +176,7 @@ async def issue_batch(
             actor.id,
             actor.store_id,
         )
+    after_commit(conn, lambda: metrics.CARDS_ISSUED.inc(count))
     return batch_view(batch)
 
 

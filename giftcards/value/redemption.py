@@ -25,6 +25,7 @@ from giftcards.core import idempotency
 from giftcards.core.errors import DomainError
 from giftcards.core.sealing import Keyring
 from giftcards.db.pool import Connect, acquire_within, discard
+from giftcards.observability import metrics
 from giftcards.qr.keys import QrKeys
 from giftcards.stores import ratelimit, staff_log
 from giftcards.stores.merchants import API_KEY_PREFIX, UNKNOWN_KEY, token_merchant
@@ -186,6 +187,7 @@ async def _redeem_together(conn: asyncpg.Connection, batch: Sequence[Redemption]
 
 
 def _answer(row: Mapping[str, Any], redemption: Redemption) -> Answer:
+    _count(row, redemption)
     outcome = row["outcome"]
     if outcome == "unauthenticated":
         return _unknown(redemption.token_kind)
@@ -193,7 +195,7 @@ def _answer(row: Mapping[str, Any], redemption: Redemption) -> Answer:
         assert redemption.invalid is not None
         return redemption.invalid
     if outcome == "rate_limited":
-        return ratelimit.refusal(row["retry_after"])
+        return ratelimit.refusal(row["retry_after"], ratelimit.TERMINAL)
     if outcome == "store_limit_exceeded":
         limit = row["store_limit"]
         return DomainError(
@@ -203,6 +205,19 @@ def _answer(row: Mapping[str, Any], redemption: Redemption) -> Answer:
         return idempotency.conflict()
     status, payload = ledger.redemption_answer(row)
     return idempotency.Outcome(status, idempotency.encode(payload), replayed=row["replayed"])
+
+
+def _count(row: Mapping[str, Any], redemption: Redemption) -> None:
+    """The metrics of one answer. Its statement ran alone, outside any transaction, so what it did has
+    committed by the time its rows arrive; a replay did nothing again."""
+    outcome = row["outcome"]
+    metrics.REDEMPTIONS.labels(outcome).inc()
+    if row["replayed"]:
+        return
+    if outcome == "ok":
+        metrics.REDEEMED.labels(row["card_currency"]).inc(-row["entry_amount"])
+    elif outcome in ratelimit.LOOKUP_FAILURES and redemption.token_kind == "terminal":  # noqa: S105 (a kind, no secret)
+        metrics.FAILED_ATTEMPTS.labels(ratelimit.TERMINAL).inc()  # as the statement counted it
 
 
 Waiting = tuple[Redemption, "asyncio.Future[Answer]"]
@@ -265,6 +280,7 @@ class Batcher:
                 try:
                     if conn is None:
                         conn = await acquire_within(self._pool, self._timeout)
+                    metrics.REDEMPTION_BATCH_SIZE.observe(len(batch))
                     answers = await redeem_many(conn, [redemption for redemption, _ in batch])
                 except asyncio.CancelledError:  # this process is stopping
                     for _, future in batch:

@@ -1,2 +1,2 @@
-"""The HTTP layer: operations declared as data (routing), the adapter every call goes through (calls),
-problems, middleware; `api/` JSON endpoints, `pages/` + `templates/` + `locales/` the translated pages."""
+"""The HTTP layer: operations as data (routing), the one adapter (calls), problems, middleware, metrics;
+`api/` JSON endpoints, `pages/` + `templates/` + `locales/` the translated pages."""

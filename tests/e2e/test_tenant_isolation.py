@@ -14,7 +14,6 @@ from typing import Any
 
 import asyncpg
 import httpx
-import pytest
 from PIL import Image
 
 from giftcards.app import build_api
@@ -105,12 +104,6 @@ NAMED_IN_BODY: dict[str, Callable[[dict[str, str]], dict[str, Any]]] = {
         "recipient_name": "C",
     },
 }
-# A known bug, not an exemption: issuing cards does not check `design_id` at all, so B's card may name A's
-# design (or one that does not exist). Nothing of A's is shown through it (B's card finds no design and its
-# thumbnail answers design_not_found), but the reference dangles. The probe still calls both and checks that
-# nothing of A's leaks or changes; test_issuing_cards_with_another_merchants_design_is_refused, an xfail,
-# turns red the day the check exists, so they can join the others here.
-DESIGN_UNCHECKED = {"POST /v1/cards", "POST /v1/card_batches"}
 # What A's own key gets for a read of its resources, where not 200: A's card is not in WeChat.
 A_READS = {"GET /v1/cards/{card_id}/wechat": 404}
 
@@ -338,7 +331,7 @@ async def test_merchant_b_gets_404_for_every_resource_of_merchant_a_and_changes_
             nothing = await call_as_b(client, b, op, credential, unknown)
             probes.append(f"{name(op)} as B's {credential}: {answer.status_code}")
             same = (answer.status_code, code_of(answer)) == (nothing.status_code, code_of(nothing))
-            refused = (answer.status_code == 404 and same) or name(op) in DESIGN_UNCHECKED
+            refused = answer.status_code == 404 and same
             if not refused or any(s in answer.text for s in secrets_of_a):
                 leaks.append(
                     f"{name(op)} as B's {credential}: {answer.status_code} {answer.text[:200]}"
@@ -384,7 +377,6 @@ async def test_a_till_of_merchant_b_cannot_look_up_redeem_or_refund_merchant_as_
     assert await rows_of(db, merchant) == before
 
 
-@pytest.mark.xfail(strict=True, reason="issuing cards does not check design_id (see DESIGN_UNCHECKED)")
 async def test_issuing_cards_with_another_merchants_design_is_refused(
     client: httpx.AsyncClient, merchant: Merchant, other_merchant: Merchant
 ) -> None:
