@@ -235,8 +235,9 @@ def cmd_expire(settings: Settings, _: argparse.Namespace) -> int:
 def cmd_create_merchant(settings: Settings, args: argparse.Namespace) -> int:
     from giftcards.core.sealing import Keyring
     from giftcards.stores.merchants import create_merchant
+    from giftcards.stores.shapes import NewMerchant
 
-    async def run(ready: Settings) -> dict[str, object]:
+    async def run(ready: Settings) -> NewMerchant:
         conn = await _connect(ready)
         try:
             return await create_merchant(conn, Keyring(ready.master_key), name=args.name)
@@ -246,10 +247,9 @@ def cmd_create_merchant(settings: Settings, args: argparse.Namespace) -> int:
     with database(settings) as ready:
         asyncio.run(apply_migrations(ready))
         merchant = asyncio.run(run(ready))
-    key = merchant["api_key"]
-    assert isinstance(key, dict)
-    print(f"merchant {merchant['id']} ({merchant['name']})")
-    print(f"API key  {key['secret']}   (shown once: keep it safe)")
+    key = merchant.api_key
+    print(f"merchant {merchant.id} ({merchant.name})")
+    print(f"API key  {key.secret}   (shown once: keep it safe)")
     return 0
 
 
@@ -268,7 +268,7 @@ def cmd_qr_keys(settings: Settings, args: argparse.Namespace) -> int:
                 await qr_keys.retire(conn, args.kid)
                 print(f"retired {args.kid}")
             for key in await qr_keys.list_keys(conn):
-                print(f"{key['kid']}  {key['state']:<12} created {key['created_at']}")
+                print(f"{key.kid}  {key.state:<12} created {key.created_at}")
         finally:
             await conn.close()
 

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
+import msgspec
 
 from giftcards.core.errors import DomainError, problem_document
 from giftcards.core.sealing import SecretBox
@@ -184,4 +185,5 @@ async def purge_expired(conn: asyncpg.Connection) -> int:
 
 
 def encode(payload: Any) -> bytes:
-    return json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
+    """An answer's bytes, as web/routing.json_response writes them (dicts and msgspec Structs alike)."""
+    return msgspec.json.encode(payload)

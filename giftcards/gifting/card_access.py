@@ -26,6 +26,7 @@ from giftcards.gifting import designs, images
 from giftcards.gifting.card_art import CardArt
 from giftcards.qr.keys import QrKeys
 from giftcards.value import cards
+from giftcards.value.shapes import Card
 
 HISTORY_LIMIT = 50
 QR_REFRESH_SECONDS = 20  # the page fetches a fresh payload this often; each is good for 30 to 60 s
@@ -150,14 +151,14 @@ async def page(conn: asyncpg.Connection, access: Access) -> dict[str, Any]:
         "object": "card_page",
         "merchant": {"name": merchant},
         "card": {
-            "id": card["id"],
-            "state": card["state"],
-            "balance": card["balance"],
-            "currency": card["currency"],
-            "initial_amount": card["initial_amount"],
-            "expires_at": card["expires_at"],
-            "code_last4": card["code_last4"],
-            "design_id": card["design_id"],
+            "id": card.id,
+            "state": card.state,
+            "balance": card.balance,
+            "currency": card.currency,
+            "initial_amount": card.initial_amount,
+            "expires_at": card.expires_at,
+            "code_last4": card.code_last4,
+            "design_id": card.design_id,
         },
         "gift": None
         if gift is None
@@ -180,7 +181,7 @@ async def page(conn: asyncpg.Connection, access: Access) -> dict[str, Any]:
             }
             for entry in entries
         ],
-        "can_pay": card["state"] == "active" and card["balance"] > 0,
+        "can_pay": card.state == "active" and card.balance > 0,
         "wechat": await wechat_ready(conn, access.merchant_id),
     }
 
@@ -205,7 +206,7 @@ async def rotating_qr(conn: asyncpg.Connection, qr_keys: QrKeys, access: Access)
     so a screenshot stops working within a minute."""
     row = await cards.fetch(conn, access.merchant_id, access.card_id)
     card = cards.card_view(row)
-    if card["state"] != "active" or card["balance"] <= 0:
+    if card.state != "active" or card.balance <= 0:
         raise _not_payable(card)
     step = cards.current_step()
     payload = await cards.sign_qr(conn, qr_keys, row, step=step)
@@ -215,13 +216,13 @@ async def rotating_qr(conn: asyncpg.Connection, qr_keys: QrKeys, access: Access)
         "step": step,
         "step_seconds": cards.QR_STEP_SECONDS,
         "refresh_after_seconds": QR_REFRESH_SECONDS,
-        "balance": card["balance"],
-        "currency": card["currency"],
+        "balance": card.balance,
+        "currency": card.currency,
     }
 
 
-def _not_payable(card: dict[str, Any]) -> DomainError:
-    state = card["state"]
+def _not_payable(card: Card) -> DomainError:
+    state = card.state
     if state == "active":
         return DomainError("insufficient_funds", "the card has been used up", balance=0)
     code = {

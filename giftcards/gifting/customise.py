@@ -13,19 +13,21 @@ from __future__ import annotations
 from typing import Any
 
 import asyncpg
+import msgspec
 
 from giftcards.core import ids
 from giftcards.core.errors import DomainError
 from giftcards.core.isotime import iso
 from giftcards.core.sealing import Keyring
 from giftcards.core.secret_links import CUSTOMISE
+from giftcards.core.shapes import given
 from giftcards.db.commits import transaction
-from giftcards.gifting import designs, gifts, images
+from giftcards.gifting import designs, gifts, images, shapes
 from giftcards.gifting.card_art import CardArt
 from giftcards.gifting.images import CleanImage
+from giftcards.gifting.shapes import CUSTOMISE_MINUTES_DEFAULT
 from giftcards.stores.merchants import Principal
 
-MINUTES_DEFAULT = 60
 MAX_PHOTOS = 10
 
 
@@ -39,9 +41,9 @@ async def create(
     currency: str = "CNY",
     sender_name: str | None = None,
     reference: str | None = None,
-    minutes: int = MINUTES_DEFAULT,
+    minutes: int = CUSTOMISE_MINUTES_DEFAULT,
     public_url: str,
-) -> dict[str, Any]:
+) -> shapes.CustomiseSession:
     token, token_hash = CUSTOMISE.new(keyring)
     row = await conn.fetchrow(
         """INSERT INTO customise_sessions (merchant_id, id, token_hash, api_key_id, owner_id, sender_name,
@@ -59,7 +61,7 @@ async def create(
         reference,
         minutes,
     )
-    return {**session_view(row), "url": CUSTOMISE.url(public_url, token)}
+    return msgspec.structs.replace(session_view(row), url=CUSTOMISE.url(public_url, token))
 
 
 # The session and, in the same statement, the key it was made with. To buy (`lock`), the session row is
@@ -87,7 +89,7 @@ async def resolve(
     return row
 
 
-async def revoke(conn: asyncpg.Connection, merchant_id: str, session_id: str) -> dict[str, Any]:
+async def revoke(conn: asyncpg.Connection, merchant_id: str, session_id: str) -> shapes.CustomiseSession:
     """End a link before its time (e.g. the order was cancelled): it sends nothing more and no longer
     shows the gift it sent. A gift already sent stays sent: it is paid for and its link is the recipient's."""
     row = None
@@ -122,25 +124,25 @@ async def page(
         conn, row["merchant_id"], limit=100, on_sale=True, currency=row["currency"]
     )
     offered = []
-    for design in listing["data"]:
-        amounts = [a for a in design["denominations"] if a <= row["max_amount"]]
-        low, high = design["min_amount"], design["max_amount"]
+    for design in listing.data:
+        amounts = [a for a in design.denominations if a <= row["max_amount"]]
+        low, high = design.min_amount, design.max_amount
         free = (
             None
             if low is None or low > row["max_amount"]
             else {"min": low, "max": min(high, row["max_amount"])}
         )
         if amounts or free:
-            offered.append({**design, "amounts": amounts, "free_range": free})
+            offered.append({**msgspec.structs.asdict(design), "amounts": amounts, "free_range": free})
     view: dict[str, Any] = {
-        **session_view(row),
+        **given(session_view(row)),
         "merchant": {"name": merchant},
         "designs": offered,
     }
     if row["gift_id"] is not None:
         gift = await gifts.get(conn, row["merchant_id"], row["gift_id"])
-        view["sent"] = {"gift": gift["id"], "state": gift["state"]}
-        if gift["state"] in ("waiting", "scheduled"):
+        view["sent"] = {"gift": gift.id, "state": gift.state}
+        if gift.state in ("waiting", "scheduled"):
             view["sent"] |= await gifts.share_link(
                 conn, keyring, row["merchant_id"], row["gift_id"], public_url=public_url
             )
@@ -149,7 +151,7 @@ async def page(
 
 async def upload_photo(
     conn: asyncpg.Connection, keyring: Keyring, token: str, image: CleanImage
-) -> dict[str, Any]:
+) -> shapes.Image:
     async with conn.transaction():
         row = await resolve(conn, keyring, token, lock=True)
         require_open(row)
@@ -172,7 +174,7 @@ async def complete(
     amount: int,
     details: gifts.GiftDetails,
     public_url: str,
-) -> dict[str, Any]:
+) -> shapes.Gift:
     """Send the gift the page composed: one purchase on the shop's authority, then the link is spent."""
     async with transaction(conn):  # the card its purchase issues is counted once this commits
         row = await resolve(conn, keyring, token, lock=True)
@@ -197,7 +199,7 @@ async def complete(
             "UPDATE customise_sessions SET used_at = now(), gift_id = $3 WHERE merchant_id = $1 AND id = $2",
             row["merchant_id"],
             row["id"],
-            sent["id"],
+            sent.id,
         )
     return sent
 
@@ -237,18 +239,17 @@ def session_state(row: asyncpg.Record) -> str:
     return "expired" if row["now"] >= row["expires_at"] else "open"
 
 
-def session_view(row: asyncpg.Record) -> dict[str, Any]:
-    return {
-        "id": row["id"],
-        "object": "customise_session",
-        "state": session_state(row),
-        "owner_id": row["owner_id"],
-        "sender_name": row["sender_name"],
-        "currency": row["currency"],
-        "max_amount": row["max_amount"],
-        "reference": row["reference"],
-        "expires_at": iso(row["expires_at"]),
-        "gift": row["gift_id"],
-        "revoked_at": iso(row["revoked_at"]),
-        "created_at": iso(row["created_at"]),
-    }
+def session_view(row: asyncpg.Record) -> shapes.CustomiseSession:
+    return shapes.CustomiseSession(
+        id=row["id"],
+        state=session_state(row),  # type: ignore[arg-type]
+        owner_id=row["owner_id"],
+        sender_name=row["sender_name"],
+        currency=row["currency"],
+        max_amount=row["max_amount"],
+        reference=row["reference"],
+        expires_at=iso(row["expires_at"]),
+        gift=row["gift_id"],
+        revoked_at=iso(row["revoked_at"]),
+        created_at=iso(row["created_at"]),
+    )

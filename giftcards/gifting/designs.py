@@ -8,19 +8,18 @@ design without stock is never written to on purchase, so a popular one does not 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import datetime
-from typing import Any
+from typing import Any, get_args
 
 import asyncpg
 
 from giftcards.core import ids
 from giftcards.core.errors import DomainError, ValidationError
 from giftcards.core.isotime import iso
+from giftcards.core.shapes import PAGE_LIMIT_DEFAULT, Page, page
 from giftcards.gifting.card_art import CardArt
+from giftcards.gifting.shapes import Design, DesignSpec, Occasion
 
-OCCASIONS = ("qixi", "520", "valentines", "spring_festival", "birthday", "thank_you", "other")
-PAGE_LIMIT_DEFAULT = 20
+OCCASIONS = get_args(Occasion)
 # ISO 4217 minor-unit exponents that are not 2.
 _EXPONENTS = {"JPY": 0, "KRW": 0, "VND": 0, "CLP": 0, "ISK": 0, "BHD": 3, "KWD": 3, "OMR": 3, "JOD": 3}
 _SYMBOLS = {
@@ -35,25 +34,6 @@ _SYMBOLS = {
 }
 # How a card that was issued without a design looks when it is passed on as a gift.
 PLAIN_LOOK = {"background_color": "#1f2933", "accent_color": "#52606d", "text_color": "#ffffff"}
-
-
-@dataclass(frozen=True)
-class DesignSpec:
-    name: str
-    occasion: str
-    currency: str = "CNY"
-    background_color: str = "#8b1e3f"
-    accent_color: str = "#f7c5cc"
-    text_color: str = "#ffffff"
-    cover_image_id: str | None = None
-    denominations: tuple[int, ...] = ()
-    min_amount: int | None = None
-    max_amount: int | None = None
-    stock: int | None = None
-    sale_starts_at: datetime | None = None
-    sale_ends_at: datetime | None = None
-    card_validity_days: int | None = None
-    active: bool = True
 
 
 def format_money(amount: int, currency: str) -> str:
@@ -92,7 +72,7 @@ async def _check_cover(conn: asyncpg.Connection, merchant_id: str, image_id: str
         raise DomainError("image_not_found", "cover_image_id names no cover image of yours")
 
 
-async def create(conn: asyncpg.Connection, merchant_id: str, spec: DesignSpec) -> dict[str, Any]:
+async def create(conn: asyncpg.Connection, merchant_id: str, spec: DesignSpec) -> Design:
     _check(spec)
     await _check_cover(conn, merchant_id, spec.cover_image_id)
     row = await conn.fetchrow(
@@ -137,7 +117,7 @@ _MUTABLE = (
 
 async def update(
     conn: asyncpg.Connection, merchant_id: str, design_id: str, changes: dict[str, Any]
-) -> dict[str, Any]:
+) -> Design:
     """Change what may change after publication; the amounts on sale and the currency may not."""
     async with conn.transaction():
         row = await fetch(conn, merchant_id, design_id, lock=True)
@@ -173,7 +153,7 @@ async def fetch(
     return row
 
 
-async def get(conn: asyncpg.Connection, merchant_id: str, design_id: str) -> dict[str, Any]:
+async def get(conn: asyncpg.Connection, merchant_id: str, design_id: str) -> Design:
     return design_view(await fetch(conn, merchant_id, design_id))
 
 
@@ -186,7 +166,7 @@ async def list_designs(
     occasion: str | None = None,
     on_sale: bool | None = None,
     currency: str | None = None,
-) -> dict[str, Any]:
+) -> Page[Design]:
     """Newest first. `on_sale` keeps only what can be bought right now (active, in window, in stock)."""
     cursor_at = None
     if starting_after is not None:
@@ -210,8 +190,7 @@ async def list_designs(
         currency,
         limit + 1,
     )
-    items = [design_view(row) for row in rows]
-    return {"object": "list", "data": items[:limit], "has_more": len(items) > limit}
+    return page([design_view(row) for row in rows], limit)
 
 
 def amount_offered(row: asyncpg.Record, amount: int) -> bool:
@@ -311,28 +290,27 @@ def art(
     )
 
 
-def design_view(row: asyncpg.Record) -> dict[str, Any]:
+def design_view(row: asyncpg.Record) -> Design:
     stock = row["stock"]
-    return {
-        "id": row["id"],
-        "object": "design",
-        "name": row["name"],
-        "occasion": row["occasion"],
-        "background_color": row["background_color"],
-        "accent_color": row["accent_color"],
-        "text_color": row["text_color"],
-        "cover_image_id": row["cover_image_id"],
-        "currency": row["currency"],
-        "denominations": list(row["denominations"]),
-        "min_amount": row["min_amount"],
-        "max_amount": row["max_amount"],
-        "stock": stock,
-        "sold": row["sold"],
-        "remaining": None if stock is None else stock - row["sold"],
-        "sale_starts_at": iso(row["sale_starts_at"]),
-        "sale_ends_at": iso(row["sale_ends_at"]),
-        "card_validity_days": row["card_validity_days"],
-        "active": row["active"],
-        "created_at": iso(row["created_at"]),
-        "updated_at": iso(row["updated_at"]),
-    }
+    return Design(
+        id=row["id"],
+        name=row["name"],
+        occasion=row["occasion"],
+        background_color=row["background_color"],
+        accent_color=row["accent_color"],
+        text_color=row["text_color"],
+        cover_image_id=row["cover_image_id"],
+        currency=row["currency"],
+        denominations=list(row["denominations"]),
+        min_amount=row["min_amount"],
+        max_amount=row["max_amount"],
+        stock=stock,
+        sold=row["sold"],
+        remaining=None if stock is None else stock - row["sold"],
+        sale_starts_at=iso(row["sale_starts_at"]),
+        sale_ends_at=iso(row["sale_ends_at"]),
+        card_validity_days=row["card_validity_days"],
+        active=row["active"],
+        created_at=iso(row["created_at"]),
+        updated_at=iso(row["updated_at"]),
+    )

@@ -19,6 +19,7 @@ from giftcards.core.secret_links import GIFT
 from giftcards.db.commits import after_commit
 from giftcards.gifting import card_access, designs, gifts
 from giftcards.gifting.gifts import effective_state, gift_view
+from giftcards.gifting.shapes import Gift
 from giftcards.observability import metrics
 from giftcards.value import cards
 
@@ -144,7 +145,9 @@ async def _claim(
     return {
         "object": "gift_claim",
         "gift": row["id"],
-        "card": {k: view[k] for k in ("id", "state", "balance", "currency", "expires_at", "code_last4")},
+        "card": {
+            k: getattr(view, k) for k in ("id", "state", "balance", "currency", "expires_at", "code_last4")
+        },
         "card_url": card_access.card_url(public_url, token),
     }
 
@@ -163,7 +166,7 @@ async def _set_owner(conn: asyncpg.Connection, merchant_id: str, card_id: str, o
 
 async def revoke(
     conn: asyncpg.Connection, merchant_id: str, gift_id: str, *, by_owner: str | None = None
-) -> dict[str, Any]:
+) -> Gift:
     """Withdraw an unclaimed gift: the link stops working and the card is the gifter's again (a card-page
     link for them comes from POST /v1/cards/{id}/access_links, so no secret sits in a stored answer)."""
     async with conn.transaction():

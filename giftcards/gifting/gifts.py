@@ -19,22 +19,24 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import asyncpg
+import msgspec
 
 from giftcards.core import ids
 from giftcards.core.errors import DomainError, ValidationError
 from giftcards.core.isotime import iso, utcnow
 from giftcards.core.sealing import Keyring
 from giftcards.core.secret_links import GIFT
+from giftcards.core.shapes import PAGE_LIMIT_DEFAULT, Page, page
 from giftcards.db.commits import transaction
 from giftcards.gifting import card_access, designs, images
 from giftcards.gifting.card_art import CardArt
+from giftcards.gifting.shapes import CLAIM_WITHIN_HOURS_DEFAULT, Gift, GiftCard
 from giftcards.stores.merchants import Principal
 from giftcards.value import cards
 from giftcards.value.cards import CardSpec
+from giftcards.value.shapes import Card
 
-CLAIM_WITHIN_HOURS_DEFAULT = 72
 MAX_SCHEDULE_DAYS = 366
-PAGE_LIMIT_DEFAULT = 20
 Row = Mapping[str, Any]
 _CARD_ERRORS = {
     "expired": "card_expired",
@@ -149,7 +151,7 @@ async def purchase(
     *,
     public_url: str,
     session_id: str | None = None,
-) -> dict[str, Any]:
+) -> Gift:
     """Issue a card of a design and wrap it as a gift, in one transaction (card, ledger, gift, stock)."""
     _check_details(order.details)
     merchant_id = principal.merchant_id
@@ -175,7 +177,7 @@ async def purchase(
                 conn,
                 keyring,
                 merchant_id=merchant_id,
-                card_id=card["id"],
+                card_id=card.id,
                 design_id=design["id"],
                 amount=order.amount,
                 currency=design["currency"],
@@ -188,7 +190,7 @@ async def purchase(
         if exc.constraint_name == "gifts_reference_unique" and order.reference is not None:
             await _refuse_duplicate(conn, merchant_id, order.reference)
         raise
-    card.pop("code")  # the gifter never sees the code: whoever claims the gift is the one who may spend it
+    # sent_view leaves out the code: whoever claims the gift is the one who may spend it
     return sent_view(row, secret, public_url, card)
 
 
@@ -212,7 +214,7 @@ async def send_card(
     *,
     design_id: str | None = None,
     public_url: str,
-) -> dict[str, Any]:
+) -> Gift:
     """Pass on a claimed, unspent card: its owner wraps it as a new gift. The card gets a new code and
     every card-page link of the owner stops working, so nothing the owner kept can spend it."""
     _check_details(details)
@@ -321,7 +323,7 @@ async def _fetch(conn: asyncpg.Connection, merchant_id: str, gift_id: str) -> as
     return row
 
 
-async def get(conn: asyncpg.Connection, merchant_id: str, gift_id: str) -> dict[str, Any]:
+async def get(conn: asyncpg.Connection, merchant_id: str, gift_id: str) -> Gift:
     return gift_view(await _fetch(conn, merchant_id, gift_id))
 
 
@@ -334,7 +336,7 @@ async def list_gifts(
     card_id: str | None = None,
     limit: int = PAGE_LIMIT_DEFAULT,
     starting_after: str | None = None,
-) -> dict[str, Any]:
+) -> Page[Gift]:
     """Newest first, filtered by who sent, who received or which card."""
     cursor_at = (await _fetch(conn, merchant_id, starting_after))["created_at"] if starting_after else None
     rows = await conn.fetch(
@@ -353,8 +355,7 @@ async def list_gifts(
         card_id,
         limit + 1,
     )
-    items = [gift_view(row) for row in rows]
-    return {"object": "list", "data": items[:limit], "has_more": len(items) > limit}
+    return page([gift_view(row) for row in rows], limit)
 
 
 async def art_for(conn: asyncpg.Connection, row: asyncpg.Record) -> CardArt:
@@ -394,40 +395,46 @@ def effective_state(row: Row, now: datetime) -> str:
     return "waiting"
 
 
-def gift_view(row: Row) -> dict[str, Any]:
+def gift_view(row: Row) -> Gift:
     state = effective_state(row, row["now"])
     returned_at = row["returned_at"] or (row["expires_at"] if state == "returned" else None)
-    return {
-        "id": row["id"],
-        "object": "gift",
-        "state": state,
-        "card": row["card_id"],
-        "design": row["design_id"],
-        "photo": row["photo_id"],
-        "amount": row["amount"],
-        "currency": row["currency"],
-        "gifter_id": row["gifter_id"],
-        "recipient_id": row["recipient_id"],
-        "recipient_owner_id": row["recipient_owner_id"],
-        "sender_name": row["sender_name"],
-        "recipient_name": row["recipient_name"],
-        "message": row["message"],
-        "opens_at": iso(row["opens_at"]),
-        "expires_at": iso(row["expires_at"]),
-        "claimed_at": iso(row["claimed_at"]),
-        "revoked_at": iso(row["revoked_at"]),
-        "returned_at": iso(returned_at),
-        "reference": row["reference"],
-        "previous_gift": row["previous_gift_id"],
-        "created_at": iso(row["created_at"]),
-    }
+    return Gift(
+        id=row["id"],
+        state=state,  # type: ignore[arg-type]
+        card=row["card_id"],
+        design=row["design_id"],
+        photo=row["photo_id"],
+        amount=row["amount"],
+        currency=row["currency"],
+        gifter_id=row["gifter_id"],
+        recipient_id=row["recipient_id"],
+        recipient_owner_id=row["recipient_owner_id"],
+        sender_name=row["sender_name"],
+        recipient_name=row["recipient_name"],
+        message=row["message"],
+        opens_at=iso(row["opens_at"]),
+        expires_at=iso(row["expires_at"]),
+        claimed_at=iso(row["claimed_at"]),
+        revoked_at=iso(row["revoked_at"]),
+        returned_at=iso(returned_at),
+        reference=row["reference"],
+        previous_gift=row["previous_gift_id"],
+        created_at=iso(row["created_at"]),
+    )
 
 
-def sent_view(row: Row, secret: str, public_url: str, card: dict[str, Any]) -> dict[str, Any]:
+def sent_view(row: Row, secret: str, public_url: str, card: Card) -> Gift:
     """The answer to the gifter: the gift with its card expanded (never its code) and the link to share."""
     url = GIFT.url(public_url, secret)
-    shown = {k: card[k] for k in ("id", "state", "balance", "currency", "expires_at", "design_id")}
-    return {**gift_view(row), "card": shown, "link": url, "image_url": url + "/card.png"}
+    shown = GiftCard(
+        id=card.id,
+        state=card.state,
+        balance=card.balance,
+        currency=card.currency,
+        expires_at=card.expires_at,
+        design_id=card.design_id,
+    )
+    return msgspec.structs.replace(gift_view(row), card=shown, link=url, image_url=url + "/card.png")
 
 
 async def preview_art(

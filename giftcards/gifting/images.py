@@ -14,7 +14,7 @@ import hashlib
 import io
 import threading
 from dataclasses import dataclass
-from typing import Any
+from typing import get_args
 
 import asyncpg
 from PIL import Image, ImageOps
@@ -22,6 +22,8 @@ from PIL import Image, ImageOps
 from giftcards.core import ids
 from giftcards.core.errors import DomainError
 from giftcards.core.isotime import iso
+from giftcards.gifting import shapes
+from giftcards.gifting.shapes import ImagePurpose
 
 MAX_UPLOAD_BYTES = 5 * 1024 * 1024
 MAX_SOURCE_PIXELS = 40_000_000  # a 48-megapixel phone photo is downscaled by the phone before upload
@@ -29,7 +31,7 @@ MAX_SOURCE_SIDE = 12_000
 MAX_SIDE = 1600
 JPEG_QUALITY = 85
 MEDIA_TYPES = {"image/jpeg": "JPEG", "image/png": "PNG", "image/webp": "WEBP"}
-PURPOSES = ("cover", "photo")
+PURPOSES = get_args(ImagePurpose)
 
 # Pillow warns above this many pixels and refuses above twice as many; both count as a refusal here.
 Image.MAX_IMAGE_PIXELS = MAX_SOURCE_PIXELS
@@ -133,7 +135,7 @@ async def store(
     image: CleanImage,
     *,
     session_id: str | None = None,
-) -> dict[str, Any]:
+) -> shapes.Image:
     if purpose not in PURPOSES:
         raise DomainError("invalid_request", "purpose is cover or photo")
     row = await conn.fetchrow(
@@ -196,14 +198,13 @@ async def purge_unused_photos(
     return int(result.split()[-1])
 
 
-def image_view(row: asyncpg.Record) -> dict[str, Any]:
-    return {
-        "id": row["id"],
-        "object": "image",
-        "purpose": row["purpose"],
-        "media_type": row["media_type"],
-        "width": row["width"],
-        "height": row["height"],
-        "bytes": row["bytes"],
-        "created_at": iso(row["created_at"]),
-    }
+def image_view(row: asyncpg.Record) -> shapes.Image:
+    return shapes.Image(
+        id=row["id"],
+        purpose=row["purpose"],
+        media_type=row["media_type"],
+        width=row["width"],
+        height=row["height"],
+        bytes=row["bytes"],
+        created_at=iso(row["created_at"]),
+    )

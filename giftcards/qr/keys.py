@@ -8,7 +8,6 @@ not seen yet, so a rotation or retirement made by another process takes effect e
 from __future__ import annotations
 
 import time
-from typing import Any
 
 import asyncpg
 
@@ -16,6 +15,7 @@ from giftcards.core.errors import DomainError
 from giftcards.core.isotime import iso
 from giftcards.core.sealing import Keyring
 from giftcards.db.pool import Connect, held
+from giftcards.qr.shapes import QrKey
 from giftcards.qr.signing import InvalidPayload, KeySet, QrClaims, SigningKey
 
 RELOAD_SECONDS = 5.0
@@ -105,7 +105,7 @@ async def rotate(conn: asyncpg.Connection, keyring: Keyring, *, only_if_none: bo
     return key.kid
 
 
-async def retire(conn: asyncpg.Connection, kid: str) -> dict[str, Any]:
+async def retire(conn: asyncpg.Connection, kid: str) -> QrKey:
     row = await conn.fetchrow(
         """UPDATE signing_keys SET state = 'retired', retired_at = now()
            WHERE kid = $1 AND state = 'verify_only' RETURNING *""",
@@ -118,16 +118,15 @@ async def retire(conn: asyncpg.Connection, kid: str) -> dict[str, Any]:
     return key_view(row)
 
 
-async def list_keys(conn: asyncpg.Connection) -> list[dict[str, Any]]:
+async def list_keys(conn: asyncpg.Connection) -> list[QrKey]:
     rows = await conn.fetch("SELECT * FROM signing_keys ORDER BY created_at")
     return [key_view(row) for row in rows]
 
 
-def key_view(row: asyncpg.Record) -> dict[str, Any]:
-    return {
-        "kid": row["kid"],
-        "object": "qr_key",
-        "state": row["state"],
-        "created_at": iso(row["created_at"]),
-        "retired_at": iso(row["retired_at"]),
-    }
+def key_view(row: asyncpg.Record) -> QrKey:
+    return QrKey(
+        kid=row["kid"],
+        state=row["state"],
+        created_at=iso(row["created_at"]),
+        retired_at=iso(row["retired_at"]),
+    )

@@ -10,7 +10,7 @@ back (the caller runs `after` then), so the record and the failure count survive
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TypeVar
 
 import asyncpg
 
@@ -18,15 +18,18 @@ from giftcards.core.errors import DomainError
 from giftcards.stores import ratelimit, staff_log, terminals
 from giftcards.stores.merchants import Principal
 from giftcards.value import ledger
+from giftcards.value.shapes import Activity, Card
 
 AfterRollback = Callable[[asyncpg.Connection], Awaitable[None]]
+
+T = TypeVar("T")
 
 
 async def guarded(
     conn: asyncpg.Connection,
     principal: Principal,
     action: str,
-    work: Callable[[], Awaitable[dict[str, Any]]],
+    work: Callable[[], Awaitable[T]],
     *,
     client: str | None,
     after: list[AfterRollback],
@@ -34,7 +37,7 @@ async def guarded(
     looks_up: bool = False,
     amount: int | None = None,
     redemption: str | None = None,
-) -> dict[str, Any]:
+) -> T:
     """`work` as `principal` may do it. `looks_up`: the action names a card by code or QR payload, so
     a wrong one counts as a failed lookup (and the limit applies before it)."""
     if principal.kind != "terminal":
@@ -67,14 +70,10 @@ async def guarded(
         raise
 
 
-def _learn(entry: staff_log.Entry, result: dict[str, Any]) -> None:
-    if result.get("object") == "card":
-        entry.card_id, entry.currency, entry.code_last4 = (
-            result["id"],
-            result["currency"],
-            result["code_last4"],
-        )
-    elif result.get("object") == "activity":
-        entry.card_id, entry.currency = result["card"]["id"], result["currency"]
-        entry.activity_id = ledger.parse_activity_id(result["id"])
-        entry.amount = abs(result["amount"]) or None
+def _learn(entry: staff_log.Entry, result: object) -> None:
+    if isinstance(result, Card):
+        entry.card_id, entry.currency, entry.code_last4 = result.id, result.currency, result.code_last4
+    elif isinstance(result, Activity):
+        entry.card_id, entry.currency = result.card.id, result.currency
+        entry.activity_id = ledger.parse_activity_id(result.id)
+        entry.amount = abs(result.amount) or None

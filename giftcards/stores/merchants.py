@@ -11,14 +11,15 @@ import hmac
 import re
 import secrets
 from dataclasses import dataclass
-from typing import Any
 
 import asyncpg
+import msgspec
 
 from giftcards.core import ids
 from giftcards.core.errors import DomainError
 from giftcards.core.isotime import iso
 from giftcards.core.sealing import Keyring
+from giftcards.stores.shapes import ApiKey, NewMerchant
 
 API_KEY_PREFIX = "gk"
 _MERCHANT_ID = re.compile(r"mer_[a-z2-7]{16}")  # the shape of ids.new_id("mer"), checked without decoding
@@ -48,7 +49,7 @@ def token_merchant(token: str, prefix: str) -> str | None:
     return merchant_id if _MERCHANT_ID.fullmatch(merchant_id) else None
 
 
-async def create_merchant(conn: asyncpg.Connection, keyring: Keyring, *, name: str) -> dict[str, Any]:
+async def create_merchant(conn: asyncpg.Connection, keyring: Keyring, *, name: str) -> NewMerchant:
     """A merchant and its first API key (returned once, in the result)."""
     merchant_id = ids.new_id("mer")
     async with conn.transaction():
@@ -58,12 +59,12 @@ async def create_merchant(conn: asyncpg.Connection, keyring: Keyring, *, name: s
             name,
         )
         key = await create_api_key(conn, keyring, merchant_id=merchant_id, label="first key")
-    return {**merchant_view(row), "api_key": key}
+    return NewMerchant(id=row["id"], name=row["name"], created_at=iso(row["created_at"]), api_key=key)
 
 
 async def create_api_key(
     conn: asyncpg.Connection, keyring: Keyring, *, merchant_id: str, label: str
-) -> dict[str, Any]:
+) -> ApiKey:
     token = new_token(API_KEY_PREFIX, merchant_id)
     row = await conn.fetchrow(
         """INSERT INTO api_keys (merchant_id, id, token_hash, token_last4, label)
@@ -74,17 +75,17 @@ async def create_api_key(
         token[-4:],
         label,
     )
-    return {**api_key_view(row), "secret": token}
+    return msgspec.structs.replace(api_key_view(row), secret=token)
 
 
-async def list_api_keys(conn: asyncpg.Connection, *, merchant_id: str) -> list[dict[str, Any]]:
+async def list_api_keys(conn: asyncpg.Connection, *, merchant_id: str) -> list[ApiKey]:
     rows = await conn.fetch(
         "SELECT * FROM api_keys WHERE merchant_id = $1 ORDER BY created_at, id", merchant_id
     )
     return [api_key_view(row) for row in rows]
 
 
-async def revoke_api_key(conn: asyncpg.Connection, *, merchant_id: str, key_id: str) -> dict[str, Any]:
+async def revoke_api_key(conn: asyncpg.Connection, *, merchant_id: str, key_id: str) -> ApiKey:
     row = await conn.fetchrow(
         """UPDATE api_keys SET revoked_at = coalesce(revoked_at, now())
            WHERE merchant_id = $1 AND id = $2 RETURNING *""",
@@ -119,16 +120,11 @@ def authenticate_admin(configured: str | None, token: str) -> Principal:
     return Principal("admin", "admin", "")
 
 
-def merchant_view(row: asyncpg.Record) -> dict[str, Any]:
-    return {"id": row["id"], "object": "merchant", "name": row["name"], "created_at": iso(row["created_at"])}
-
-
-def api_key_view(row: asyncpg.Record) -> dict[str, Any]:
-    return {
-        "id": row["id"],
-        "object": "api_key",
-        "label": row["label"],
-        "last4": row["token_last4"],
-        "created_at": iso(row["created_at"]),
-        "revoked_at": iso(row["revoked_at"]),
-    }
+def api_key_view(row: asyncpg.Record) -> ApiKey:
+    return ApiKey(
+        id=row["id"],
+        label=row["label"],
+        last4=row["token_last4"],
+        created_at=iso(row["created_at"]),
+        revoked_at=iso(row["revoked_at"]),
+    )

@@ -13,17 +13,19 @@ import csv
 import io
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, get_args
 
 import asyncpg
 
 from giftcards.core import public_ids
 from giftcards.core.errors import DomainError
 from giftcards.core.isotime import iso
+from giftcards.core.shapes import Page, page
 from giftcards.stores.merchants import Principal
+from giftcards.stores.shapes import StaffAction, StaffLogEntry
 from giftcards.value import codes, ledger
 
-ACTIONS = ("authenticate", "enroll", "lookup", "redeem", "refund", "block")
+ACTIONS = get_args(StaffAction)
 EXPORT_MAX_ROWS = 100_000
 CSV_COLUMNS = (
     "id",
@@ -122,7 +124,7 @@ def _filter_args(merchant_id: str, f: Filters) -> tuple[Any, ...]:
 
 async def query(
     conn: asyncpg.Connection, merchant_id: str, filters: Filters, *, limit: int, starting_after: str | None
-) -> dict[str, Any]:
+) -> Page[StaffLogEntry]:
     """Newest first; the cursor is an entry id."""
     before = parse_entry_id(starting_after) if starting_after else None
     rows = await conn.fetch(
@@ -133,8 +135,7 @@ async def query(
         before,
         limit + 1,
     )
-    items = [entry_view(row) for row in rows]
-    return {"object": "list", "data": items[:limit], "has_more": len(items) > limit}
+    return page([entry_view(row) for row in rows], limit)
 
 
 async def export_csv(conn: asyncpg.Connection, merchant_id: str, filters: Filters) -> tuple[list[str], bool]:
@@ -154,19 +155,19 @@ async def export_csv(conn: asyncpg.Connection, merchant_id: str, filters: Filter
             lines.append(
                 _csv_line(
                     (
-                        view["id"],
-                        view["created_at"],
-                        view["terminal"],
-                        view["store"],
-                        view["action"],
-                        view["outcome"],
-                        view["card"],
-                        view["code_last4"],
-                        view["amount"],
-                        view["currency"],
-                        view["activity"],
-                        "true" if view["flagged"] else "false",
-                        view["client_address"],
+                        view.id,
+                        view.created_at,
+                        view.terminal,
+                        view.store,
+                        view.action,
+                        view.outcome,
+                        view.card,
+                        view.code_last4,
+                        view.amount,
+                        view.currency,
+                        view.activity,
+                        "true" if view.flagged else "false",
+                        view.client_address,
                     )
                 )
             )
@@ -201,20 +202,19 @@ def parse_entry_id(value: str) -> int:
     return number
 
 
-def entry_view(row: asyncpg.Record) -> dict[str, Any]:
-    return {
-        "id": entry_id(row["id"]),
-        "object": "staff_log_entry",
-        "terminal": row["terminal_id"],
-        "store": row["store_id"],
-        "action": row["action"],
-        "outcome": row["outcome"],
-        "card": row["card_id"],
-        "code_last4": row["code_last4"],
-        "amount": row["amount"],
-        "currency": row["currency"],
-        "activity": ledger.activity_id(row["activity_id"]) if row["activity_id"] else None,
-        "flagged": row["flagged"],
-        "client_address": row["client_address"],
-        "created_at": iso(row["created_at"]),
-    }
+def entry_view(row: asyncpg.Record) -> StaffLogEntry:
+    return StaffLogEntry(
+        id=entry_id(row["id"]),
+        terminal=row["terminal_id"],
+        store=row["store_id"],
+        action=row["action"],
+        outcome=row["outcome"],
+        card=row["card_id"],
+        code_last4=row["code_last4"],
+        amount=row["amount"],
+        currency=row["currency"],
+        activity=ledger.activity_id(row["activity_id"]) if row["activity_id"] else None,
+        flagged=row["flagged"],
+        client_address=row["client_address"],
+        created_at=iso(row["created_at"]),
+    )

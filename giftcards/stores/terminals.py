@@ -15,20 +15,23 @@ from __future__ import annotations
 
 import secrets
 from datetime import timedelta
-from typing import Any
+from typing import Any, get_args
 
 import asyncpg
+import msgspec
 
 from giftcards.core import ids
 from giftcards.core.errors import DomainError, ValidationError
 from giftcards.core.isotime import iso
 from giftcards.core.sealing import Keyring
+from giftcards.core.shapes import Page
 from giftcards.stores import staff_log
 from giftcards.stores.merchants import Principal, new_token, token_merchant
+from giftcards.stores.shapes import Enrollment, Role, Store, Terminal, TerminalRedemption
 from giftcards.value import codes, ledger
 
 TOKEN_PREFIX = "gt"  # noqa: S105 (a prefix, not a secret)
-ROLES = ("clerk", "manager")
+ROLES = get_args(Role)
 ENROLLMENT_TTL = timedelta(minutes=15)
 ENROLLMENT_LENGTH = 10  # 50 bits: a guess per attempt is hopeless, and attempts are rate-limited
 TODAY_MAX = 200
@@ -43,7 +46,7 @@ async def create_store(
     name: str,
     redeem_limit: int | None = None,
     timezone: str = "Asia/Shanghai",
-) -> dict[str, Any]:
+) -> Store:
     await _check_timezone(conn, timezone)
     row = await conn.fetchrow(
         """INSERT INTO stores (merchant_id, id, name, redeem_limit, timezone) VALUES ($1, $2, $3, $4, $5)
@@ -59,7 +62,7 @@ async def create_store(
 
 async def update_store(
     conn: asyncpg.Connection, merchant_id: str, store_id: str, changes: dict[str, Any]
-) -> dict[str, Any]:
+) -> Store:
     """Change name, redeem_limit (None removes it) or timezone; fields not given stay as they are."""
     _check_id(store_id, "store")
     if "timezone" in changes:
@@ -84,7 +87,7 @@ async def update_store(
     return store_view(row)
 
 
-async def get_store(conn: asyncpg.Connection, merchant_id: str, store_id: str) -> dict[str, Any]:
+async def get_store(conn: asyncpg.Connection, merchant_id: str, store_id: str) -> Store:
     _check_id(store_id, "store")
     row = await conn.fetchrow(
         "SELECT * FROM stores WHERE merchant_id = $1 AND id = $2", merchant_id, store_id
@@ -94,7 +97,7 @@ async def get_store(conn: asyncpg.Connection, merchant_id: str, store_id: str) -
     return store_view(row)
 
 
-async def list_stores(conn: asyncpg.Connection, merchant_id: str) -> list[dict[str, Any]]:
+async def list_stores(conn: asyncpg.Connection, merchant_id: str) -> list[Store]:
     rows = await conn.fetch(
         "SELECT * FROM stores WHERE merchant_id = $1 ORDER BY created_at, id", merchant_id
     )
@@ -127,7 +130,7 @@ async def create_terminal(
     label: str,
     role: str,
     api_key_id: str,
-) -> dict[str, Any]:
+) -> Terminal:
     """A terminal not yet enrolled, and the one-time code (in the answer only) that enrols it."""
     async with conn.transaction():
         await get_store(conn, merchant_id, store_id)
@@ -141,12 +144,12 @@ async def create_terminal(
             role,
         )
         enrollment = await _new_enrollment(conn, keyring, merchant_id, row["id"], api_key_id)
-    return {**terminal_view(row), "enrollment": enrollment}
+    return msgspec.structs.replace(terminal_view(row), enrollment=enrollment)
 
 
 async def list_terminals(
     conn: asyncpg.Connection, merchant_id: str, *, store_id: str | None = None
-) -> list[dict[str, Any]]:
+) -> list[Terminal]:
     rows = await conn.fetch(
         """SELECT * FROM terminals WHERE merchant_id = $1 AND ($2::text IS NULL OR store_id = $2)
            ORDER BY created_at, id""",
@@ -156,13 +159,13 @@ async def list_terminals(
     return [terminal_view(row) for row in rows]
 
 
-async def get_terminal(conn: asyncpg.Connection, merchant_id: str, terminal_id: str) -> dict[str, Any]:
+async def get_terminal(conn: asyncpg.Connection, merchant_id: str, terminal_id: str) -> Terminal:
     return terminal_view(await _fetch_terminal(conn, merchant_id, terminal_id))
 
 
 async def update_terminal(
     conn: asyncpg.Connection, merchant_id: str, terminal_id: str, *, label: str | None, role: str | None
-) -> dict[str, Any]:
+) -> Terminal:
     """A new role takes effect on the terminal's next call (the token is looked up every time)."""
     _check_id(terminal_id, "term")
     row = await conn.fetchrow(
@@ -178,7 +181,7 @@ async def update_terminal(
     return terminal_view(row)
 
 
-async def revoke_terminal(conn: asyncpg.Connection, merchant_id: str, terminal_id: str) -> dict[str, Any]:
+async def revoke_terminal(conn: asyncpg.Connection, merchant_id: str, terminal_id: str) -> Terminal:
     """For good: the token fails from the next call on, and unused enrollment codes die with it."""
     _check_id(terminal_id, "term")
     async with conn.transaction():
@@ -196,7 +199,7 @@ async def revoke_terminal(conn: asyncpg.Connection, merchant_id: str, terminal_i
 
 async def rotate_terminal(
     conn: asyncpg.Connection, keyring: Keyring, merchant_id: str, terminal_id: str, *, api_key_id: str
-) -> dict[str, Any]:
+) -> Terminal:
     """The current token dies at once; the answer carries a new enrollment code for the device."""
     _check_id(terminal_id, "term")
     async with conn.transaction():
@@ -212,7 +215,7 @@ async def rotate_terminal(
             raise DomainError("terminal_revoked", "a revoked terminal cannot be enrolled again")
         await _drop_unused_enrollments(conn, merchant_id, terminal_id)
         enrollment = await _new_enrollment(conn, keyring, merchant_id, terminal_id, api_key_id)
-    return {**terminal_view(row), "enrollment": enrollment}
+    return msgspec.structs.replace(terminal_view(row), enrollment=enrollment)
 
 
 async def _fetch_terminal(conn: asyncpg.Connection, merchant_id: str, terminal_id: str) -> asyncpg.Record:
@@ -241,7 +244,7 @@ def normalize_enrollment_code(raw: str) -> str | None:
 
 async def _new_enrollment(
     conn: asyncpg.Connection, keyring: Keyring, merchant_id: str, terminal_id: str, api_key_id: str
-) -> dict[str, Any]:
+) -> Enrollment:
     code = "".join(secrets.choice(codes.ALPHABET) for _ in range(ENROLLMENT_LENGTH))
     expires_at = await conn.fetchval(
         """INSERT INTO terminal_enrollments (merchant_id, terminal_id, code_hash, expires_at, api_key_id)
@@ -253,7 +256,7 @@ async def _new_enrollment(
         api_key_id,
     )
     half = ENROLLMENT_LENGTH // 2
-    return {"code": f"{code[:half]}-{code[half:]}", "expires_at": iso(expires_at)}
+    return Enrollment(f"{code[:half]}-{code[half:]}", iso(expires_at))
 
 
 async def _drop_unused_enrollments(conn: asyncpg.Connection, merchant_id: str, terminal_id: str) -> None:
@@ -266,7 +269,7 @@ async def _drop_unused_enrollments(conn: asyncpg.Connection, merchant_id: str, t
 
 async def enroll(
     conn: asyncpg.Connection, keyring: Keyring, raw_code: str, *, client: str | None
-) -> dict[str, Any]:
+) -> Terminal:
     """Exchange an enrollment code for the terminal's token, atomically and once. A wrong, used, expired
     or malformed code, or one of a since-revoked terminal or API key, all get the same answer."""
     code = normalize_enrollment_code(raw_code)
@@ -296,7 +299,7 @@ async def enroll(
         if row is None:  # revoked meanwhile (revoking drops unused codes, so only in a race)
             raise DomainError("invalid_enrollment_code", "the code is wrong, used or expired")
         await staff_log.record(conn, _principal(row), staff_log.Entry("enroll"), client=client)
-    return {**terminal_view(row), "token": token}
+    return msgspec.structs.replace(terminal_view(row), token=token)
 
 
 UNKNOWN_TOKEN = "the terminal token is unknown, rotated or revoked"  # noqa: S105 (a message)
@@ -377,13 +380,13 @@ def may_refund(principal: Principal, *, store_id: str | None, today: bool) -> bo
 # -- the terminal's own view ----------------------------------------------------------------------------
 
 
-async def whoami(conn: asyncpg.Connection, principal: Principal) -> dict[str, Any]:
+async def whoami(conn: asyncpg.Connection, principal: Principal) -> Terminal:
     terminal = await get_terminal(conn, principal.merchant_id, principal.id)
-    store = await get_store(conn, principal.merchant_id, terminal["store"])
-    return {**terminal, "store": store}
+    store = await get_store(conn, principal.merchant_id, str(terminal.store))
+    return msgspec.structs.replace(terminal, store=store)
 
 
-async def todays_redemptions(conn: asyncpg.Connection, principal: Principal) -> dict[str, Any]:
+async def todays_redemptions(conn: asyncpg.Connection, principal: Principal) -> Page[TerminalRedemption]:
     """This terminal's redemptions since the start of the store's day, newest first, with what is left
     to refund and whether this terminal may refund it."""
     rows = await conn.fetch(
@@ -406,55 +409,52 @@ async def todays_redemptions(conn: asyncpg.Connection, principal: Principal) -> 
     )
     allowed = may_refund(principal, store_id=principal.store_id, today=True)
     data = [
-        {
-            "id": ledger.activity_id(row["id"]),
-            "object": "redemption",
-            "card": row["card_id"],
-            "code_last4": row["code_last4"],
-            "amount_taken": -row["amount"],
-            "refundable_amount": row["refundable"],
-            "currency": row["currency"],
-            "reference": row["reference"],
-            "can_refund": allowed and row["refundable"] > 0,
-            "created_at": iso(row["created_at"]),
-        }
+        TerminalRedemption(
+            id=ledger.activity_id(row["id"]),
+            card=row["card_id"],
+            code_last4=row["code_last4"],
+            amount_taken=-row["amount"],
+            refundable_amount=row["refundable"],
+            currency=row["currency"],
+            reference=row["reference"],
+            can_refund=allowed and row["refundable"] > 0,
+            created_at=iso(row["created_at"]),
+        )
         for row in rows
     ]
-    return {"object": "list", "data": data, "has_more": len(data) == TODAY_MAX}
+    return Page(data=data, has_more=len(data) == TODAY_MAX)
 
 
 # -- views --------------------------------------------------------------------------------------------------
 
 
-def store_view(row: asyncpg.Record) -> dict[str, Any]:
-    return {
-        "id": row["id"],
-        "object": "store",
-        "name": row["name"],
-        "redeem_limit": row["redeem_limit"],
-        "timezone": row["timezone"],
-        "created_at": iso(row["created_at"]),
-        "updated_at": iso(row["updated_at"]),
-    }
+def store_view(row: asyncpg.Record) -> Store:
+    return Store(
+        id=row["id"],
+        name=row["name"],
+        redeem_limit=row["redeem_limit"],
+        timezone=row["timezone"],
+        created_at=iso(row["created_at"]),
+        updated_at=iso(row["updated_at"]),
+    )
 
 
-def terminal_view(row: asyncpg.Record) -> dict[str, Any]:
+def terminal_view(row: asyncpg.Record) -> Terminal:
     if row["revoked_at"] is not None:
         state = "revoked"
     elif row["token_hash"] is not None:
         state = "active"
     else:
         state = "awaiting_enrollment"
-    return {
-        "id": row["id"],
-        "object": "terminal",
-        "store": row["store_id"],
-        "label": row["label"],
-        "role": row["role"],
-        "state": state,
-        "token_last4": row["token_last4"],
-        "enrolled_at": iso(row["enrolled_at"]),
-        "revoked_at": iso(row["revoked_at"]),
-        "flagged_at": iso(row["flagged_at"]),
-        "created_at": iso(row["created_at"]),
-    }
+    return Terminal(
+        id=row["id"],
+        store=row["store_id"],
+        label=row["label"],
+        role=row["role"],
+        state=state,  # type: ignore[arg-type]
+        token_last4=row["token_last4"],
+        enrolled_at=iso(row["enrolled_at"]),
+        revoked_at=iso(row["revoked_at"]),
+        flagged_at=iso(row["flagged_at"]),
+        created_at=iso(row["created_at"]),
+    )

@@ -15,11 +15,13 @@ from datetime import datetime
 from typing import Any
 
 import asyncpg
+import msgspec
 
 from giftcards.core import ids
 from giftcards.core.errors import DomainError
 from giftcards.core.isotime import iso, utcnow
 from giftcards.core.sealing import Keyring
+from giftcards.core.shapes import PAGE_LIMIT_DEFAULT, Page, page
 from giftcards.db.commits import after_commit
 from giftcards.db.pool import held
 from giftcards.observability import metrics
@@ -28,10 +30,9 @@ from giftcards.qr.signing import QrClaims
 from giftcards.stores.merchants import Principal
 from giftcards.value import codes, ledger
 from giftcards.value.ledger import Actor
+from giftcards.value.shapes import BATCH_MAX, Activity, BatchCard, Card, CardBatch
 
 QR_STEP_SECONDS = 30  # a rotating payload is good for its own step and the one before: 30 to 60 s
-PAGE_LIMIT_DEFAULT = 20
-BATCH_MAX = 100_000
 _CARD_COLUMNS = (
     "merchant_id, id, code_hash, code_sealed, code_last4, currency, initial_amount, balance, state, "
     "expires_at, campaign, design_id, batch_id, owner_id"
@@ -106,9 +107,7 @@ def _check_spec(spec: CardSpec) -> None:
 
 
 @_design_of_the_merchant()
-async def issue(
-    conn: asyncpg.Connection, keyring: Keyring, principal: Principal, spec: CardSpec
-) -> dict[str, Any]:
+async def issue(conn: asyncpg.Connection, keyring: Keyring, principal: Principal, spec: CardSpec) -> Card:
     """One card, with its `issue` entry; the code is in the answer (and kept sealed for later)."""
     _check_spec(spec)
     card = _new_card(keyring, principal.merchant_id, spec, None)
@@ -133,13 +132,13 @@ async def issue(
         )
         row = await fetch(conn, principal.merchant_id, card.id)
     after_commit(conn, metrics.CARDS_ISSUED.inc)
-    return {**card_view(row), "code": codes.format_code(card.code)}
+    return msgspec.structs.replace(card_view(row), code=codes.format_code(card.code))
 
 
 @_design_of_the_merchant()
 async def issue_batch(
     conn: asyncpg.Connection, keyring: Keyring, principal: Principal, spec: CardSpec, count: int
-) -> dict[str, Any]:
+) -> CardBatch:
     """Many cards in one transaction: COPY for the cards, one INSERT ... SELECT for their `issue` entries.
 
     The rows are made as COPY sends them, not all held in a list first (bench/README.md: bulk issuance).
@@ -181,7 +180,7 @@ async def issue_batch(
     return batch_view(batch)
 
 
-async def get_batch(conn: asyncpg.Connection, merchant_id: str, batch_id: str) -> dict[str, Any]:
+async def get_batch(conn: asyncpg.Connection, merchant_id: str, batch_id: str) -> CardBatch:
     row = await conn.fetchrow(
         "SELECT * FROM card_batches WHERE merchant_id = $1 AND id = $2", merchant_id, batch_id
     )
@@ -192,7 +191,7 @@ async def get_batch(conn: asyncpg.Connection, merchant_id: str, batch_id: str) -
 
 async def batch_codes(
     conn: asyncpg.Connection, keyring: Keyring, merchant_id: str, batch_id: str
-) -> AsyncIterator[dict[str, Any]]:
+) -> AsyncIterator[BatchCard]:
     """The cards of a batch with their codes, unsealed one by one as they stream out."""
     async with conn.transaction():
         async for row in conn.cursor(
@@ -203,14 +202,14 @@ async def batch_codes(
             prefetch=1000,
         ):
             code = keyring.box.open(bytes(row["code_sealed"]), context=_code_context(row["id"])).decode()
-            yield {
-                "id": row["id"],
-                "code": codes.format_code(code),
-                "balance": row["balance"],
-                "currency": row["currency"],
-                "state": row["state"],
-                "expires_at": iso(row["expires_at"]),
-            }
+            yield BatchCard(
+                row["id"],
+                codes.format_code(code),
+                row["balance"],
+                row["currency"],
+                row["state"],
+                iso(row["expires_at"]),
+            )
 
 
 async def reveal_code(conn: asyncpg.Connection, keyring: Keyring, merchant_id: str, card_id: str) -> str:
@@ -239,7 +238,7 @@ async def replace_code(conn: asyncpg.Connection, keyring: Keyring, merchant_id: 
     )
 
 
-async def get(conn: asyncpg.Connection, merchant_id: str, card_id: str) -> dict[str, Any]:
+async def get(conn: asyncpg.Connection, merchant_id: str, card_id: str) -> Card:
     return card_view(await fetch(conn, merchant_id, card_id))
 
 
@@ -285,7 +284,7 @@ async def list_cards(
     campaign: str | None = None,
     created_gte: datetime | None = None,
     created_lt: datetime | None = None,
-) -> dict[str, Any]:
+) -> Page[Card]:
     """Newest first, with a cursor (the last id of the page) that stays correct while cards are added."""
     cursor_at = None
     if starting_after is not None:
@@ -319,7 +318,7 @@ async def list_cards(
 
 async def list_activities(
     conn: asyncpg.Connection, merchant_id: str, card_id: str, *, limit: int, starting_after: str | None
-) -> dict[str, Any]:
+) -> Page[Activity]:
     """Newest first; the cursor is an activity id."""
     await fetch(conn, merchant_id, card_id)
     before = ledger.parse_activity_id(starting_after) if starting_after else None
@@ -333,10 +332,6 @@ async def list_activities(
         limit + 1,
     )
     return page([ledger.activity_view(row) for row in rows], limit)
-
-
-def page(items: list[dict[str, Any]], limit: int) -> dict[str, Any]:
-    return {"object": "list", "data": items[:limit], "has_more": len(items) > limit}
 
 
 # -- money and state operations -------------------------------------------------------------------------
@@ -393,7 +388,7 @@ def step_is_fresh(step: int) -> bool:
 
 async def lookup(
     conn: asyncpg.Connection, keyring: Keyring, qr_keys: QrKeys, merchant_id: str, ref: CardRef
-) -> dict[str, Any]:
+) -> Card:
     target = await resolve(conn, keyring, qr_keys, merchant_id, ref)
     if "card_id" in target:  # a payload of another generation than the card's names no card
         row = await conn.fetchrow(
@@ -422,7 +417,7 @@ async def refund(
     amount: int | None,
     reference: str | None = None,
     idempotency_key: str | None = None,
-) -> dict[str, Any]:
+) -> Activity:
     """Money back onto the card, tied to a redemption; several partial refunds never exceed it."""
     entry = await ledger.fetch_entry(conn, principal.merchant_id, ledger.parse_activity_id(redemption_id))
     if entry["kind"] != "redeem":
@@ -449,11 +444,9 @@ async def refund(
         reference=reference,
         idempotency_key=idempotency_key,
     )
-    return {
-        **ledger.posting_view(posting),
-        "refund_of": ledger.activity_id(entry["id"]),
-        "refundable_amount": posting.refundable,
-    }
+    return ledger.posting_view(
+        posting, refund_of=ledger.activity_id(entry["id"]), refundable_amount=posting.refundable
+    )
 
 
 async def change(
@@ -467,7 +460,7 @@ async def change(
     reason: str | None = None,
     reference: str | None = None,
     idempotency_key: str | None = None,
-) -> dict[str, Any]:
+) -> Activity:
     """load, adjust, activate, block, unblock, deactivate: one posting on a card named by id."""
     posting = await ledger.post(
         conn,
@@ -514,31 +507,29 @@ def effective_state(state: str, expires_at: datetime | None) -> str:
     return state
 
 
-def card_view(row: asyncpg.Record) -> dict[str, Any]:
-    return {
-        "id": row["id"],
-        "object": "card",
-        "state": effective_state(row["state"], row["expires_at"]),
-        "balance": row["balance"],
-        "currency": row["currency"],
-        "initial_amount": row["initial_amount"],
-        "expires_at": iso(row["expires_at"]),
-        "campaign": row["campaign"],
-        "design_id": row["design_id"],
-        "batch_id": row["batch_id"],
-        "owner_id": row["owner_id"],
-        "code_last4": row["code_last4"],
-        "created_at": iso(row["created_at"]),
-        "updated_at": iso(row["updated_at"]),
-    }
+def card_view(row: asyncpg.Record) -> Card:
+    return Card(
+        id=row["id"],
+        state=effective_state(row["state"], row["expires_at"]),  # type: ignore[arg-type]
+        balance=row["balance"],
+        currency=row["currency"],
+        initial_amount=row["initial_amount"],
+        expires_at=iso(row["expires_at"]),
+        campaign=row["campaign"],
+        design_id=row["design_id"],
+        batch_id=row["batch_id"],
+        owner_id=row["owner_id"],
+        code_last4=row["code_last4"],
+        created_at=iso(row["created_at"]),
+        updated_at=iso(row["updated_at"]),
+    )
 
 
-def batch_view(row: asyncpg.Record) -> dict[str, Any]:
-    return {
-        "id": row["id"],
-        "object": "card_batch",
-        "count": row["count"],
-        "amount": row["amount"],
-        "currency": row["currency"],
-        "created_at": iso(row["created_at"]),
-    }
+def batch_view(row: asyncpg.Record) -> CardBatch:
+    return CardBatch(
+        id=row["id"],
+        count=row["count"],
+        amount=row["amount"],
+        currency=row["currency"],
+        created_at=iso(row["created_at"]),
+    )

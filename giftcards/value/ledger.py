@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, get_args
 
 import asyncpg
 
@@ -19,20 +19,9 @@ from giftcards.core import public_ids
 from giftcards.core.errors import DomainError, problem_document
 from giftcards.core.isotime import iso
 from giftcards.stores.merchants import Principal
+from giftcards.value.shapes import MAX_AMOUNT, Activity, ActivityActor, ActivityCard, ActivityKind
 
-KINDS = (
-    "issue",
-    "activate",
-    "load",
-    "redeem",
-    "refund",
-    "adjust",
-    "expire",
-    "block",
-    "unblock",
-    "deactivate",
-)
-MAX_AMOUNT = 100_000_000  # minor units; the schema's card_maximum() (a test checks they agree)
+KINDS = get_args(ActivityKind)
 
 _POST = """SELECT * FROM post_activity($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"""
 
@@ -148,7 +137,7 @@ async def post(
     return Posting.of(row, kind)
 
 
-def redemption_answer(posting: Mapping[str, Any]) -> tuple[int, dict[str, Any]]:
+def redemption_answer(posting: Mapping[str, Any]) -> tuple[int, Activity | dict[str, Any]]:
     """The answer to a redemption from its `ledger_posting` (JSON form): the same the first time and on
     every replay of its idempotency key."""
     if posting["outcome"] != "ok":
@@ -157,33 +146,31 @@ def redemption_answer(posting: Mapping[str, Any]) -> tuple[int, dict[str, Any]]:
     return 201, redemption_view(Posting.of(posting, "redeem"))
 
 
-def posting_view(posting: Posting) -> dict[str, Any]:
-    return {
-        "id": activity_id(posting.entry_id),
-        "object": "activity",
-        "type": posting.kind,
-        "card": {
-            "id": posting.card_id,
-            "state": posting.card_state,
-            "balance": posting.balance,
-            "currency": posting.currency,
-        },
-        "amount": posting.amount,
-        "balance_after": posting.balance,
-        "currency": posting.currency,
-        "created_at": iso(posting.created_at),
-    }
+def posting_view(posting: Posting, **more: Any) -> Activity:
+    """The answer to a posting just made: the card as it is after it."""
+    return Activity(
+        id=activity_id(posting.entry_id),
+        type=posting.kind,  # type: ignore[arg-type]
+        card=ActivityCard(
+            id=posting.card_id,
+            state=posting.card_state,  # type: ignore[arg-type]
+            balance=posting.balance,
+            currency=posting.currency,
+        ),
+        amount=posting.amount,
+        balance_after=posting.balance,
+        currency=posting.currency,
+        created_at=iso(posting.created_at),
+        **more,
+    )
 
 
-def redemption_view(posting: Posting) -> dict[str, Any]:
+def redemption_view(posting: Posting) -> Activity:
     taken = -posting.amount
     requested = posting.requested if posting.requested is not None else taken
-    return {
-        **posting_view(posting),
-        "amount_taken": taken,
-        "requested_amount": requested,
-        "remainder_due": requested - taken,
-    }
+    return posting_view(
+        posting, amount_taken=taken, requested_amount=requested, remainder_due=requested - taken
+    )
 
 
 def refusal(row: Mapping[str, Any]) -> DomainError:
@@ -213,22 +200,22 @@ def parse_activity_id(value: str) -> int:
     return entry_id
 
 
-def activity_view(row: asyncpg.Record | dict[str, Any]) -> dict[str, Any]:
-    return {
-        "id": activity_id(row["id"]),
-        "object": "activity",
-        "type": row["kind"],
-        "card": row["card_id"],
-        "amount": row["amount"],
-        "balance_after": row["balance_after"],
-        "currency": row["currency"],
-        "reason": row["reason"],
-        "refund_of": activity_id(row["refund_of"]) if row["refund_of"] else None,
-        "actor": {"type": row["actor_type"], "id": row["actor_id"]},
-        "store": row["store_id"],
-        "reference": row["reference"],
-        "created_at": iso(row["created_at"]),
-    }
+def activity_view(row: asyncpg.Record | dict[str, Any]) -> Activity:
+    """An entry of a card's history."""
+    return Activity(
+        id=activity_id(row["id"]),
+        type=row["kind"],
+        card=ActivityCard(id=row["card_id"]),
+        amount=row["amount"],
+        balance_after=row["balance_after"],
+        currency=row["currency"],
+        reason=row["reason"],
+        refund_of=activity_id(row["refund_of"]) if row["refund_of"] else None,
+        actor=ActivityActor(row["actor_type"], row["actor_id"]),
+        store=row["store_id"],
+        reference=row["reference"],
+        created_at=iso(row["created_at"]),
+    )
 
 
 async def fetch_entry(conn: asyncpg.Connection, merchant_id: str, entry_id: int) -> asyncpg.Record:

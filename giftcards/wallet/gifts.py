@@ -8,7 +8,6 @@ unknown. Nothing here shows another person's owner id (not even who claimed a gi
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
 import asyncpg
@@ -16,12 +15,13 @@ import asyncpg
 from giftcards.core import ids
 from giftcards.core.errors import DomainError, ValidationError
 from giftcards.core.sealing import Keyring
+from giftcards.core.shapes import PAGE_LIMIT_DEFAULT
 from giftcards.gifting import designs, gift_links, gifts
 from giftcards.gifting.card_art import CardArt
 from giftcards.gifting.gifts import GiftDetails
+from giftcards.gifting.shapes import Gift
 from giftcards.wallet.holders import INFINITY, Holder, not_theirs
 
-PAGE_LIMIT_DEFAULT = 20
 OPEN_STATES = ("scheduled", "waiting")  # a sent gift that may still be withdrawn or shared again
 
 
@@ -77,21 +77,25 @@ async def sent(
     listing = await gifts.list_gifts(
         conn, holder.merchant_id, gifter_id=holder.owner_id, limit=limit, starting_after=starting_after
     )
-    return {**listing, "data": [sent_item(view) for view in listing["data"]]}
-
-
-def sent_item(view: Mapping[str, Any]) -> dict[str, Any]:
-    """What the gifter sees of a gift they sent: never its card's code, nor who claimed it."""
-    state = view["state"]
     return {
-        "id": view["id"],
+        "object": "list",
+        "data": [sent_item(view) for view in listing.data],
+        "has_more": listing.has_more,
+    }
+
+
+def sent_item(view: Gift) -> dict[str, Any]:
+    """What the gifter sees of a gift they sent: never its card's code, nor who claimed it."""
+    state = view.state
+    return {
+        "id": view.id,
         "object": "sent_gift",
         "state": state,
-        "amount": view["amount"],
-        "currency": view["currency"],
-        "amount_text": designs.format_money(view["amount"], view["currency"]),
+        "amount": view.amount,
+        "currency": view.currency,
+        "amount_text": designs.format_money(view.amount, view.currency),
         **{
-            name: view[name]
+            name: getattr(view, name)
             for name in (
                 "sender_name",
                 "recipient_name",
@@ -134,7 +138,7 @@ async def share_link(
     conn: asyncpg.Connection, keyring: Keyring, holder: Holder, gift_id: str, *, public_url: str
 ) -> dict[str, Any]:
     """The link of a gift the owner sent, to share it once more while it waits."""
-    if (await gifts.get(conn, holder.merchant_id, gift_id))["gifter_id"] != holder.owner_id:
+    if (await gifts.get(conn, holder.merchant_id, gift_id)).gifter_id != holder.owner_id:
         raise DomainError("gift_not_found", "no such gift")
     return await gifts.share_link(conn, keyring, holder.merchant_id, gift_id, public_url=public_url)
 
@@ -156,7 +160,7 @@ async def pass_on(
         )
     except DomainError as exc:
         raise not_theirs(exc) from None
-    return {**sent_item(made), "link": made["link"], "image_url": made["image_url"]}
+    return {**sent_item(made), "link": made.link, "image_url": made.image_url}
 
 
 async def picture(conn: asyncpg.Connection, holder: Holder, gift_id: str) -> CardArt:

@@ -24,24 +24,30 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, get_args
 
 import asyncpg
+import msgspec
 
 from giftcards.core import ids
 from giftcards.core.errors import DomainError, ValidationError
 from giftcards.core.isotime import iso
 from giftcards.core.sealing import Keyring
 from giftcards.core.secret_links import WALLET
+from giftcards.core.shapes import PAGE_LIMIT_DEFAULT
 from giftcards.gifting import card_access, designs
 from giftcards.gifting.card_art import CardArt
 from giftcards.stores.merchants import Principal
+from giftcards.wallet.shapes import (
+    SESSION_MINUTES_DEFAULT,
+    SESSION_MINUTES_MAX,
+    SESSION_MINUTES_MIN,
+    CardFilter,
+    WalletSession,
+)
 
 TOKEN_PREFIX = WALLET.prefix.removesuffix("_")  # a session's secret is also its Bearer token, gw_…
-MINUTES_DEFAULT = 30
-MINUTES_MIN, MINUTES_MAX = 5, 1440  # the database refuses more than a day
-PAGE_LIMIT_DEFAULT = 20
-FILTERS = ("active", "used_up", "expired")
+FILTERS = get_args(CardFilter)
 _HOLDING = ("active", "pending", "blocked")  # states in which a card may still be (or become) spendable
 INFINITY = datetime.max.replace(tzinfo=UTC)  # asyncpg sends these two as ±infinity
 MINUS_INFINITY = datetime.min.replace(tzinfo=UTC)
@@ -70,15 +76,20 @@ async def create_session(
     principal: Principal,
     *,
     owner_id: str,
-    minutes: int = MINUTES_DEFAULT,
+    minutes: int = SESSION_MINUTES_DEFAULT,
     display_name: str | None = None,
     public_url: str,
-) -> dict[str, Any]:
+) -> WalletSession:
     """A link to `owner_id`'s wallet for `minutes`; the secret is in the answer once, and only its keyed
     hash is kept."""
-    if not MINUTES_MIN <= minutes <= MINUTES_MAX:
+    if not SESSION_MINUTES_MIN <= minutes <= SESSION_MINUTES_MAX:
         raise ValidationError(
-            [{"field": "expires_in_minutes", "message": f"must be {MINUTES_MIN} to {MINUTES_MAX}"}]
+            [
+                {
+                    "field": "expires_in_minutes",
+                    "message": f"must be {SESSION_MINUTES_MIN} to {SESSION_MINUTES_MAX}",
+                }
+            ]
         )
     token, token_hash = WALLET.new(keyring)
     row = await conn.fetchrow(
@@ -94,10 +105,10 @@ async def create_session(
         display_name,
         minutes,
     )
-    return {**session_view(row), "url": WALLET.url(public_url, token), "token": token}
+    return msgspec.structs.replace(session_view(row), url=WALLET.url(public_url, token), token=token)
 
 
-async def revoke_session(conn: asyncpg.Connection, merchant_id: str, session_id: str) -> dict[str, Any]:
+async def revoke_session(conn: asyncpg.Connection, merchant_id: str, session_id: str) -> WalletSession:
     """End a session before its time (e.g. when the person logs out of the shop)."""
     row = None
     if ids.is_id(session_id, "wls"):
@@ -150,18 +161,17 @@ async def resolve(conn: asyncpg.Connection, keyring: Keyring, token: str) -> Hol
     )
 
 
-def session_view(row: Mapping[str, Any]) -> dict[str, Any]:
+def session_view(row: Mapping[str, Any]) -> WalletSession:
     state = "revoked" if row["revoked_at"] else "expired" if row["now"] >= row["expires_at"] else "active"
-    return {
-        "id": row["id"],
-        "object": "wallet_session",
-        "state": state,
-        "owner_id": row["owner_id"],
-        "display_name": row["display_name"],
-        "expires_at": iso(row["expires_at"]),
-        "revoked_at": iso(row["revoked_at"]),
-        "created_at": iso(row["created_at"]),
-    }
+    return WalletSession(
+        id=row["id"],
+        state=state,  # type: ignore[arg-type]
+        owner_id=row["owner_id"],
+        display_name=row["display_name"],
+        expires_at=iso(row["expires_at"]),
+        revoked_at=iso(row["revoked_at"]),
+        created_at=iso(row["created_at"]),
+    )
 
 
 # -- the overview ------------------------------------------------------------------------------------

@@ -19,12 +19,13 @@ from starlette.responses import Response
 
 from giftcards.core import idempotency
 from giftcards.core.errors import DomainError
+from giftcards.core.shapes import decode
 from giftcards.db.pool import acquire_within, give_back, is_unavailable
 from giftcards.runtime import Runtime
 from giftcards.stores.merchants import API_KEY_PREFIX, Principal, authenticate_admin, authenticate_api_key
 from giftcards.web.body import gate as body_gate
 from giftcards.web.problems import PROBLEM_JSON
-from giftcards.web.routing import Api, Operation, json_response, parse_json, query_params
+from giftcards.web.routing import Api, Operation, json_response, query_params, read_object
 
 Result = tuple[int, Any] | Response
 Handler = Callable[["Call"], Awaitable[Result]]
@@ -53,8 +54,8 @@ class Call:
     rt: Runtime
     conn: asyncpg.Connection
     principal: Principal
-    body: dict[str, Any]
-    query: dict[str, Any]
+    body: Any  # the operation's body shape, decoded
+    query: Any  # the operation's query shape, decoded
     idempotency_key: str | None
     # Work for the call's connection once the call's own transaction has ended, whatever its outcome:
     # records that must survive a rollback (e.g. the audit of a refused attempt). Shared by `replace`.
@@ -143,7 +144,7 @@ async def _serve(request: Request, op: Operation, handler: Handler) -> Response:
     if op.outbound:
         return await _serve_apart(request, op, handler, query, key, raw)
     async with acquire(rt) as conn:
-        principal, body = await _admit(request, op, rt, conn, raw)
+        principal, document, body = await _admit(request, op, rt, conn, raw)
         call = Call(request, rt, conn, principal, body, query, key)
         try:
             if key is None or principal is ANONYMOUS:
@@ -153,20 +154,20 @@ async def _serve(request: Request, op: Operation, handler: Handler) -> Response:
                 return _answer(await handler(replace(call, conn=tx)))
 
             outcome = await idempotency.run_once(
-                conn, rt.keyring.box, **_key_scope(request, principal, key, body), work=work
+                conn, rt.keyring.box, **_key_scope(request, principal, key, document), work=work
             )
         finally:
             await _run_after(call, conn)
     return outcome_response(outcome)
 
 
-def _key_scope(request: Request, principal: Principal, key: str, body: dict[str, Any]) -> dict[str, Any]:
-    """Whose Idempotency-Key it is, and the request it goes with."""
+def _key_scope(request: Request, principal: Principal, key: str, document: dict[str, Any]) -> dict[str, Any]:
+    """Whose Idempotency-Key it is, and the request it goes with (its body as the client sent it)."""
     return {
         "merchant_id": principal.merchant_id,
         "principal_id": principal.id,
         "key": key,
-        "fingerprint": idempotency.request_fingerprint(request.method, request.scope["path"], body),
+        "fingerprint": idempotency.request_fingerprint(request.method, request.scope["path"], document),
     }
 
 
@@ -177,13 +178,14 @@ def _answer(result: Result) -> tuple[int, Any]:
 
 async def _admit(
     request: Request, op: Operation, rt: Runtime, conn: asyncpg.Connection, raw: bytes
-) -> tuple[Principal, dict[str, Any]]:
-    """Who calls, and the validated JSON body (an upload's handler decodes the raw bytes itself)."""
+) -> tuple[Principal, dict[str, Any], Any]:
+    """Who calls, the JSON body as sent, and decoded as the operation's shape (an upload's handler decodes
+    the raw bytes itself)."""
     principal = await _authenticate(request, rt, conn, op.auth)
-    body: dict[str, Any] = {}
-    if op.body and "x-media-types" not in op.body:
-        body = parse_json(raw, request.headers.get("content-type", ""), op.body)
-    return principal, body
+    if op.body is None:
+        return principal, {}, {}
+    document = read_object(raw, request.headers.get("content-type", ""))
+    return principal, document, decode(document, op.body)
 
 
 async def _serve_apart(
@@ -194,7 +196,7 @@ async def _serve_apart(
     transaction of its own (idempotency.run_apart). No connection is held while WeChat answers."""
     rt: Runtime = request.app.state.runtime
     async with acquire(rt) as conn:
-        principal, body = await _admit(request, op, rt, conn, raw)
+        principal, document, body = await _admit(request, op, rt, conn, raw)
     call = Call(request, rt, NO_CONNECTION, principal, body, query, key)
     try:
         if key is None or principal is ANONYMOUS:
@@ -204,7 +206,7 @@ async def _serve_apart(
             return _answer(await handler(call))
 
         outcome = await idempotency.run_apart(
-            call.connect, rt.keyring.box, **_key_scope(request, principal, key, body), work=work
+            call.connect, rt.keyring.box, **_key_scope(request, principal, key, document), work=work
         )
     finally:
         if call.after:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
+import msgspec
+
 from giftcards.core.errors import PROBLEM_TITLES
 from giftcards.web.routing import Api, Operation
 
@@ -52,11 +54,19 @@ _NO_STORE = {
 }
 
 
+_REF = "#/components/schemas/{name}"
+
+
 def build_document(api: Api, *, server_url: str) -> dict[str, Any]:
+    operations = [op for op in api.operations if op.include_in_schema]
+    shapes = _shapes(operations)
+    refs, components = msgspec.json.schema_components(shapes, ref_template=_REF)
+    schemas = dict(zip(shapes, refs, strict=True))
+    # A query's fields are the operation's parameters, not a component of their own.
+    queries = {query: components.pop(_name(schemas[query])) for query in _shapes(operations, "query")}
     paths: dict[str, dict[str, Any]] = {}
-    for op in api.operations:
-        if op.include_in_schema:
-            paths.setdefault(op.path, {})[op.method.lower()] = _operation(op)
+    for op in operations:
+        paths.setdefault(op.path, {})[op.method.lower()] = _operation(op, schemas, queries)
     return {
         "openapi": "3.1.0",
         "info": {
@@ -68,23 +78,44 @@ def build_document(api: Api, *, server_url: str) -> dict[str, Any]:
         "servers": [{"url": server_url}],
         "paths": paths,
         "components": {
-            "schemas": {"Problem": PROBLEM_SCHEMA, **api.schemas},
+            "schemas": {"Problem": PROBLEM_SCHEMA, **api.schemas, **components},
             "securitySchemes": _SECURITY_SCHEMES,
         },
     }
 
 
-def _operation(op: Operation) -> dict[str, Any]:
+def _is_shape(declared: Any) -> bool:
+    """A msgspec type (a Struct, a Page of one) rather than a schema written out (or None)."""
+    return declared is not None and not isinstance(declared, dict)
+
+
+def _shapes(operations: list[Operation], only: str | None = None) -> list[Any]:
+    """The msgspec types the operations declare (or only their `only`: "query"), each once."""
+    declared = [
+        shape
+        for op in operations
+        for part, shape in (("body", op.body), ("query", op.query), *(("", s) for s in op.responses.values()))
+        if only in (None, part)
+    ]
+    return list(dict.fromkeys(shape for shape in declared if _is_shape(shape)))
+
+
+def _name(ref: dict[str, Any]) -> str:
+    return str(ref["$ref"]).rsplit("/", 1)[-1]
+
+
+def _operation(op: Operation, schemas: dict[Any, Any], queries: dict[Any, Any]) -> dict[str, Any]:
     doc: dict[str, Any] = {"operationId": op.operation_id, "summary": op.summary, "tags": [op.tag]}
     parameters = [
         {"name": name, "in": "path", "required": True, "schema": {"type": "string", "maxLength": 200}}
         for name in re.findall(r"{(\w+)(?::\w+)?}", op.path)
     ]
     if op.query:
-        required = set(op.query.get("required", []))
+        query = queries[op.query]
+        required = set(query.get("required", []))
         parameters += [
             {"name": name, "in": "query", "required": name in required, "schema": schema}
-            for name, schema in op.query.get("properties", {}).items()
+            for name, schema in query.get("properties", {}).items()
         ]
     if op.idempotent:
         parameters.append(
@@ -100,16 +131,19 @@ def _operation(op: Operation) -> dict[str, Any]:
         doc["parameters"] = parameters
     if op.body is not None:
         # An operation whose fields are all optional may be called with no body at all.
-        raw = op.body.get("x-media-types")  # a non-JSON body (an image upload) that the handler reads
-        content = (
-            {media: {"schema": {"type": "string", "format": "binary"}} for media in raw}
-            if raw
-            else {"application/json": {"schema": op.body}}
-        )
-        doc["requestBody"] = {"required": bool(op.body.get("required")) or bool(raw), "content": content}
+        needed = any(field.required for field in msgspec.structs.fields(op.body))
+        content = {"application/json": {"schema": schemas[op.body]}}
+        doc["requestBody"] = {"required": needed, "content": content}
+    elif op.uploads:
+        binary = {"schema": {"type": "string", "format": "binary"}}
+        content = {media: binary for media in op.uploads}
+        doc["requestBody"] = {"required": True, "description": "The file's bytes", "content": content}
     if op.auth:
         doc["security"] = [{scheme: []} for scheme in op.auth]
-    doc["responses"] = {str(status): _response(op, status, schema) for status, schema in op.responses.items()}
+    doc["responses"] = {
+        str(status): _response(op, status, schemas[shape] if _is_shape(shape) else shape)
+        for status, shape in op.responses.items()
+    }
     for status in _error_statuses(op):
         doc["responses"].setdefault(
             str(status),

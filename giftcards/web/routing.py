@@ -12,12 +12,13 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 from giftcards.core.errors import DomainError, ValidationError
-from giftcards.web.validation import Schema, parse_query, validate
+from giftcards.core.shapes import decode_query
 
 Endpoint = Callable[[Request], Awaitable[Response]]
 
@@ -28,6 +29,7 @@ _MAX_JSON_DEPTH = 32
 # character at all, which PostgreSQL (and UTF-8) cannot hold.
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 _SURROGATE = re.compile("[\ud800-\udfff]")
+_NUL = re.compile("\x00")  # PostgreSQL text cannot store it: refused here rather than failing there
 
 
 # A path parameter of one of these names is a secret (a card page's, customise, gift or wallet link): the
@@ -44,9 +46,11 @@ class Operation:
     summary: str
     tag: str
     auth: tuple[str, ...] = ()  # security schemes, any one of which admits the caller; () = public
-    body: Schema | None = None
-    query: Schema | None = None
-    responses: dict[int, Any] = field(default_factory=dict)  # status -> schema (or None for no body)
+    body: type | None = None  # the JSON body's shape, a msgspec Struct (core/shapes.py)
+    query: type | None = None  # the query's shape, a Struct
+    # status -> the answer's shape (a Struct type, a schema written out, or None for no body)
+    responses: dict[int, Any] = field(default_factory=dict)
+    uploads: tuple[str, ...] = ()  # the media types of a raw body (an image) that the handler decodes
     idempotent: bool = False  # accepts Idempotency-Key
     media_type: str = "application/json"  # of the success response
     include_in_schema: bool = True
@@ -71,7 +75,7 @@ class Api:
 
     def __init__(self) -> None:
         self.operations: list[Operation] = []
-        self.schemas: dict[str, Schema] = {}
+        self.schemas: dict[str, dict[str, Any]] = {}
 
     def operation(self, method: str, path: str, **spec: Any) -> Callable[[Endpoint], Endpoint]:
         def register(endpoint: Endpoint) -> Endpoint:
@@ -84,7 +88,7 @@ class Api:
 
         return register
 
-    def schema(self, name: str, schema: Schema) -> Schema:
+    def schema(self, name: str, schema: dict[str, Any]) -> dict[str, Any]:
         """Register a named component schema and return a $ref to it."""
         self.schemas[name] = schema
         return {"$ref": f"#/components/schemas/{name}"}
@@ -119,11 +123,12 @@ def _method_route(path: str, endpoints: dict[str, Endpoint]) -> Route:
     return Route(path, dispatch, methods=list(endpoints))
 
 
-def parse_json(raw: bytes, content_type_header: str, schema: Schema) -> dict[str, Any]:
-    """`raw` as a validated JSON object, or the DomainError that says what is wrong with it."""
+def read_object(raw: bytes, content_type_header: str) -> dict[str, Any]:
+    """`raw` as a JSON object fit for PostgreSQL text, or the DomainError that says why it is not. (It is
+    what an Idempotency-Key's request fingerprint is taken of.)"""
     content_type = content_type_header.split(";")[0].strip().lower()
     if not raw and not content_type:  # no body at all: as good as {} where nothing is required
-        return validate(schema, {})
+        return {}
     if content_type not in _JSON_TYPES:
         raise DomainError("unsupported_media_type", "send the body as application/json")
     try:
@@ -136,23 +141,25 @@ def parse_json(raw: bytes, content_type_header: str, schema: Schema) -> dict[str
         raise DomainError("malformed_json", "the body is not valid JSON") from None
     if _depth(value) > _MAX_JSON_DEPTH:
         raise DomainError("malformed_json", f"the body is nested deeper than {_MAX_JSON_DEPTH} levels")
-    if _SURROGATE_ESCAPE.search(text) and (where := _lone_surrogate(value)) is not None:
+    if _SURROGATE_ESCAPE.search(text) and (where := _holding(value, _SURROGATE)) is not None:
         raise ValidationError([{"field": where, "message": "must not contain a lone UTF-16 surrogate"}])
     if not isinstance(value, dict):
         raise DomainError("invalid_request", "the body must be a JSON object")
-    return validate(schema, value)
+    if "\\u0000" in text and (where := _holding(value, _NUL)) is not None:
+        raise ValidationError([{"field": where, "message": "must not contain the NUL character"}])
+    return value
 
 
-def query_params(request: Request, schema: Schema) -> dict[str, Any]:
+def query_params(request: Request, shape: type) -> Any:
     params = dict(request.query_params)
     if len(params) != len(request.query_params.multi_items()):
         raise DomainError("invalid_request", "a query parameter was given more than once")
-    return parse_query(schema, params)
+    return decode_query(params, shape)
 
 
 def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
     return Response(
-        json.dumps(body, ensure_ascii=False, separators=(",", ":")),
+        msgspec.json.encode(body),  # UTF-8, unescaped, compact: as idempotency.encode stores answers
         status_code=status,
         media_type="application/json",
         headers=headers,
@@ -178,17 +185,17 @@ def _depth(value: Any) -> int:
     return deepest
 
 
-def _lone_surrogate(value: Any) -> str | None:
-    """The field (named as validation names fields) whose key or text holds a lone surrogate, if any."""
+def _holding(value: Any, character: re.Pattern[str]) -> str | None:
+    """The field (named as validation names fields) whose key or text holds `character`, if any."""
     stack: list[tuple[Any, str]] = [(value, "")]
     while stack:
         item, path = stack.pop()
-        if isinstance(item, str) and _SURROGATE.search(item):
+        if isinstance(item, str) and character.search(item):
             return path or "body"
         if isinstance(item, dict):
             for name, child in item.items():
                 field = _printable(name) if not path else f"{path}.{_printable(name)}"
-                if _SURROGATE.search(name):
+                if character.search(name):
                     return field
                 stack.append((child, field))
         elif isinstance(item, list):

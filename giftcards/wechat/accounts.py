@@ -20,10 +20,6 @@ from giftcards.core.isotime import iso
 from giftcards.core.sealing import Keyring
 
 DEFAULT_BASE_URL = "https://api.weixin.qq.com/"
-APPID_PATTERN = "^wx[0-9a-f]{16}$"
-SECRET_PATTERN = "^[A-Za-z0-9]{16,64}$"  # noqa: S105 (a shape, not a secret)
-CALLBACK_TOKEN_PATTERN = "^[A-Za-z0-9_-]{3,64}$"  # noqa: S105
-AES_KEY_PATTERN = "^[A-Za-z0-9+/]{43}$"  # WeChat makes them alphanumeric; any base64 works
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ import pytest
 from giftcards.core.errors import DomainError
 from giftcards.qr.keys import QrKeys
 from giftcards.value import cards, codes
-from tests.support.domain import KEYRING, balance, history, new_card, new_shop, redeem
+from tests.support.domain import KEYRING, answer, balance, history, new_card, new_shop, redeem
 
 
 async def test_an_issued_card_starts_its_ledger_with_one_issue_entry_of_its_amount(
@@ -86,7 +86,7 @@ async def test_refunds_are_tied_to_a_redemption_and_never_exceed_it(db: asyncpg.
     shop = await new_shop(db)
     card = await new_card(db, shop, 10_000)
     _, paid = await redeem(db, shop.api_key, {"code": card["code"], "amount": 4_000})
-    first = await cards.refund(db, shop.principal, redemption_id=paid["id"], amount=1_500)
+    first = answer(await cards.refund(db, shop.principal, redemption_id=paid["id"], amount=1_500))
     assert (first["balance_after"], first["refundable_amount"], first["refund_of"]) == (
         7_500,
         2_500,
@@ -96,14 +96,13 @@ async def test_refunds_are_tied_to_a_redemption_and_never_exceed_it(db: asyncpg.
         await cards.refund(db, shop.principal, redemption_id=paid["id"], amount=2_501)
     assert too_much.value.code == "refund_exceeds_redemption"
     assert too_much.value.extra["refundable_amount"] == 2_500
-    rest = await cards.refund(db, shop.principal, redemption_id=paid["id"], amount=None)
+    rest = answer(await cards.refund(db, shop.principal, redemption_id=paid["id"], amount=None))
     assert (rest["amount"], rest["balance_after"]) == (2_500, 10_000)
     with pytest.raises(DomainError) as nothing_left:
         await cards.refund(db, shop.principal, redemption_id=paid["id"], amount=None)
     assert nothing_left.value.code == "refund_exceeds_redemption"
-    issue_entry = (await cards.list_activities(db, shop.id, card["id"], limit=10, starting_after=None))[
-        "data"
-    ][-1]
+    listing = answer(await cards.list_activities(db, shop.id, card["id"], limit=10, starting_after=None))
+    issue_entry = listing["data"][-1]
     with pytest.raises(DomainError) as not_a_redemption:
         await cards.refund(db, shop.principal, redemption_id=issue_entry["id"], amount=None)
     assert not_a_redemption.value.code == "not_a_redemption"
@@ -118,7 +117,7 @@ async def test_refunds_are_tied_to_a_redemption_and_never_exceed_it(db: asyncpg.
 async def test_block_unblock_and_deactivate_follow_the_card_states(db: asyncpg.Connection) -> None:
     shop = await new_shop(db)
     card = await new_card(db, shop, 1_000)
-    loaded = await cards.change(db, shop.principal, card["id"], "load", amount=500)
+    loaded = answer(await cards.change(db, shop.principal, card["id"], "load", amount=500))
     assert loaded["balance_after"] == 1_500
     with pytest.raises(DomainError) as other_currency:
         await cards.change(db, shop.principal, card["id"], "load", amount=500, currency="USD")
@@ -126,14 +125,14 @@ async def test_block_unblock_and_deactivate_follow_the_card_states(db: asyncpg.C
     with pytest.raises(DomainError) as below_zero:
         await cards.change(db, shop.principal, card["id"], "adjust", amount=-1_501, reason="x")
     assert below_zero.value.code == "insufficient_funds"
-    blocked = await cards.change(db, shop.principal, card["id"], "block")
+    blocked = answer(await cards.change(db, shop.principal, card["id"], "block"))
     assert blocked["card"]["state"] == "blocked"
     assert (await redeem(db, shop.api_key, {"code": card["code"], "amount": 1}))[1]["code"] == "card_blocked"
     await cards.change(db, shop.principal, card["id"], "unblock")
     with pytest.raises(DomainError) as twice:
         await cards.change(db, shop.principal, card["id"], "unblock")
     assert twice.value.code == "invalid_state_transition"
-    gone = await cards.change(db, shop.principal, card["id"], "deactivate", reason="fraud")
+    gone = answer(await cards.change(db, shop.principal, card["id"], "deactivate", reason="fraud"))
     assert (gone["amount"], gone["balance_after"], gone["card"]["state"]) == (-1_500, 0, "deactivated")
     status, refused = await redeem(db, shop.api_key, {"code": card["code"], "amount": 1})
     assert (status, refused["code"]) == (409, "card_deactivated")
@@ -152,7 +151,7 @@ async def test_a_pending_card_is_spent_only_once_activated(db: asyncpg.Connectio
     assert card["state"] == "pending"
     status, refused = await redeem(db, shop.api_key, {"code": card["code"], "amount": 1})
     assert (status, refused["code"]) == (409, "card_not_active")
-    activated = await cards.change(db, shop.principal, card["id"], "activate")
+    activated = answer(await cards.change(db, shop.principal, card["id"], "activate"))
     assert (activated["amount"], activated["card"]["state"]) == (0, "active")
     assert (await redeem(db, shop.api_key, {"code": card["code"], "amount": 2_000}))[1]["balance_after"] == 0
 

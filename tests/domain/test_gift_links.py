@@ -10,7 +10,7 @@ import pytest
 
 from giftcards.core.errors import DomainError
 from giftcards.gifting import gift_links
-from tests.support.domain import KEYRING, PUBLIC_URL, Shop, balance, new_gift, new_shop, owner_of
+from tests.support.domain import KEYRING, PUBLIC_URL, Shop, answer, balance, new_gift, new_shop, owner_of
 from tests.support.gifts import FRIEND, GIFTER, secret_of
 
 STRANGER = "o_stranger_openid_0003"
@@ -49,7 +49,7 @@ async def test_a_revoked_gift_goes_back_to_its_gifter_and_its_link_says_so(db: a
     with pytest.raises(DomainError) as not_theirs:
         await gift_links.revoke(db, shop.id, gift["id"], by_owner=STRANGER)
     assert not_theirs.value.code == "gift_not_found"
-    revoked = await gift_links.revoke(db, shop.id, gift["id"], by_owner=GIFTER)
+    revoked = answer(await gift_links.revoke(db, shop.id, gift["id"], by_owner=GIFTER))
     assert revoked["state"] == "revoked"
     assert await owner_of(db, gift["card"]["id"]) == GIFTER
     assert await refusal(db, gift["link"], FRIEND) == "gift_revoked"

@@ -111,11 +111,11 @@ async def test_audit_exits_non_zero_on_a_mismatch(database_url: str, db: asyncpg
     principal = Principal("api_key", "key_cli", merchant_id)
     card = await issue(db, Keyring(MASTER_KEY), principal, CardSpec(amount=700))
     await db.execute("SET session_replication_role = replica")
-    await db.execute("UPDATE cards SET balance = 1 WHERE id = $1", card["id"])
+    await db.execute("UPDATE cards SET balance = 1 WHERE id = $1", card.id)
     await db.execute("SET session_replication_role = origin")
     broken = run_cli("audit", env=env)
     assert broken.returncode == 1
-    assert "1 MISMATCH" in broken.stdout and card["id"] in broken.stdout
+    assert "1 MISMATCH" in broken.stdout and card.id in broken.stdout
 
 
 def test_migrate_reports_and_bad_settings_name_the_variable(database_url: str) -> None:

@@ -35,8 +35,8 @@ async def run_sequence(dsn: str, initial: int, steps: list[tuple[object, ...]]) 
     db = await asyncpg.connect(dsn)
     try:
         merchant = await create_merchant(db, KEYRING, name="Props")
-        principal = Principal("api_key", merchant["api_key"]["id"], merchant["id"])
-        card_id = (await issue(db, KEYRING, principal, CardSpec(amount=initial)))["id"]
+        principal = Principal("api_key", merchant.api_key.id, merchant.id)
+        card_id = (await issue(db, KEYRING, principal, CardSpec(amount=initial))).id
         actor = ledger.Actor.of(principal)
         redemptions: list[int] = []
         for step in steps:

@@ -20,9 +20,9 @@ INSERT_ENTRY = """INSERT INTO ledger_entries
 
 async def new_card(db: asyncpg.Connection, amount: int = 1_000) -> tuple[str, str]:
     merchant = await create_merchant(db, KEYRING, name="Rules")
-    principal = Principal("api_key", merchant["api_key"]["id"], merchant["id"])
+    principal = Principal("api_key", merchant.api_key.id, merchant.id)
     card = await issue(db, KEYRING, principal, CardSpec(amount=amount))
-    return merchant["id"], card["id"]
+    return merchant.id, card.id
 
 
 async def insert_entry(

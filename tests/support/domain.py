@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
+import msgspec
 
 from giftcards.core.errors import DomainError
 from giftcards.core.idempotency import Outcome, request_fingerprint
@@ -23,6 +24,13 @@ from giftcards.value.cards import CardSpec, issue
 from tests.support.api import MASTER_KEY
 
 KEYRING = Keyring(MASTER_KEY)
+
+
+def answer(shape: Any) -> dict[str, Any]:
+    """A domain answer (a msgspec Struct) as the JSON object a client gets."""
+    return msgspec.to_builtins(shape)  # type: ignore[no-any-return]
+
+
 PUBLIC_URL = "https://gifts.example"
 
 
@@ -40,12 +48,12 @@ class Shop:
 
 async def new_shop(db: asyncpg.Connection, name: str = "Maison Lumière") -> Shop:
     merchant = await create_merchant(db, KEYRING, name=name)
-    key = merchant["api_key"]
-    return Shop(Principal("api_key", key["id"], merchant["id"]), key["secret"])
+    key = merchant.api_key
+    return Shop(Principal("api_key", key.id, merchant.id), str(key.secret))
 
 
 async def new_card(db: asyncpg.Connection, shop: Shop, amount: int = 10_000, **spec: Any) -> dict[str, Any]:
-    return await issue(db, KEYRING, shop.principal, CardSpec(amount=amount, **spec))
+    return answer(await issue(db, KEYRING, shop.principal, CardSpec(amount=amount, **spec)))
 
 
 async def new_till(
@@ -53,12 +61,12 @@ async def new_till(
 ) -> str:
     """The token of a till enrolled in `store_id`, or in a new store of the shop made of `store`."""
     if store_id is None:
-        store_id = (await terminals.create_store(db, shop.id, name="Jing'an", **store))["id"]
+        store_id = (await terminals.create_store(db, shop.id, name="Jing'an", **store)).id
     till = await terminals.create_terminal(
         db, KEYRING, shop.id, store_id=store_id, label="Till 1", role=role, api_key_id=shop.principal.id
     )
-    enrolled = await terminals.enroll(db, KEYRING, till["enrollment"]["code"], client=None)
-    return str(enrolled["token"])
+    enrolled = await terminals.enroll(db, KEYRING, till.enrollment.code, client=None)  # type: ignore[union-attr]
+    return str(enrolled.token)
 
 
 async def redeem(
@@ -104,7 +112,7 @@ async def balance(db: asyncpg.Connection, card_id: str) -> int:
 async def new_design(db: asyncpg.Connection, shop: Shop, **spec: Any) -> dict[str, Any]:
     """A Qixi design of 520.00 CNY cards unless `spec` says otherwise."""
     fields = {"name": "七夕 Qixi", "occasion": "qixi", "denominations": (52000,), **spec}
-    return await designs.create(db, shop.id, DesignSpec(**fields))
+    return answer(await designs.create(db, shop.id, DesignSpec(**fields)))
 
 
 async def new_gift(
@@ -123,7 +131,7 @@ async def new_gift(
         gifter_id=gifter,
         details=GiftDetails(sender_name="小明", recipient_name="小红", **details),
     )
-    return await gifts.purchase(db, KEYRING, shop.principal, order, public_url=PUBLIC_URL)
+    return answer(await gifts.purchase(db, KEYRING, shop.principal, order, public_url=PUBLIC_URL))
 
 
 async def owner_of(db: asyncpg.Connection, card_id: str) -> str | None:

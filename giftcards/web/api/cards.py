@@ -2,155 +2,55 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator
 from typing import Any
 
+import msgspec
 from starlette.responses import Response, StreamingResponse
 
 from giftcards.core import idempotency
-from giftcards.core.errors import DomainError
+from giftcards.core.errors import DomainError, ValidationError
+from giftcards.core.shapes import Page, PageQuery, decode
 from giftcards.qr import images as qr
 from giftcards.value import cards, ledger
 from giftcards.value import redemption as redemptions
 from giftcards.value.cards import CardRef, CardSpec
+from giftcards.value.shapes import (
+    Activity,
+    Adjust,
+    Card,
+    CardBatch,
+    CardCode,
+    CardQuery,
+    CardReference,
+    IssueBatch,
+    IssueCard,
+    Load,
+    Redeem,
+    Refund,
+    StateChange,
+    StaticQr,
+)
 from giftcards.web.api.terminals import staff_guard
 from giftcards.web.calls import Call, Result, client_address, credential, endpoint, outcome_response
-from giftcards.web.openapi import list_of
-from giftcards.web.routing import Api, parse_json
-from giftcards.web.validation import parse_datetime
+from giftcards.web.routing import Api, read_object
 
-AMOUNT = {"type": "integer", "minimum": 1, "maximum": ledger.MAX_AMOUNT, "description": "Minor units (fen)"}
-SIGNED_AMOUNT = {
-    "type": "integer",
-    "minimum": -ledger.MAX_AMOUNT,
-    "maximum": ledger.MAX_AMOUNT,
-    "description": "Minor units, not zero: positive adds, negative takes",
-}
-CURRENCY = {
-    "type": "string",
-    "pattern": "^[A-Z]{3}$",
-    "x-pattern-message": "must be an ISO 4217 code such as CNY",
-}
-REFERENCE = {"type": "string", "maxLength": 200, "description": "Your reference, e.g. the till receipt"}
-SHORT_TEXT = {"type": "string", "minLength": 1, "maxLength": 100}
-CODE = {"type": "string", "minLength": 1, "maxLength": 64, "description": "The card code as typed"}
-QR_PAYLOAD = {"type": "string", "minLength": 1, "maxLength": 512, "description": "The scanned QR payload"}
-CARD_FIELDS = {
-    "amount": AMOUNT,
-    "currency": CURRENCY,
-    "expires_at": {"type": "string", "format": "date-time"},
-    "campaign": SHORT_TEXT,
-    "design_id": SHORT_TEXT,
-    "state": {
-        "type": "string",
-        "enum": ["active", "pending"],
-        "description": "pending cards need activation",
-    },
-}
-ONE_CARD_REF = {
-    "oneOf": [{"required": ["code"]}, {"required": ["qr_payload"]}],
-    "x-oneof-message": "give exactly one of code and qr_payload",
-}
-LIST_LIMIT = {"type": "integer", "minimum": 1, "maximum": 100}
-REDEEM_BODY = {
-    "type": "object",
-    "required": ["amount"],
-    "additionalProperties": False,
-    **ONE_CARD_REF,
-    "properties": {
-        "code": CODE,
-        "qr_payload": QR_PAYLOAD,
-        "amount": AMOUNT,
-        "currency": CURRENCY,
-        "allow_partial": {
-            "type": "boolean",
-            "description": "take what there is and report the remainder due",
-        },
-        "reference": REFERENCE,
-    },
-}
+# The redemption handler reads its own body (admits_itself): it is decoded as Redeem for its refusals only;
+# the document as sent is what value/redemption.prepare and the request fingerprint take.
 
 
-def _spec(body: dict[str, Any]) -> CardSpec:
-    expires = body.get("expires_at")
+def _spec(body: IssueCard) -> CardSpec:
     return CardSpec(
-        amount=body["amount"],
-        currency=body.get("currency", "CNY"),
-        expires_at=parse_datetime(expires) if expires else None,
-        campaign=body.get("campaign"),
-        design_id=body.get("design_id"),
-        pending=body.get("state") == "pending",
+        amount=body.amount,
+        currency=body.currency,
+        expires_at=body.expires_at,
+        campaign=body.campaign,
+        design_id=body.design_id,
+        pending=body.state == "pending",
     )
-
-
-def _ref(body: dict[str, Any]) -> CardRef:
-    return CardRef(code=body.get("code"), qr_payload=body.get("qr_payload"))
 
 
 def register(api: Api) -> None:
-    card = api.schema(
-        "Card",
-        {
-            "type": "object",
-            "properties": {
-                "id": {"type": "string"},
-                "object": {"const": "card"},
-                "state": {
-                    "type": "string",
-                    "enum": ["pending", "active", "blocked", "deactivated", "expired"],
-                },
-                "balance": {"type": "integer"},
-                "currency": {"type": "string"},
-                "initial_amount": {"type": "integer"},
-                "expires_at": {"type": ["string", "null"]},
-                "campaign": {"type": ["string", "null"]},
-                "design_id": {"type": ["string", "null"]},
-                "batch_id": {"type": ["string", "null"]},
-                "owner_id": {"type": ["string", "null"]},
-                "code_last4": {"type": "string"},
-                "code": {"type": "string", "description": "Only in the answer that issues the card"},
-                "created_at": {"type": "string"},
-                "updated_at": {"type": "string"},
-            },
-        },
-    )
-    activity = api.schema(
-        "Activity",
-        {
-            "type": "object",
-            "properties": {
-                "id": {"type": "string"},
-                "object": {"const": "activity"},
-                "type": {"type": "string", "enum": list(ledger.KINDS)},
-                "card": {"oneOf": [{"type": "string"}, {"type": "object"}]},
-                "amount": {"type": "integer"},
-                "balance_after": {"type": "integer"},
-                "currency": {"type": "string"},
-                "amount_taken": {"type": "integer"},
-                "requested_amount": {"type": "integer"},
-                "remainder_due": {"type": "integer"},
-                "refundable_amount": {"type": ["integer", "null"]},
-                "refund_of": {"type": ["string", "null"]},
-                "created_at": {"type": "string"},
-            },
-        },
-    )
-    batch = api.schema(
-        "CardBatch",
-        {
-            "type": "object",
-            "properties": {
-                "id": {"type": "string"},
-                "object": {"const": "card_batch"},
-                "count": {"type": "integer"},
-                "amount": {"type": "integer"},
-                "currency": {"type": "string"},
-                "created_at": {"type": "string"},
-            },
-        },
-    )
-
     @endpoint(
         api,
         "POST",
@@ -159,13 +59,8 @@ def register(api: Api) -> None:
         tag="cards",
         auth=("api_key",),
         idempotent=True,
-        body={
-            "type": "object",
-            "required": ["amount"],
-            "additionalProperties": False,
-            "properties": CARD_FIELDS,
-        },
-        responses={201: card},
+        body=IssueCard,
+        responses={201: Card},
         no_store=True,
     )
     async def issue_card(call: Call) -> Result:
@@ -179,20 +74,12 @@ def register(api: Api) -> None:
         tag="cards",
         auth=("api_key",),
         idempotent=True,
-        body={
-            "type": "object",
-            "required": ["count", "amount"],
-            "additionalProperties": False,
-            "properties": {
-                "count": {"type": "integer", "minimum": 1, "maximum": cards.BATCH_MAX},
-                **CARD_FIELDS,
-            },
-        },
-        responses={201: batch},
+        body=IssueBatch,
+        responses={201: CardBatch},
     )
     async def issue_batch(call: Call) -> Result:
         return 201, await cards.issue_batch(
-            call.conn, call.rt.keyring, call.principal, _spec(call.body), call.body["count"]
+            call.conn, call.rt.keyring, call.principal, _spec(call.body), call.body.count
         )
 
     @endpoint(
@@ -202,7 +89,7 @@ def register(api: Api) -> None:
         summary="A card batch",
         tag="cards",
         auth=("api_key",),
-        responses={200: batch},
+        responses={200: CardBatch},
     )
     async def get_batch(call: Call) -> Result:
         return 200, await cards.get_batch(call.conn, call.merchant_id, call.path["batch_id"])
@@ -222,7 +109,7 @@ def register(api: Api) -> None:
         await cards.get_batch(call.conn, call.merchant_id, call.path["batch_id"])
         rows = cards.batch_codes(call.conn, call.rt.keyring, call.merchant_id, call.path["batch_id"])
         # The stream is consumed while the request's connection is still held (see calls._serve).
-        lines = [json.dumps(row) + "\n" async for row in rows]
+        lines = [msgspec.json.encode(row) + b"\n" async for row in rows]
         return StreamingResponse(_iterate(lines), media_type="application/x-ndjson")
 
     @endpoint(
@@ -232,35 +119,21 @@ def register(api: Api) -> None:
         summary="List cards, newest first",
         tag="cards",
         auth=("api_key",),
-        query={
-            "type": "object",
-            "additionalProperties": False,
-            "properties": {
-                "limit": LIST_LIMIT,
-                "starting_after": {"type": "string", "maxLength": 64},
-                "state": {
-                    "type": "string",
-                    "enum": ["pending", "active", "blocked", "deactivated", "expired"],
-                },
-                "campaign": SHORT_TEXT,
-                "created_gte": {"type": "string", "format": "date-time"},
-                "created_lt": {"type": "string", "format": "date-time"},
-            },
-        },
-        responses={200: list_of(card)},
+        query=CardQuery,
+        responses={200: Page[Card]},
         no_store=True,
     )
     async def list_cards(call: Call) -> Result:
-        q = call.query
+        q: CardQuery = call.query
         return 200, await cards.list_cards(
             call.conn,
             call.merchant_id,
-            limit=q.get("limit", cards.PAGE_LIMIT_DEFAULT),
-            starting_after=q.get("starting_after"),
-            state=q.get("state"),
-            campaign=q.get("campaign"),
-            created_gte=parse_datetime(q["created_gte"]) if "created_gte" in q else None,
-            created_lt=parse_datetime(q["created_lt"]) if "created_lt" in q else None,
+            limit=q.limit,
+            starting_after=q.starting_after,
+            state=q.state,
+            campaign=q.campaign,
+            created_gte=q.created_gte,
+            created_lt=q.created_lt,
         )
 
     @endpoint(
@@ -270,7 +143,7 @@ def register(api: Api) -> None:
         summary="A card",
         tag="cards",
         auth=("api_key",),
-        responses={200: card},
+        responses={200: Card},
         no_store=True,
     )
     async def get_card(call: Call) -> Result:
@@ -283,12 +156,12 @@ def register(api: Api) -> None:
         summary="Show a card's code again",
         tag="cards",
         auth=("api_key",),
-        responses={200: {"type": "object", "properties": {"code": {"type": "string"}}}},
+        responses={200: CardCode},
         no_store=True,
     )
     async def reveal_code(call: Call) -> Result:
         code = await cards.reveal_code(call.conn, call.rt.keyring, call.merchant_id, call.path["card_id"])
-        return 200, {"object": "card_code", "card": call.path["card_id"], "code": code}
+        return 200, CardCode(card=call.path["card_id"], code=code)
 
     @endpoint(
         api,
@@ -297,13 +170,13 @@ def register(api: Api) -> None:
         summary="A card's static signed QR payload",
         tag="cards",
         auth=("api_key",),
-        responses={200: {"type": "object", "properties": {"payload": {"type": "string"}}}},
+        responses={200: StaticQr},
         no_store=True,
     )
     async def card_qr(call: Call) -> Result:
         card_id = call.path["card_id"]
         payload = await cards.static_qr(call.conn, call.rt.qr_keys, call.merchant_id, card_id)
-        return 200, {"object": "qr_payload", "card": card_id, "payload": payload, "length": len(payload)}
+        return 200, StaticQr(card=card_id, payload=payload, length=len(payload))
 
     @endpoint(
         api,
@@ -327,20 +200,16 @@ def register(api: Api) -> None:
         summary="A card's ledger, newest first",
         tag="activities",
         auth=("api_key",),
-        query={
-            "type": "object",
-            "additionalProperties": False,
-            "properties": {"limit": LIST_LIMIT, "starting_after": {"type": "string", "maxLength": 64}},
-        },
-        responses={200: list_of(activity)},
+        query=PageQuery,
+        responses={200: Page[Activity]},
     )
     async def list_activities(call: Call) -> Result:
         return 200, await cards.list_activities(
             call.conn,
             call.merchant_id,
             call.path["card_id"],
-            limit=call.query.get("limit", cards.PAGE_LIMIT_DEFAULT),
-            starting_after=call.query.get("starting_after"),
+            limit=call.query.limit,
+            starting_after=call.query.starting_after,
         )
 
     @endpoint(
@@ -350,7 +219,7 @@ def register(api: Api) -> None:
         summary="One activity",
         tag="activities",
         auth=("api_key",),
-        responses={200: activity},
+        responses={200: Activity},
     )
     async def get_activity(call: Call) -> Result:
         entry_id = ledger.parse_activity_id(call.path["activity_id"])
@@ -363,17 +232,12 @@ def register(api: Api) -> None:
         summary="Find a card by its code or QR payload",
         tag="redemptions",
         auth=("api_key", "terminal"),
-        body={
-            "type": "object",
-            "additionalProperties": False,
-            **ONE_CARD_REF,
-            "properties": {"code": CODE, "qr_payload": QR_PAYLOAD},
-        },
-        responses={200: card},
+        body=CardReference,
+        responses={200: Card},
         no_store=True,
     )
     async def lookup(call: Call) -> Result:
-        ref = _ref(call.body)
+        ref = CardRef(code=call.body.code or None, qr_payload=call.body.qr_payload or None)
         return 200, await staff_guard(  # a terminal's role, rate limit and staff log
             call,
             "lookup",
@@ -390,16 +254,19 @@ def register(api: Api) -> None:
         tag="redemptions",
         auth=("api_key", "terminal"),
         idempotent=True,
-        body=REDEEM_BODY,
-        responses={201: activity},
+        body=Redeem,
+        responses={201: Activity},
         admits_itself=True,  # the redemption statement authenticates (value/redemption.py)
     )
     async def redeem(call: Call) -> Result:
         request, rt = call.request, call.rt
         token_kind, token = credential(request, ("api_key", "terminal"))
         raw = await request.body()
+        body: dict[str, Any] | None = None
+        invalid: DomainError | None = None
         try:
-            body, invalid = parse_json(raw, request.headers.get("content-type", ""), REDEEM_BODY), None
+            body = read_object(raw, request.headers.get("content-type", ""))
+            decode(body, Redeem)
         except DomainError as exc:  # answered once the database has found the credential good
             body, invalid = None, exc
         redemption = await redemptions.prepare(
@@ -424,79 +291,42 @@ def register(api: Api) -> None:
         tag="redemptions",
         auth=("api_key", "terminal"),
         idempotent=True,
-        body={
-            "type": "object",
-            "required": ["redemption"],
-            "additionalProperties": False,
-            "properties": {
-                "redemption": {"type": "string", "maxLength": 64},
-                "amount": AMOUNT,
-                "reference": REFERENCE,
-            },
-        },
-        responses={201: activity},
+        body=Refund,
+        responses={201: Activity},
     )
     async def refund(call: Call) -> Result:
-        b = call.body
+        b: Refund = call.body
         return 201, await staff_guard(
             call,
             "refund",
             lambda: cards.refund(
                 call.conn,
                 call.principal,
-                redemption_id=b["redemption"],
-                amount=b.get("amount"),
-                reference=b.get("reference"),
+                redemption_id=b.redemption,
+                amount=b.amount,
+                reference=b.reference,
                 idempotency_key=call.idempotency_key,
             ),
-            amount=b.get("amount"),
-            redemption=b["redemption"],
+            amount=b.amount,
+            redemption=b.redemption,
         )
 
-    money_body = {
-        "type": "object",
-        "required": ["amount"],
-        "additionalProperties": False,
-        "properties": {"amount": AMOUNT, "currency": CURRENCY, "reference": REFERENCE},
-    }
-    adjust_body = {
-        "type": "object",
-        "required": ["amount", "reason"],
-        "additionalProperties": False,
-        "properties": {
-            "amount": SIGNED_AMOUNT,
-            "reason": {"type": "string", "minLength": 1, "maxLength": 200},
-            "reference": REFERENCE,
-        },
-    }
-    state_body = {
-        "type": "object",
-        "additionalProperties": False,
-        "properties": {
-            "reason": {"type": "string", "minLength": 1, "maxLength": 200},
-            "reference": REFERENCE,
-        },
-    }
     for kind, body, summary in (
-        ("load", money_body, "Add value to a card"),
-        ("adjust", adjust_body, "Correct a balance, with a reason"),
-        ("activate", state_body, "Activate a pending card"),
-        ("block", state_body, "Block a card (reversible)"),
-        ("unblock", state_body, "Unblock a card"),
-        ("deactivate", state_body, "Deactivate a card for good (its balance is written off)"),
+        ("load", Load, "Add value to a card"),
+        ("adjust", Adjust, "Correct a balance, with a reason"),
+        ("activate", StateChange, "Activate a pending card"),
+        ("block", StateChange, "Block a card (reversible)"),
+        ("unblock", StateChange, "Unblock a card"),
+        ("deactivate", StateChange, "Deactivate a card for good (its balance is written off)"),
     ):
-        _register_change(api, kind, body, summary, activity)
+        _register_change(api, kind, body, summary)
 
 
-def _register_change(
-    api: Api, kind: str, body: dict[str, Any], summary: str, activity: dict[str, Any]
-) -> None:
+def _register_change(api: Api, kind: str, body: type[Load | Adjust | StateChange], summary: str) -> None:
     async def change(call: Call) -> Result:
         b = call.body
-        amount = b.get("amount")
+        amount = getattr(b, "amount", None)
         if kind == "adjust" and amount == 0:
-            from giftcards.core.errors import ValidationError
-
             raise ValidationError([{"field": "amount", "message": "must not be zero"}])
         return 201, await cards.change(
             call.conn,
@@ -504,9 +334,9 @@ def _register_change(
             call.path["card_id"],
             kind,
             amount=amount,
-            currency=b.get("currency"),
-            reason=b.get("reason"),
-            reference=b.get("reference"),
+            currency=getattr(b, "currency", None),
+            reason=getattr(b, "reason", None),
+            reference=b.reference,
             idempotency_key=call.idempotency_key,
         )
 
@@ -520,10 +350,10 @@ def _register_change(
         auth=("api_key",),
         idempotent=True,
         body=body,
-        responses={201: activity},
+        responses={201: Activity},
     )(change)
 
 
-async def _iterate(lines: list[str]) -> AsyncIterator[str]:
+async def _iterate(lines: list[bytes]) -> AsyncIterator[bytes]:
     for line in lines:
         yield line

@@ -9,9 +9,10 @@ import base64
 from typing import Any
 
 from giftcards.gifting import card_access, customise, gift_links, gifts
+from giftcards.gifting.shapes import CardPageQrQuery, ComposedGift, GiftPreview, Owner
 from giftcards.qr import images as qr
 from giftcards.web.api.designs import UPLOAD, read_image
-from giftcards.web.api.gifts import AMOUNT, GIFT_FIELDS, ID, OWNER_ID, gift_details, png
+from giftcards.web.api.gifts import gift_details, png
 from giftcards.web.calls import Call, Result, acquire, endpoint
 from giftcards.web.routing import Api
 
@@ -56,12 +57,7 @@ def register(api: Api) -> None:
         "/v1/gift_links/{secret}/claim",
         summary="Claim a gift: the card becomes the claimant's, with a card-page link only they get",
         tag="gift links",
-        body={
-            "type": "object",
-            "required": ["owner_id"],
-            "additionalProperties": False,
-            "properties": {"owner_id": OWNER_ID},
-        },
+        body=Owner,
         responses={200: {"type": "object", "properties": {"card_url": {"type": "string"}}}},
         no_store=True,
     )
@@ -70,7 +66,7 @@ def register(api: Api) -> None:
             call.conn,
             call.rt.keyring,
             call.path["secret"],
-            call.body["owner_id"],
+            call.body.owner_id,
             public_url=call.rt.settings.public_url,
         )
 
@@ -93,18 +89,14 @@ def register(api: Api) -> None:
         "/v1/card_pages/{token}/qr",
         summary="A fresh rotating QR for the till (good for its 30 s step and the next); fetch every 20 s",
         tag="card pages",
-        query={
-            "type": "object",
-            "additionalProperties": False,
-            "properties": {"image": {"type": "string", "enum": ["svg", "png", "none"]}},
-        },
+        query=CardPageQrQuery,
         responses={200: {"type": "object", "properties": {"payload": {"type": "string"}}}},
         no_store=True,
     )
     async def card_page_qr(call: Call) -> Result:
         access = await card_access.resolve(call.conn, call.rt.keyring, call.path["token"])
         answer: dict[str, Any] = await card_access.rotating_qr(call.conn, call.rt.qr_keys, access)
-        kind = call.query.get("image", "svg")
+        kind = call.query.image
         if kind == "svg":
             answer["image"] = _data_url("image/svg+xml", qr.render_svg(answer["payload"]))
         elif kind == "png":
@@ -160,32 +152,25 @@ def register(api: Api) -> None:
         async with acquire(rt) as conn:
             return 201, await customise.upload_photo(conn, rt.keyring, token, clean)
 
-    composed = {"design_id": ID, "amount": AMOUNT, **GIFT_FIELDS}
-
     @endpoint(
         api,
         "POST",
         "/v1/customise/{token}/preview",
         summary="The picture of the gift being composed (PNG)",
         tag="customise",
-        body={
-            "type": "object",
-            "required": ["design_id", "amount"],
-            "additionalProperties": False,
-            "properties": composed,
-        },
+        body=GiftPreview,
         media_type="image/png",
         responses={200: {"type": "string", "format": "binary"}},
     )
     async def customise_preview(call: Call) -> Result:
-        b = call.body
+        b: GiftPreview = call.body
         art = await customise.preview(
             call.conn,
             call.rt.keyring,
             call.path["token"],
-            design_id=b["design_id"],
-            amount=b["amount"],
-            details=gift_details(b, names_required=False),
+            design_id=b.design_id,
+            amount=b.amount,
+            details=gift_details(b),
         )
         return await png(art)
 
@@ -195,23 +180,18 @@ def register(api: Api) -> None:
         "/v1/customise/{token}/send",
         summary="Send the composed gift (once per link): the answer holds the link to share",
         tag="customise",
-        body={
-            "type": "object",
-            "required": ["design_id", "amount", "sender_name", "recipient_name"],
-            "additionalProperties": False,
-            "properties": composed,
-        },
+        body=ComposedGift,
         responses={201: _OBJECT},
         no_store=True,
     )
     async def customise_send(call: Call) -> Result:
-        b = call.body
+        b: ComposedGift = call.body
         return 201, await customise.complete(
             call.conn,
             call.rt.keyring,
             call.path["token"],
-            design_id=b["design_id"],
-            amount=b["amount"],
+            design_id=b.design_id,
+            amount=b.amount,
             details=gift_details(b),
             public_url=call.rt.settings.public_url,
         )

@@ -7,67 +7,41 @@ log); a redemption's checks are the redemption statement's own.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, TypeVar
 
 import asyncpg
 from starlette.responses import Response
 
 from giftcards.core.errors import DomainError
+from giftcards.core.shapes import Page, given
 from giftcards.runtime import Runtime
 from giftcards.stores import guard, ratelimit, staff_log, terminals
 from giftcards.stores.merchants import Principal
-from giftcards.value import cards, ledger
+from giftcards.stores.shapes import (
+    BlockCard,
+    CreateStore,
+    CreateTerminal,
+    Enroll,
+    StaffLogEntry,
+    StaffLogFilters,
+    StaffLogQuery,
+    Store,
+    StoreChange,
+    Terminal,
+    TerminalChange,
+    TerminalQuery,
+    TerminalRedemption,
+)
+from giftcards.value import cards
 from giftcards.value.cards import CardRef
+from giftcards.value.shapes import Activity
 from giftcards.web.calls import Call, Result, client_address, endpoint, register_authenticator
-from giftcards.web.openapi import list_of
 from giftcards.web.routing import Api
-from giftcards.web.validation import parse_datetime
 
-PLAIN = "^[^\\x00-\\x1f\\x7f]+$"  # no control characters
-ID = {
-    "type": "string",
-    "minLength": 1,
-    "maxLength": 64,
-    "pattern": "^[a-z0-9_]+$",
-    "x-pattern-message": "is not an id",
-}
-ROLE = {"type": "string", "enum": list(terminals.ROLES)}
-LABEL = {"type": "string", "minLength": 1, "maxLength": 100, "pattern": PLAIN}
-STORE_FIELDS = {
-    "name": {"type": "string", "minLength": 1, "maxLength": 200, "pattern": PLAIN},
-    "redeem_limit": {
-        "type": ["integer", "null"],
-        "minimum": 1,
-        "maximum": ledger.MAX_AMOUNT,
-        "description": "The most a clerk terminal may take in one redemption, in minor units; null: no limit",
-    },
-    "timezone": {
-        "type": "string",
-        "minLength": 1,
-        "maxLength": 64,
-        "pattern": "^[A-Za-z0-9_+/-]+$",
-        "x-pattern-message": "must be an IANA time zone, e.g. Asia/Shanghai",
-        "description": "IANA, e.g. Asia/Shanghai",
-    },
-}
-LOG_FILTERS = {
-    "terminal": ID,
-    "store": ID,
-    "action": {"type": "string", "enum": list(staff_log.ACTIONS)},
-    "outcome": {
-        "type": "string",
-        "pattern": "^[a-z_]{2,40}$",
-        "x-pattern-message": "must be ok or a problem code",
-    },
-    "flagged": {"type": "boolean"},
-    "created_gte": {"type": "string", "format": "date-time"},
-    "created_lt": {"type": "string", "format": "date-time"},
-}
+T = TypeVar("T")
 
 
-async def staff_guard(
-    call: Call, action: str, work: Callable[[], Awaitable[dict[str, Any]]], **details: Any
-) -> dict[str, Any]:
+async def staff_guard(call: Call, action: str, work: Callable[[], Awaitable[T]], **details: Any) -> T:
     """`work` as the calling terminal may do it, recorded in the staff log (stores/guard.py)."""
     return await guard.guarded(
         call.conn,
@@ -84,15 +58,15 @@ async def _terminal(conn: asyncpg.Connection, rt: Runtime, token: str) -> Princi
     return await terminals.authenticate(conn, rt.keyring, token)
 
 
-def _filters(q: dict[str, Any]) -> staff_log.Filters:
+def _filters(q: StaffLogFilters) -> staff_log.Filters:
     return staff_log.Filters(
-        terminal_id=q.get("terminal"),
-        store_id=q.get("store"),
-        action=q.get("action"),
-        outcome=q.get("outcome"),
-        flagged=q.get("flagged"),
-        created_gte=parse_datetime(q["created_gte"]) if "created_gte" in q else None,
-        created_lt=parse_datetime(q["created_lt"]) if "created_lt" in q else None,
+        terminal_id=q.terminal,
+        store_id=q.store,
+        action=q.action,
+        outcome=q.outcome,
+        flagged=q.flagged,
+        created_gte=q.created_gte,
+        created_lt=q.created_lt,
     )
 
 
@@ -103,69 +77,6 @@ def register(api: Api) -> None:
 
 
 def _register_back_office(api: Api) -> None:
-    store = api.schema(
-        "Store",
-        {
-            "type": "object",
-            "properties": {
-                "id": {"type": "string"},
-                "object": {"const": "store"},
-                "name": {"type": "string"},
-                "redeem_limit": {"type": ["integer", "null"]},
-                "timezone": {"type": "string"},
-                "created_at": {"type": "string"},
-                "updated_at": {"type": "string"},
-            },
-        },
-    )
-    terminal = api.schema(
-        "Terminal",
-        {
-            "type": "object",
-            "properties": {
-                "id": {"type": "string"},
-                "object": {"const": "terminal"},
-                "store": {"oneOf": [{"type": "string"}, store]},
-                "label": {"type": "string"},
-                "role": ROLE,
-                "state": {"type": "string", "enum": ["awaiting_enrollment", "active", "revoked"]},
-                "token_last4": {"type": ["string", "null"]},
-                "enrolled_at": {"type": ["string", "null"]},
-                "revoked_at": {"type": ["string", "null"]},
-                "flagged_at": {"type": ["string", "null"]},
-                "created_at": {"type": "string"},
-                "enrollment": {
-                    "type": "object",
-                    "description": "Only when the terminal is created or rotated: the one-time code",
-                    "properties": {"code": {"type": "string"}, "expires_at": {"type": "string"}},
-                },
-                "token": {"type": "string", "description": "Only in the enrollment answer"},
-            },
-        },
-    )
-    log_entry = api.schema(
-        "StaffLogEntry",
-        {
-            "type": "object",
-            "properties": {
-                "id": {"type": "string"},
-                "object": {"const": "staff_log_entry"},
-                "terminal": {"type": "string"},
-                "store": {"type": "string"},
-                "action": {"type": "string", "enum": list(staff_log.ACTIONS)},
-                "outcome": {"type": "string", "description": "ok, or the problem code of the refusal"},
-                "card": {"type": ["string", "null"]},
-                "code_last4": {"type": ["string", "null"]},
-                "amount": {"type": ["integer", "null"]},
-                "currency": {"type": ["string", "null"]},
-                "activity": {"type": ["string", "null"]},
-                "flagged": {"type": "boolean"},
-                "client_address": {"type": ["string", "null"]},
-                "created_at": {"type": "string"},
-            },
-        },
-    )
-
     @endpoint(
         api,
         "POST",
@@ -174,22 +85,13 @@ def _register_back_office(api: Api) -> None:
         tag="stores",
         auth=("api_key",),
         idempotent=True,
-        body={
-            "type": "object",
-            "required": ["name"],
-            "additionalProperties": False,
-            "properties": STORE_FIELDS,
-        },
-        responses={201: store},
+        body=CreateStore,
+        responses={201: Store},
     )
     async def create_store(call: Call) -> Result:
-        b = call.body
+        b: CreateStore = call.body
         return 201, await terminals.create_store(
-            call.conn,
-            call.merchant_id,
-            name=b["name"],
-            redeem_limit=b.get("redeem_limit"),
-            timezone=b.get("timezone", "Asia/Shanghai"),
+            call.conn, call.merchant_id, name=b.name, redeem_limit=b.redeem_limit, timezone=b.timezone
         )
 
     @endpoint(
@@ -199,14 +101,10 @@ def _register_back_office(api: Api) -> None:
         summary="List stores",
         tag="stores",
         auth=("api_key",),
-        responses={200: list_of(store)},
+        responses={200: Page[Store]},
     )
     async def list_stores(call: Call) -> Result:
-        return 200, {
-            "object": "list",
-            "data": await terminals.list_stores(call.conn, call.merchant_id),
-            "has_more": False,
-        }
+        return 200, Page(data=await terminals.list_stores(call.conn, call.merchant_id))
 
     @endpoint(
         api,
@@ -215,7 +113,7 @@ def _register_back_office(api: Api) -> None:
         summary="A store",
         tag="stores",
         auth=("api_key",),
-        responses={200: store},
+        responses={200: Store},
     )
     async def get_store(call: Call) -> Result:
         return 200, await terminals.get_store(call.conn, call.merchant_id, call.path["store_id"])
@@ -228,12 +126,12 @@ def _register_back_office(api: Api) -> None:
         tag="stores",
         auth=("api_key",),
         idempotent=True,
-        body={"type": "object", "additionalProperties": False, "properties": STORE_FIELDS},
-        responses={200: store},
+        body=StoreChange,
+        responses={200: Store},
     )
     async def update_store(call: Call) -> Result:
         return 200, await terminals.update_store(
-            call.conn, call.merchant_id, call.path["store_id"], call.body
+            call.conn, call.merchant_id, call.path["store_id"], given(call.body)
         )
 
     @endpoint(
@@ -244,24 +142,19 @@ def _register_back_office(api: Api) -> None:
         tag="terminals",
         auth=("api_key",),
         idempotent=True,
-        body={
-            "type": "object",
-            "required": ["store", "label"],
-            "additionalProperties": False,
-            "properties": {"store": ID, "label": LABEL, "role": ROLE},
-        },
-        responses={201: terminal},
+        body=CreateTerminal,
+        responses={201: Terminal},
         no_store=True,
     )
     async def create_terminal(call: Call) -> Result:
-        b = call.body
+        b: CreateTerminal = call.body
         return 201, await terminals.create_terminal(
             call.conn,
             call.rt.keyring,
             call.merchant_id,
-            store_id=b["store"],
-            label=b["label"],
-            role=b.get("role", "clerk"),
+            store_id=b.store,
+            label=b.label,
+            role=b.role,
             api_key_id=call.principal.id,
         )
 
@@ -272,13 +165,13 @@ def _register_back_office(api: Api) -> None:
         summary="List terminals",
         tag="terminals",
         auth=("api_key",),
-        query={"type": "object", "additionalProperties": False, "properties": {"store": ID}},
-        responses={200: list_of(terminal)},
+        query=TerminalQuery,
+        responses={200: Page[Terminal]},
         no_store=True,
     )
     async def list_terminals(call: Call) -> Result:
-        data = await terminals.list_terminals(call.conn, call.merchant_id, store_id=call.query.get("store"))
-        return 200, {"object": "list", "data": data, "has_more": False}
+        data = await terminals.list_terminals(call.conn, call.merchant_id, store_id=call.query.store)
+        return 200, Page(data=data)
 
     @endpoint(
         api,
@@ -287,7 +180,7 @@ def _register_back_office(api: Api) -> None:
         summary="A terminal",
         tag="terminals",
         auth=("api_key",),
-        responses={200: terminal},
+        responses={200: Terminal},
         no_store=True,
     )
     async def get_terminal(call: Call) -> Result:
@@ -301,17 +194,13 @@ def _register_back_office(api: Api) -> None:
         tag="terminals",
         auth=("api_key",),
         idempotent=True,
-        body={"type": "object", "additionalProperties": False, "properties": {"label": LABEL, "role": ROLE}},
-        responses={200: terminal},
+        body=TerminalChange,
+        responses={200: Terminal},
         no_store=True,
     )
     async def update_terminal(call: Call) -> Result:
         return 200, await terminals.update_terminal(
-            call.conn,
-            call.merchant_id,
-            call.path["terminal_id"],
-            label=call.body.get("label"),
-            role=call.body.get("role"),
+            call.conn, call.merchant_id, call.path["terminal_id"], label=call.body.label, role=call.body.role
         )
 
     @endpoint(
@@ -322,7 +211,7 @@ def _register_back_office(api: Api) -> None:
         tag="terminals",
         auth=("api_key",),
         idempotent=True,
-        responses={200: terminal},
+        responses={200: Terminal},
         no_store=True,
     )
     async def revoke_terminal(call: Call) -> Result:
@@ -336,7 +225,7 @@ def _register_back_office(api: Api) -> None:
         tag="terminals",
         auth=("api_key",),
         idempotent=True,
-        responses={200: terminal},
+        responses={200: Terminal},
         no_store=True,
     )
     async def rotate_terminal(call: Call) -> Result:
@@ -355,24 +244,16 @@ def _register_back_office(api: Api) -> None:
         summary="The staff audit log, newest first",
         tag="terminals",
         auth=("api_key",),
-        query={
-            "type": "object",
-            "additionalProperties": False,
-            "properties": {
-                **LOG_FILTERS,
-                "limit": {"type": "integer", "minimum": 1, "maximum": 100},
-                "starting_after": {"type": "string", "maxLength": 64},
-            },
-        },
-        responses={200: list_of(log_entry)},
+        query=StaffLogQuery,
+        responses={200: Page[StaffLogEntry]},
     )
     async def query_staff_log(call: Call) -> Result:
         return 200, await staff_log.query(
             call.conn,
             call.merchant_id,
             _filters(call.query),
-            limit=call.query.get("limit", 20),
-            starting_after=call.query.get("starting_after"),
+            limit=call.query.limit,
+            starting_after=call.query.starting_after,
         )
 
     @endpoint(
@@ -382,7 +263,7 @@ def _register_back_office(api: Api) -> None:
         summary=f"The staff audit log as CSV, oldest first (at most {staff_log.EXPORT_MAX_ROWS} rows)",
         tag="terminals",
         auth=("api_key",),
-        query={"type": "object", "additionalProperties": False, "properties": LOG_FILTERS},
+        query=StaffLogFilters,
         media_type="text/csv",
         responses={200: {"type": "string"}},
     )
@@ -402,13 +283,8 @@ def _register_terminal(api: Api) -> None:
         "/v1/terminal/enroll",
         summary="Exchange a one-time enrollment code for this device's terminal token (shown once)",
         tag="terminal",
-        body={
-            "type": "object",
-            "required": ["code"],
-            "additionalProperties": False,
-            "properties": {"code": {"type": "string", "minLength": 1, "maxLength": 40}},
-        },
-        responses={201: {"$ref": "#/components/schemas/Terminal"}},
+        body=Enroll,
+        responses={201: Terminal},
         no_store=True,
     )
     async def terminal_enroll(call: Call) -> Result:
@@ -416,7 +292,7 @@ def _register_terminal(api: Api) -> None:
         subjects = ratelimit.enrollment_subjects(client)
         await ratelimit.check(call.conn, subjects)
         try:
-            return 201, await terminals.enroll(call.conn, call.rt.keyring, call.body["code"], client=client)
+            return 201, await terminals.enroll(call.conn, call.rt.keyring, call.body.code, client=client)
         except DomainError as exc:
             if exc.code == "invalid_enrollment_code":
 
@@ -433,30 +309,11 @@ def _register_terminal(api: Api) -> None:
         summary="This terminal, its role and its store",
         tag="terminal",
         auth=("terminal",),
-        responses={200: {"$ref": "#/components/schemas/Terminal"}},
+        responses={200: Terminal},
         no_store=True,
     )
     async def terminal_whoami(call: Call) -> Result:
         return 200, await terminals.whoami(call.conn, call.principal)
-
-    redemption = api.schema(
-        "TerminalRedemption",
-        {
-            "type": "object",
-            "properties": {
-                "id": {"type": "string"},
-                "object": {"const": "redemption"},
-                "card": {"type": "string"},
-                "code_last4": {"type": "string"},
-                "amount_taken": {"type": "integer"},
-                "refundable_amount": {"type": "integer"},
-                "currency": {"type": "string"},
-                "reference": {"type": ["string", "null"]},
-                "can_refund": {"type": "boolean"},
-                "created_at": {"type": "string"},
-            },
-        },
-    )
 
     @endpoint(
         api,
@@ -465,7 +322,7 @@ def _register_terminal(api: Api) -> None:
         summary="This terminal's redemptions of today (the store's day), newest first",
         tag="terminal",
         auth=("terminal",),
-        responses={200: list_of(redemption)},
+        responses={200: Page[TerminalRedemption]},
     )
     async def terminal_redemptions(call: Call) -> Result:
         return 200, await terminals.todays_redemptions(call.conn, call.principal)
@@ -478,30 +335,20 @@ def _register_terminal(api: Api) -> None:
         tag="terminal",
         auth=("terminal",),
         idempotent=True,
-        body={
-            "type": "object",
-            "additionalProperties": False,
-            "oneOf": [{"required": ["code"]}, {"required": ["qr_payload"]}],
-            "x-oneof-message": "give exactly one of code and qr_payload",
-            "properties": {
-                "code": {"type": "string", "minLength": 1, "maxLength": 64},
-                "qr_payload": {"type": "string", "minLength": 1, "maxLength": 512},
-                "reason": {"type": "string", "minLength": 1, "maxLength": 200, "pattern": PLAIN},
-            },
-        },
-        responses={201: {"$ref": "#/components/schemas/Activity"}},
+        body=BlockCard,
+        responses={201: Activity},
     )
     async def terminal_block_card(call: Call) -> Result:
-        ref = CardRef(code=call.body.get("code"), qr_payload=call.body.get("qr_payload"))
+        ref = CardRef(code=call.body.code or None, qr_payload=call.body.qr_payload or None)
 
-        async def work() -> dict[str, Any]:
+        async def work() -> Activity:
             card = await cards.lookup(call.conn, call.rt.keyring, call.rt.qr_keys, call.merchant_id, ref)
             return await cards.change(
                 call.conn,
                 call.principal,
-                card["id"],
+                card.id,
                 "block",
-                reason=call.body.get("reason"),
+                reason=call.body.reason,
                 idempotency_key=call.idempotency_key,
             )
 

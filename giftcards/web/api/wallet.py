@@ -13,7 +13,8 @@ from giftcards.runtime import Runtime
 from giftcards.stores.merchants import Principal
 from giftcards.wallet import gifts as wallet_gifts
 from giftcards.wallet import holders as wallet
-from giftcards.web.api.gifts import GIFT_FIELDS, ID, LIST_LIMIT, NAME, OWNER_ID, gift_details
+from giftcards.wallet.shapes import CreateWalletSession, GiftPageQuery, PassOn, WalletCardQuery, WalletSession
+from giftcards.web.api.gifts import gift_details
 from giftcards.web.calls import Call, Result, endpoint, register_authenticator
 from giftcards.web.openapi import list_of
 from giftcards.web.routing import Api
@@ -66,25 +67,6 @@ def register(api: Api) -> None:
 
 
 def _register_sessions(api: Api) -> None:
-    session = api.schema(
-        "WalletSession",
-        {
-            "type": "object",
-            "properties": {
-                "id": {"type": "string"},
-                "object": {"const": "wallet_session"},
-                "state": {"type": "string", "enum": ["active", "expired", "revoked"]},
-                "owner_id": {"type": "string"},
-                "display_name": _NULLABLE_TEXT,
-                "expires_at": {"type": "string", "format": "date-time"},
-                "revoked_at": {"type": ["string", "null"], "format": "date-time"},
-                "created_at": {"type": "string", "format": "date-time"},
-                "url": {"type": "string", "description": "Only when made: the wallet link to open"},
-                "token": {"type": "string", "description": "Only when made: the wallet API's Bearer token"},
-            },
-        },
-    )
-
     @endpoint(
         api,
         "POST",
@@ -92,33 +74,19 @@ def _register_sessions(api: Api) -> None:
         summary="A short-lived link to one customer's wallet (their cards, gifts waiting, gifts sent)",
         tag=TAG,
         auth=("api_key",),
-        body={
-            "type": "object",
-            "required": ["owner_id"],
-            "additionalProperties": False,
-            "properties": {
-                "owner_id": OWNER_ID,
-                "expires_in_minutes": {
-                    "type": "integer",
-                    "minimum": wallet.MINUTES_MIN,
-                    "maximum": wallet.MINUTES_MAX,
-                    "description": f"How long the link works (default {wallet.MINUTES_DEFAULT})",
-                },
-                "display_name": {**NAME, "description": "The customer's name, offered as the sender's"},
-            },
-        },
-        responses={201: session},
+        body=CreateWalletSession,
+        responses={201: WalletSession},
         no_store=True,
     )
     async def create_wallet_session(call: Call) -> Result:
-        b = call.body
+        b: CreateWalletSession = call.body
         return 201, await wallet.create_session(
             call.conn,
             call.rt.keyring,
             call.principal,
-            owner_id=b["owner_id"],
-            minutes=b.get("expires_in_minutes", wallet.MINUTES_DEFAULT),
-            display_name=b.get("display_name"),
+            owner_id=b.owner_id,
+            minutes=b.expires_in_minutes,
+            display_name=b.display_name,
             public_url=call.rt.settings.public_url,
         )
 
@@ -129,7 +97,7 @@ def _register_sessions(api: Api) -> None:
         summary="End a wallet session before its time (e.g. when the customer logs out)",
         tag=TAG,
         auth=("api_key",),
-        responses={200: session},
+        responses={200: WalletSession},
         no_store=True,
     )
     async def revoke_wallet_session(call: Call) -> Result:
@@ -185,26 +153,14 @@ def _register_cards(api: Api) -> None:
         summary="The cards held: with value first (soonest expiry first), then used up and expired ones",
         tag=TAG,
         auth=WALLET,
-        query={
-            "type": "object",
-            "additionalProperties": False,
-            "properties": {
-                "status": {"type": "string", "enum": list(wallet.FILTERS)},
-                "limit": LIST_LIMIT,
-                "cursor": {"type": "string", "minLength": 1, "maxLength": 200},
-            },
-        },
+        query=WalletCardQuery,
         responses={200: _wallet_list(card, cursor=True)},
         no_store=True,
     )
     async def wallet_cards(call: Call) -> Result:
-        q = call.query
+        q: WalletCardQuery = call.query
         listing = await wallet.list_cards(
-            call.conn,
-            holder(call),
-            status=q.get("status"),
-            limit=q.get("limit", wallet.PAGE_LIMIT_DEFAULT),
-            cursor=q.get("cursor"),
+            call.conn, holder(call), status=q.status, limit=q.limit, cursor=q.cursor
         )
         return 200, _with_card_pictures(call, listing)
 
@@ -227,8 +183,6 @@ def _register_cards(api: Api) -> None:
             public_url=call.rt.settings.public_url,
         )
 
-    sendable = {name: schema for name, schema in GIFT_FIELDS.items() if name != "photo_id"}
-
     @endpoint(
         api,
         "POST",
@@ -236,12 +190,7 @@ def _register_cards(api: Api) -> None:
         summary="Pass a held, unspent card on as a gift (the answer holds the link to share)",
         tag=TAG,
         auth=WALLET,
-        body={
-            "type": "object",
-            "required": ["sender_name", "recipient_name"],
-            "additionalProperties": False,
-            "properties": {"recipient_owner_id": OWNER_ID, **sendable},
-        },
+        body=PassOn,
         responses={201: _OBJECT},
         no_store=True,
     )
@@ -251,7 +200,7 @@ def _register_cards(api: Api) -> None:
             call.rt.keyring,
             holder(call),
             call.path["card_id"],
-            gift_details(call.body),
+            gift_details(call.body, recipient_owner_id=call.body.recipient_owner_id),
             public_url=call.rt.settings.public_url,
         )
         return 201, _with_gift_picture(picture_base(call), made)
@@ -295,11 +244,6 @@ def _register_gifts(api: Api) -> None:
             },
         },
     )
-    pages = {
-        "type": "object",
-        "additionalProperties": False,
-        "properties": {"limit": LIST_LIMIT, "starting_after": ID},
-    }
 
     @endpoint(
         api,
@@ -308,7 +252,7 @@ def _register_gifts(api: Api) -> None:
         summary="Gifts addressed to this customer that wait to be claimed, newest first",
         tag=TAG,
         auth=WALLET,
-        query=pages,
+        query=GiftPageQuery,
         responses={200: _wallet_list(received_gift)},
         no_store=True,
     )
@@ -317,8 +261,8 @@ def _register_gifts(api: Api) -> None:
         listing = await wallet_gifts.received(
             call.conn,
             holder(call),
-            limit=q.get("limit", wallet_gifts.PAGE_LIMIT_DEFAULT),
-            starting_after=q.get("starting_after"),
+            limit=q.limit,
+            starting_after=q.starting_after,
         )
         base = picture_base(call)
         data = [_with_gift_picture(base, gift, gift["can_claim"]) for gift in listing["data"]]
@@ -331,7 +275,7 @@ def _register_gifts(api: Api) -> None:
         summary="Gifts this customer sent, newest first, with their state",
         tag=TAG,
         auth=WALLET,
-        query=pages,
+        query=GiftPageQuery,
         responses={200: _wallet_list(sent_gift)},
         no_store=True,
     )
@@ -340,8 +284,8 @@ def _register_gifts(api: Api) -> None:
         listing = await wallet_gifts.sent(
             call.conn,
             holder(call),
-            limit=q.get("limit", wallet_gifts.PAGE_LIMIT_DEFAULT),
-            starting_after=q.get("starting_after"),
+            limit=q.limit,
+            starting_after=q.starting_after,
         )
         base = picture_base(call)
         return 200, {**listing, "data": [_with_gift_picture(base, gift) for gift in listing["data"]]}

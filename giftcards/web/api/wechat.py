@@ -8,29 +8,32 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import asyncpg
+from msgspec import UNSET
 from starlette.responses import Response
 
 from giftcards.core import ids
 from giftcards.core.errors import DomainError
+from giftcards.core.shapes import given
 from giftcards.runtime import Runtime
 from giftcards.web.calls import Call, Result, acquire, endpoint
 from giftcards.web.routing import Api
 from giftcards.wechat import accounts, add_card, backoffice, callbacks
 from giftcards.wechat import cards as wechat_cards
 from giftcards.wechat.client import WeChat, session
+from giftcards.wechat.shapes import (
+    CallbackQuery,
+    CardExt,
+    DiscrepancyQuery,
+    OutboxQuery,
+    PutAccount,
+    SyncBatch,
+    SyncDesign,
+)
 
 TAG = "wechat"
-TEXT = {"type": "string", "minLength": 1, "maxLength": 200}
 ANY_OBJECT: dict[str, Any] = {"type": "object"}
 LIST = {"type": "object", "properties": {"object": {"const": "list"}, "data": {"type": "array"}}}
 PLAIN = {"X-Content-Type-Options": "nosniff", "Cache-Control": "no-store"}
-CALLBACK_QUERY = {
-    "type": "object",
-    "properties": {
-        name: {"type": "string", "maxLength": 512}
-        for name in ("signature", "timestamp", "nonce", "echostr", "openid", "encrypt_type", "msg_signature")
-    },
-}
 
 
 @contextlib.asynccontextmanager
@@ -96,36 +99,22 @@ def register(api: Api) -> None:
         tag=TAG,
         auth=("api_key",),
         idempotent=True,
-        body={
-            "type": "object",
-            "required": ["appid"],
-            "additionalProperties": False,
-            "properties": {
-                "appid": {"type": "string", "pattern": accounts.APPID_PATTERN},
-                "secret": {"type": "string", "pattern": accounts.SECRET_PATTERN},
-                "callback_token": {"type": "string", "pattern": accounts.CALLBACK_TOKEN_PATTERN},
-                "encoding_aes_key": {
-                    "type": ["string", "null"],
-                    "pattern": accounts.AES_KEY_PATTERN,
-                    "description": "43 characters: safe (AES) mode; null: back to plain mode",
-                },
-                "base_url": {"type": "string", "maxLength": 200, "description": accounts.DEFAULT_BASE_URL},
-            },
-        },
+        body=PutAccount,
         responses={200: account_schema},
     )
     async def put_wechat_account(call: Call) -> Result:
-        body = call.body
+        body: PutAccount = call.body
+        aes_key = body.encoding_aes_key
         return 200, await accounts.put_account(
             call.conn,
             call.rt.keyring,
             call.merchant_id,
-            appid=body["appid"],
-            secret=body.get("secret"),
-            callback_token=body.get("callback_token"),
-            encoding_aes_key=body.get("encoding_aes_key"),
-            base_url=body.get("base_url"),
-            plain_mode="encoding_aes_key" in body and body["encoding_aes_key"] is None,
+            appid=body.appid,
+            secret=body.secret,
+            callback_token=body.callback_token,
+            encoding_aes_key=None if aes_key is UNSET else aes_key,
+            base_url=body.base_url,
+            plain_mode=aes_key is None,
         )
 
     @endpoint(
@@ -149,31 +138,13 @@ def register(api: Api) -> None:
         auth=("api_key",),
         idempotent=True,
         outbound=True,
-        body={
-            "type": "object",
-            "required": ["logo_url"],
-            "additionalProperties": False,
-            "properties": {
-                "logo_url": {"type": "string", "pattern": "^https?://", "maxLength": 500},
-                "title": TEXT,
-                "brand_name": TEXT,
-                "color": {"type": "string", "pattern": "^Color[0-9]{3}$"},
-                "notice": TEXT,
-                "description": {"type": "string", "minLength": 1, "maxLength": 1000},
-                "service_phone": {"type": "string", "maxLength": 24},
-                "can_give_friend": {"type": "boolean"},
-                "code_type": {
-                    "type": "string",
-                    "enum": ["CODE_TYPE_QRCODE", "CODE_TYPE_BARCODE", "CODE_TYPE_TEXT"],
-                },
-            },
-        },
+        body=SyncDesign,
         responses={200: ANY_OBJECT, 201: ANY_OBJECT},
     )
     async def sync_wechat_design(call: Call) -> Result:
         async with wechat_for(call) as wechat:
             created, view = await wechat_cards.sync_design(
-                call.connect, wechat, call.merchant_id, call.path["design"], call.body
+                call.connect, wechat, call.merchant_id, call.path["design"], given(call.body)
             )
         return (201 if created else 200), view
 
@@ -216,11 +187,7 @@ def register(api: Api) -> None:
         tag=TAG,
         auth=("api_key",),
         outbound=True,
-        body={
-            "type": "object",
-            "additionalProperties": False,
-            "properties": {"limit": {"type": "integer", "minimum": 1, "maximum": 5000}},
-        },
+        body=SyncBatch,
         responses={200: ANY_OBJECT},
     )
     async def sync_wechat_batch(call: Call) -> Result:
@@ -231,7 +198,7 @@ def register(api: Api) -> None:
                 call.rt.keyring,
                 call.merchant_id,
                 call.path["batch_id"],
-                limit=call.body.get("limit", 1000),
+                limit=call.body.limit,
             )
 
     @endpoint(
@@ -254,11 +221,7 @@ def register(api: Api) -> None:
         tag=TAG,
         auth=("api_key",),
         outbound=True,
-        body={
-            "type": "object",
-            "additionalProperties": False,
-            "properties": {"openid": {"type": "string", "minLength": 1, "maxLength": 128}},
-        },
+        body=CardExt,
         responses={200: ANY_OBJECT},
         no_store=True,
     )
@@ -270,7 +233,7 @@ def register(api: Api) -> None:
                 call.rt.keyring,
                 call.merchant_id,
                 call.path["card_id"],
-                openid=call.body.get("openid"),
+                openid=call.body.openid,
             )
 
     @endpoint(
@@ -297,27 +260,18 @@ def register(api: Api) -> None:
         summary="Wallet updates waiting, delivered, skipped or parked",
         tag=TAG,
         auth=("api_key",),
-        query={
-            "type": "object",
-            "additionalProperties": False,
-            "properties": {
-                "state": {"type": "string", "enum": ["pending", "delivered", "parked", "skipped"]},
-                "card": {"type": "string", "maxLength": 64},
-                "limit": {"type": "integer", "minimum": 1, "maximum": 100},
-                "starting_after": {"type": "string", "maxLength": 40},
-            },
-        },
+        query=OutboxQuery,
         responses={200: LIST},
     )
     async def list_wechat_outbox(call: Call) -> Result:
-        q = call.query
+        q: OutboxQuery = call.query
         return 200, await backoffice.list_messages(
             call.conn,
             call.merchant_id,
-            state=q.get("state"),
-            card_id=q.get("card"),
-            limit=q.get("limit", 20),
-            starting_after=q.get("starting_after"),
+            state=q.state,
+            card_id=q.card,
+            limit=q.limit,
+            starting_after=q.starting_after,
         )
 
     @endpoint(
@@ -353,22 +307,15 @@ def register(api: Api) -> None:
         summary="Where WeChat disagrees with the ledger (money never moved because of it)",
         tag=TAG,
         auth=("api_key",),
-        query={
-            "type": "object",
-            "additionalProperties": False,
-            "properties": {
-                "resolved": {"type": "boolean"},
-                "limit": {"type": "integer", "minimum": 1, "maximum": 100},
-            },
-        },
+        query=DiscrepancyQuery,
         responses={200: LIST},
     )
     async def list_wechat_discrepancies(call: Call) -> Result:
         return 200, await backoffice.list_discrepancies(
             call.conn,
             call.merchant_id,
-            resolved=call.query.get("resolved"),
-            limit=call.query.get("limit", 20),
+            resolved=call.query.resolved,
+            limit=call.query.limit,
         )
 
     @endpoint(
@@ -392,13 +339,13 @@ def register(api: Api) -> None:
         "/wechat/callback/{merchant_id}",
         summary="WeChat's server URL check: echoes echostr when the signature verifies",
         tag=TAG,
-        query=CALLBACK_QUERY,
+        query=CallbackQuery,
         media_type="text/plain",
         responses={200: {"type": "string"}},
     )
     async def wechat_callback_check(call: Call) -> Result:
         account = await _account_for_callback(call.conn, call)
-        return Response(callbacks.echo(account, call.query), media_type="text/plain", headers=PLAIN)
+        return Response(callbacks.echo(account, given(call.query)), media_type="text/plain", headers=PLAIN)
 
     @endpoint(
         api,
@@ -406,7 +353,7 @@ def register(api: Api) -> None:
         "/wechat/callback/{merchant_id}",
         summary="WeChat's event pushes (signed; AES safe mode when an EncodingAESKey is set)",
         tag=TAG,
-        query=CALLBACK_QUERY,
+        query=CallbackQuery,
         media_type="text/plain",
         responses={200: {"type": "string"}},
         uses_db=False,  # a connection for the account, another for the event: none while the body arrives
@@ -415,8 +362,10 @@ def register(api: Api) -> None:
     async def wechat_callback(call: Call) -> Result:
         async with acquire(call.rt) as conn:
             account = await _account_for_callback(conn, call)
-        callbacks.check_query(account, call.query)  # a forged or stale push: refused, its body never read
+        callbacks.check_query(
+            account, given(call.query)
+        )  # a forged or stale push: refused, its body never read
         body = await call.request.body()
         async with acquire(call.rt) as conn:
-            answer = await callbacks.receive(conn, call.rt.keyring, account, call.query, body)
+            answer = await callbacks.receive(conn, call.rt.keyring, account, given(call.query), body)
         return Response(answer, media_type="text/plain", headers=PLAIN)

@@ -129,12 +129,10 @@ def register(api: Api) -> None:
         if not ids.is_id(call.path["card_id"], "card"):
             raise DomainError("card_not_found", "no such card")
         card = await cards.get(call.conn, call.merchant_id, call.path["card_id"])
-        design = (
-            await designs.fetch(call.conn, call.merchant_id, card["design_id"]) if card["design_id"] else None
-        )
+        design = await designs.fetch(call.conn, call.merchant_id, card.design_id) if card.design_id else None
         cover = (
             await images.data_of(call.conn, call.merchant_id, design["cover_image_id"]) if design else None
         )
-        art = designs.art(design, amount=card["initial_amount"], currency=card["currency"], cover=cover)
+        art = designs.art(design, amount=card.initial_amount, currency=card.currency, cover=cover)
         png = await asyncio.to_thread(card_art.render_png, art, width=THUMBNAIL_WIDTH)
         return Response(png, media_type="image/png", headers={"Cache-Control": "private, max-age=300"})
