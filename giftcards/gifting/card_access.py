@@ -24,6 +24,7 @@ from giftcards.core.sealing import Keyring
 from giftcards.core.secret_links import CARD_PAGE
 from giftcards.gifting import designs, images
 from giftcards.gifting.card_art import CardArt
+from giftcards.gifting.lookups import fetch_by_id
 from giftcards.qr.keys import QrKeys
 from giftcards.value import cards
 from giftcards.value.shapes import Card
@@ -83,13 +84,8 @@ async def grant_to_owner(
     """For the shop's backend (`api_key_id`, directly or through a wallet session): another device of the
     current owner (existing tokens stay valid)."""
     async with conn.transaction():
-        card = None
-        if ids.is_id(card_id, "card"):
-            card = await conn.fetchrow(
-                "SELECT owner_id FROM cards WHERE merchant_id = $1 AND id = $2 FOR SHARE",
-                merchant_id,
-                card_id,
-            )
+        query = "SELECT owner_id FROM cards WHERE merchant_id = $1 AND id = $2 FOR SHARE"
+        card = await fetch_by_id(conn, query, merchant_id, card_id, "card")
         if card is None:
             raise DomainError("card_not_found", "no such card")
         if card["owner_id"] != owner_id:

@@ -25,6 +25,7 @@ from giftcards.db.commits import transaction
 from giftcards.gifting import designs, gifts, images, shapes
 from giftcards.gifting.card_art import CardArt
 from giftcards.gifting.images import CleanImage
+from giftcards.gifting.lookups import fetch_by_id
 from giftcards.gifting.shapes import CUSTOMISE_MINUTES_DEFAULT
 from giftcards.stores.merchants import Principal
 
@@ -89,17 +90,14 @@ async def resolve(
     return row
 
 
+_REVOKE = """UPDATE customise_sessions SET revoked_at = coalesce(revoked_at, now())
+             WHERE merchant_id = $1 AND id = $2 RETURNING *, now() AS now"""
+
+
 async def revoke(conn: asyncpg.Connection, merchant_id: str, session_id: str) -> shapes.CustomiseSession:
     """End a link before its time (e.g. the order was cancelled): it sends nothing more and no longer
     shows the gift it sent. A gift already sent stays sent: it is paid for and its link is the recipient's."""
-    row = None
-    if ids.is_id(session_id, "cus"):
-        row = await conn.fetchrow(
-            """UPDATE customise_sessions SET revoked_at = coalesce(revoked_at, now())
-               WHERE merchant_id = $1 AND id = $2 RETURNING *, now() AS now""",
-            merchant_id,
-            session_id,
-        )
+    row = await fetch_by_id(conn, _REVOKE, merchant_id, session_id, "cus")
     if row is None:
         raise DomainError("not_found", "no such customise session")
     return session_view(row)

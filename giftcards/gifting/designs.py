@@ -17,6 +17,7 @@ from giftcards.core.errors import DomainError, ValidationError
 from giftcards.core.isotime import iso
 from giftcards.core.shapes import PAGE_LIMIT_DEFAULT, Page, page
 from giftcards.gifting.card_art import CardArt
+from giftcards.gifting.lookups import fetch_by_id
 from giftcards.gifting.shapes import Design, DesignSpec, Occasion
 
 OCCASIONS = get_args(Occasion)
@@ -145,9 +146,7 @@ async def fetch(
     conn: asyncpg.Connection, merchant_id: str, design_id: str, *, lock: bool = False
 ) -> asyncpg.Record:
     query = "SELECT *, now() AS now FROM designs WHERE merchant_id = $1 AND id = $2"
-    row = None
-    if ids.is_id(design_id, "dsn"):
-        row = await conn.fetchrow(query + (" FOR UPDATE" if lock else ""), merchant_id, design_id)
+    row = await fetch_by_id(conn, query + (" FOR UPDATE" if lock else ""), merchant_id, design_id, "dsn")
     if row is None:
         raise DomainError("design_not_found", "no such design")
     return row

@@ -11,7 +11,6 @@ from typing import Any
 
 import asyncpg
 
-from giftcards.core import ids
 from giftcards.core.errors import DomainError
 from giftcards.core.isotime import iso
 from giftcards.core.sealing import Keyring
@@ -114,13 +113,7 @@ async def _claim(
     public_url: str,
     addressed: bool = False,
 ) -> dict[str, Any]:
-    row = None
-    if ids.is_id(gift_id, "gift"):
-        row = await conn.fetchrow(
-            "SELECT *, now() AS now FROM gifts WHERE merchant_id = $1 AND id = $2 FOR UPDATE",
-            merchant_id,
-            gift_id,
-        )
+    row = await gifts.find(conn, merchant_id, gift_id, lock=True)
     if row is None or (addressed and row["recipient_owner_id"] != owner_id):
         raise DomainError("gift_not_found", "no such gift")
     gifts.require_claimable(row)
@@ -170,13 +163,7 @@ async def revoke(
     """Withdraw an unclaimed gift: the link stops working and the card is the gifter's again (a card-page
     link for them comes from POST /v1/cards/{id}/access_links, so no secret sits in a stored answer)."""
     async with conn.transaction():
-        row = None
-        if ids.is_id(gift_id, "gift"):
-            row = await conn.fetchrow(
-                "SELECT *, now() AS now FROM gifts WHERE merchant_id = $1 AND id = $2 FOR UPDATE",
-                merchant_id,
-                gift_id,
-            )
+        row = await gifts.find(conn, merchant_id, gift_id, lock=True)
         if row is None or (by_owner is not None and row["gifter_id"] != by_owner):
             raise DomainError("gift_not_found", "no such gift")
         if row["state"] != "waiting":  # an expired gift not yet returned may still be withdrawn

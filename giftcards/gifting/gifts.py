@@ -30,6 +30,7 @@ from giftcards.core.shapes import PAGE_LIMIT_DEFAULT, Page, page
 from giftcards.db.commits import transaction
 from giftcards.gifting import card_access, designs, images
 from giftcards.gifting.card_art import CardArt
+from giftcards.gifting.lookups import fetch_by_id
 from giftcards.gifting.shapes import CLAIM_WITHIN_HOURS_DEFAULT, Gift, GiftCard
 from giftcards.stores.merchants import Principal
 from giftcards.value import cards
@@ -219,11 +220,8 @@ async def send_card(
     every card-page link of the owner stops working, so nothing the owner kept can spend it."""
     _check_details(details)
     async with conn.transaction():
-        card = None
-        if ids.is_id(card_id, "card"):
-            card = await conn.fetchrow(
-                "SELECT * FROM cards WHERE merchant_id = $1 AND id = $2 FOR UPDATE", merchant_id, card_id
-            )
+        query = "SELECT * FROM cards WHERE merchant_id = $1 AND id = $2 FOR UPDATE"
+        card = await fetch_by_id(conn, query, merchant_id, card_id, "card")
         if card is None:
             raise DomainError("card_not_found", "no such card")
         if card["owner_id"] is None and await _waiting_gift(conn, merchant_id, card_id):
@@ -312,12 +310,15 @@ async def share_link(
     }
 
 
+async def find(
+    conn: asyncpg.Connection, merchant_id: str, gift_id: str, *, lock: bool = False
+) -> asyncpg.Record | None:
+    query = "SELECT *, now() AS now FROM gifts WHERE merchant_id = $1 AND id = $2"
+    return await fetch_by_id(conn, query + (" FOR UPDATE" if lock else ""), merchant_id, gift_id, "gift")
+
+
 async def _fetch(conn: asyncpg.Connection, merchant_id: str, gift_id: str) -> asyncpg.Record:
-    row = None
-    if ids.is_id(gift_id, "gift"):
-        row = await conn.fetchrow(
-            "SELECT *, now() AS now FROM gifts WHERE merchant_id = $1 AND id = $2", merchant_id, gift_id
-        )
+    row = await find(conn, merchant_id, gift_id)
     if row is None:
         raise DomainError("gift_not_found", "no such gift")
     return row

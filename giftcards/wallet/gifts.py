@@ -19,6 +19,7 @@ from giftcards.core.shapes import PAGE_LIMIT_DEFAULT
 from giftcards.gifting import designs, gift_links, gifts
 from giftcards.gifting.card_art import CardArt
 from giftcards.gifting.gifts import GiftDetails
+from giftcards.gifting.lookups import fetch_by_id
 from giftcards.gifting.shapes import Gift
 from giftcards.wallet.holders import INFINITY, Holder, not_theirs
 
@@ -166,15 +167,15 @@ async def pass_on(
 async def picture(conn: asyncpg.Connection, holder: Holder, gift_id: str) -> CardArt:
     """The picture of a gift the owner sent, or of one waiting for them once it is open (not before: a
     scheduled gift is a surprise until it opens)."""
-    row = None
-    if ids.is_id(gift_id, "gift"):
-        row = await conn.fetchrow(
-            """SELECT *, now() AS now FROM gifts
-               WHERE merchant_id = $1 AND id = $2 AND (gifter_id = $3 OR recipient_owner_id = $3)""",
-            holder.merchant_id,
-            gift_id,
-            holder.owner_id,
-        )
+    row = await fetch_by_id(
+        conn,
+        """SELECT *, now() AS now FROM gifts
+           WHERE merchant_id = $1 AND id = $2 AND (gifter_id = $3 OR recipient_owner_id = $3)""",
+        holder.merchant_id,
+        gift_id,
+        "gift",
+        holder.owner_id,
+    )
     if row is None or (
         row["gifter_id"] != holder.owner_id and gifts.effective_state(row, row["now"]) != "waiting"
     ):

@@ -37,6 +37,7 @@ from giftcards.core.secret_links import WALLET
 from giftcards.core.shapes import PAGE_LIMIT_DEFAULT
 from giftcards.gifting import card_access, designs
 from giftcards.gifting.card_art import CardArt
+from giftcards.gifting.lookups import fetch_by_id
 from giftcards.stores.merchants import Principal
 from giftcards.wallet.shapes import (
     SESSION_MINUTES_DEFAULT,
@@ -108,16 +109,13 @@ async def create_session(
     return msgspec.structs.replace(session_view(row), url=WALLET.url(public_url, token), token=token)
 
 
+_REVOKE = """UPDATE wallet_sessions SET revoked_at = coalesce(revoked_at, now())
+             WHERE merchant_id = $1 AND id = $2 RETURNING *, now() AS now"""
+
+
 async def revoke_session(conn: asyncpg.Connection, merchant_id: str, session_id: str) -> WalletSession:
     """End a session before its time (e.g. when the person logs out of the shop)."""
-    row = None
-    if ids.is_id(session_id, "wls"):
-        row = await conn.fetchrow(
-            """UPDATE wallet_sessions SET revoked_at = coalesce(revoked_at, now())
-               WHERE merchant_id = $1 AND id = $2 RETURNING *, now() AS now""",
-            merchant_id,
-            session_id,
-        )
+    row = await fetch_by_id(conn, _REVOKE, merchant_id, session_id, "wls")
     if row is None:
         raise DomainError("not_found", "no such wallet session")
     return session_view(row)
