@@ -241,23 +241,19 @@ async def take_from_stock(conn: asyncpg.Connection, design: asyncpg.Record) -> N
 
 def _check_on_sale(row: asyncpg.Record) -> None:
     if not row["active"]:
-        raise DomainError("design_not_on_sale", "this design has been withdrawn", design=row["id"])
+        raise _not_on_sale(row, "this design has been withdrawn")
     if row["sale_starts_at"] is not None and row["now"] < row["sale_starts_at"]:
-        raise DomainError(
-            "design_not_on_sale",
-            "the sale of this design has not started yet",
-            design=row["id"],
-            sale_starts_at=iso(row["sale_starts_at"]),
-        )
+        raise _not_on_sale(row, "the sale of this design has not started yet", "sale_starts_at")
     if row["sale_ends_at"] is not None and row["now"] >= row["sale_ends_at"]:
-        raise DomainError(
-            "design_not_on_sale",
-            "the sale of this design has ended",
-            design=row["id"],
-            sale_ends_at=iso(row["sale_ends_at"]),
-        )
+        raise _not_on_sale(row, "the sale of this design has ended", "sale_ends_at")
     if row["stock"] is not None and row["sold"] >= row["stock"]:
         raise DomainError("sold_out", "every card of this limited design has been sold", design=row["id"])
+
+
+def _not_on_sale(row: asyncpg.Record, detail: str, window_edge: str | None = None) -> DomainError:
+    """The refusal for a design outside its sale, naming the edge of the window it is outside of."""
+    edge = {window_edge: iso(row[window_edge])} if window_edge else {}
+    return DomainError("design_not_on_sale", detail, design=row["id"], **edge)
 
 
 def art(
