@@ -17,7 +17,6 @@ import msgspec
 
 from giftcards.core import ids
 from giftcards.core.errors import DomainError
-from giftcards.core.isotime import iso
 from giftcards.core.sealing import Keyring
 from giftcards.core.secret_links import CUSTOMISE
 from giftcards.core.shapes import given
@@ -26,6 +25,7 @@ from giftcards.gifting import designs, gifts, images, shapes
 from giftcards.gifting.card_art import CardArt
 from giftcards.gifting.images import CleanImage
 from giftcards.gifting.lookups import fetch_by_id
+from giftcards.gifting.row_views import view_of
 from giftcards.gifting.shapes import CUSTOMISE_MINUTES_DEFAULT
 from giftcards.stores.merchants import Principal
 
@@ -238,16 +238,4 @@ def session_state(row: asyncpg.Record) -> str:
 
 
 def session_view(row: asyncpg.Record) -> shapes.CustomiseSession:
-    return shapes.CustomiseSession(
-        id=row["id"],
-        state=session_state(row),  # type: ignore[arg-type]
-        owner_id=row["owner_id"],
-        sender_name=row["sender_name"],
-        currency=row["currency"],
-        max_amount=row["max_amount"],
-        reference=row["reference"],
-        expires_at=iso(row["expires_at"]),
-        gift=row["gift_id"],
-        revoked_at=iso(row["revoked_at"]),
-        created_at=iso(row["created_at"]),
-    )
+    return view_of(shapes.CustomiseSession, row, state=session_state(row), gift=row["gift_id"])

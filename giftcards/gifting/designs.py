@@ -18,6 +18,7 @@ from giftcards.core.isotime import iso
 from giftcards.core.shapes import PAGE_LIMIT_DEFAULT, Page, page
 from giftcards.gifting.card_art import CardArt
 from giftcards.gifting.lookups import fetch_by_id
+from giftcards.gifting.row_views import view_of
 from giftcards.gifting.shapes import Design, DesignSpec, Occasion
 
 OCCASIONS = get_args(Occasion)
@@ -287,25 +288,9 @@ def art(
 
 def design_view(row: asyncpg.Record) -> Design:
     stock = row["stock"]
-    return Design(
-        id=row["id"],
-        name=row["name"],
-        occasion=row["occasion"],
-        background_color=row["background_color"],
-        accent_color=row["accent_color"],
-        text_color=row["text_color"],
-        cover_image_id=row["cover_image_id"],
-        currency=row["currency"],
+    return view_of(
+        Design,
+        row,
         denominations=list(row["denominations"]),
-        min_amount=row["min_amount"],
-        max_amount=row["max_amount"],
-        stock=stock,
-        sold=row["sold"],
         remaining=None if stock is None else stock - row["sold"],
-        sale_starts_at=iso(row["sale_starts_at"]),
-        sale_ends_at=iso(row["sale_ends_at"]),
-        card_validity_days=row["card_validity_days"],
-        active=row["active"],
-        created_at=iso(row["created_at"]),
-        updated_at=iso(row["updated_at"]),
     )

@@ -31,6 +31,7 @@ from giftcards.db.commits import transaction
 from giftcards.gifting import card_access, designs, images
 from giftcards.gifting.card_art import CardArt
 from giftcards.gifting.lookups import fetch_by_id
+from giftcards.gifting.row_views import view_of
 from giftcards.gifting.shapes import CLAIM_WITHIN_HOURS_DEFAULT, Gift, GiftCard
 from giftcards.stores.merchants import Principal
 from giftcards.value import cards
@@ -399,28 +400,15 @@ def effective_state(row: Row, now: datetime) -> str:
 def gift_view(row: Row) -> Gift:
     state = effective_state(row, row["now"])
     returned_at = row["returned_at"] or (row["expires_at"] if state == "returned" else None)
-    return Gift(
-        id=row["id"],
-        state=state,  # type: ignore[arg-type]
+    return view_of(
+        Gift,
+        row,
+        state=state,
         card=row["card_id"],
         design=row["design_id"],
         photo=row["photo_id"],
-        amount=row["amount"],
-        currency=row["currency"],
-        gifter_id=row["gifter_id"],
-        recipient_id=row["recipient_id"],
-        recipient_owner_id=row["recipient_owner_id"],
-        sender_name=row["sender_name"],
-        recipient_name=row["recipient_name"],
-        message=row["message"],
-        opens_at=iso(row["opens_at"]),
-        expires_at=iso(row["expires_at"]),
-        claimed_at=iso(row["claimed_at"]),
-        revoked_at=iso(row["revoked_at"]),
         returned_at=iso(returned_at),
-        reference=row["reference"],
         previous_gift=row["previous_gift_id"],
-        created_at=iso(row["created_at"]),
     )
 
 

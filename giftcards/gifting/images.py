@@ -21,8 +21,8 @@ from PIL import Image, ImageOps
 
 from giftcards.core import ids
 from giftcards.core.errors import DomainError
-from giftcards.core.isotime import iso
 from giftcards.gifting import shapes
+from giftcards.gifting.row_views import view_of
 from giftcards.gifting.shapes import ImagePurpose
 
 MAX_UPLOAD_BYTES = 5 * 1024 * 1024
@@ -199,12 +199,4 @@ async def purge_unused_photos(
 
 
 def image_view(row: asyncpg.Record) -> shapes.Image:
-    return shapes.Image(
-        id=row["id"],
-        purpose=row["purpose"],
-        media_type=row["media_type"],
-        width=row["width"],
-        height=row["height"],
-        bytes=row["bytes"],
-        created_at=iso(row["created_at"]),
-    )
+    return view_of(shapes.Image, row)

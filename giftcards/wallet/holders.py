@@ -38,6 +38,7 @@ from giftcards.core.shapes import PAGE_LIMIT_DEFAULT
 from giftcards.gifting import card_access, designs
 from giftcards.gifting.card_art import CardArt
 from giftcards.gifting.lookups import fetch_by_id
+from giftcards.gifting.row_views import view_of
 from giftcards.stores.merchants import Principal
 from giftcards.wallet.shapes import (
     SESSION_MINUTES_DEFAULT,
@@ -161,15 +162,7 @@ async def resolve(conn: asyncpg.Connection, keyring: Keyring, token: str) -> Hol
 
 def session_view(row: Mapping[str, Any]) -> WalletSession:
     state = "revoked" if row["revoked_at"] else "expired" if row["now"] >= row["expires_at"] else "active"
-    return WalletSession(
-        id=row["id"],
-        state=state,  # type: ignore[arg-type]
-        owner_id=row["owner_id"],
-        display_name=row["display_name"],
-        expires_at=iso(row["expires_at"]),
-        revoked_at=iso(row["revoked_at"]),
-        created_at=iso(row["created_at"]),
-    )
+    return view_of(WalletSession, row, state=state)
 
 
 # -- the overview ------------------------------------------------------------------------------------
