@@ -415,14 +415,7 @@ def gift_view(row: Row) -> Gift:
 def sent_view(row: Row, secret: str, public_url: str, card: Card) -> Gift:
     """The answer to the gifter: the gift with its card expanded (never its code) and the link to share."""
     url = GIFT.url(public_url, secret)
-    shown = GiftCard(
-        id=card.id,
-        state=card.state,
-        balance=card.balance,
-        currency=card.currency,
-        expires_at=card.expires_at,
-        design_id=card.design_id,
-    )
+    shown = view_of(GiftCard, msgspec.structs.asdict(card))
     return msgspec.structs.replace(gift_view(row), card=shown, link=url, image_url=url + "/card.png")
 
 

@@ -22,6 +22,7 @@ from PIL import Image, ImageOps
 from giftcards.core import ids
 from giftcards.core.errors import DomainError
 from giftcards.gifting import shapes
+from giftcards.gifting.lookups import fetch_by_id
 from giftcards.gifting.row_views import view_of
 from giftcards.gifting.shapes import ImagePurpose
 
@@ -157,11 +158,8 @@ async def store(
 
 
 async def fetch(conn: asyncpg.Connection, merchant_id: str, image_id: str) -> asyncpg.Record:
-    row = await conn.fetchrow(
-        "SELECT *, length(data) AS bytes FROM images WHERE merchant_id = $1 AND id = $2",
-        merchant_id,
-        image_id,
-    )
+    query = "SELECT *, length(data) AS bytes FROM images WHERE merchant_id = $1 AND id = $2"
+    row = await fetch_by_id(conn, query, merchant_id, image_id, "img")
     if row is None:
         raise DomainError("image_not_found", "no such image")
     return row
