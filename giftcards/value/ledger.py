@@ -194,10 +194,7 @@ def activity_id(entry_id: int) -> str:
 
 def parse_activity_id(value: str) -> int:
     """The ledger entry an activity id names; anything else is no activity at all."""
-    entry_id = public_ids.parse("act", value)
-    if entry_id is None:
-        raise DomainError("activity_not_found", "no such activity")
-    return entry_id
+    return public_ids.parse_or_refuse("act", value, "activity_not_found", "no such activity")
 
 
 def activity_view(row: asyncpg.Record | dict[str, Any]) -> Activity:
