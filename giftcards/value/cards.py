@@ -18,7 +18,7 @@ import asyncpg
 import msgspec
 
 from giftcards.core import ids
-from giftcards.core.errors import DomainError
+from giftcards.core.errors import DomainError, found
 from giftcards.core.isotime import iso, utcnow
 from giftcards.core.sealing import Keyring
 from giftcards.core.shapes import PAGE_LIMIT_DEFAULT, Page, page
@@ -184,9 +184,7 @@ async def get_batch(conn: asyncpg.Connection, merchant_id: str, batch_id: str) -
     row = await conn.fetchrow(
         "SELECT * FROM card_batches WHERE merchant_id = $1 AND id = $2", merchant_id, batch_id
     )
-    if row is None:
-        raise DomainError("not_found", "no such card batch")
-    return batch_view(row)
+    return batch_view(found(row, "card batch"))
 
 
 async def batch_codes(
