@@ -107,17 +107,12 @@ async def revoke_api_key(conn: asyncpg.Connection, *, merchant_id: str, key_id: 
 
 
 UNKNOWN_KEY = "the API key is unknown or revoked"
+_LIVE_KEY = """SELECT id, merchant_id FROM api_keys
+                WHERE merchant_id = $1 AND token_hash = $2 AND revoked_at IS NULL"""
 
 
 async def authenticate_api_key(conn: asyncpg.Connection, keyring: Keyring, token: str) -> Principal:
-    row = await token_holder(
-        conn,
-        keyring,
-        token,
-        API_KEY_PREFIX,
-        """SELECT id, merchant_id FROM api_keys
-            WHERE merchant_id = $1 AND token_hash = $2 AND revoked_at IS NULL""",
-    )
+    row = await token_holder(conn, keyring, token, API_KEY_PREFIX, _LIVE_KEY)
     if row is None:
         raise DomainError("unauthenticated", UNKNOWN_KEY)
     return Principal("api_key", row["id"], row["merchant_id"])

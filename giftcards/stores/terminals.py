@@ -296,17 +296,12 @@ async def enroll(
 
 
 UNKNOWN_TOKEN = "the terminal token is unknown, rotated or revoked"  # noqa: S105 (a message)
+_TERMINAL_BY_HASH = "SELECT * FROM terminals WHERE merchant_id = $1 AND token_hash = $2"
 
 
 async def authenticate(conn: asyncpg.Connection, keyring: Keyring, token: str) -> Principal:
     """The terminal a token belongs to, read fresh on every call. A revoked terminal's attempt is logged."""
-    row = await token_holder(
-        conn,
-        keyring,
-        token,
-        TOKEN_PREFIX,
-        "SELECT * FROM terminals WHERE merchant_id = $1 AND token_hash = $2",
-    )
+    row = await token_holder(conn, keyring, token, TOKEN_PREFIX, _TERMINAL_BY_HASH)
     if row is None:
         raise DomainError("unauthenticated", UNKNOWN_TOKEN)
     principal = _principal(row)
