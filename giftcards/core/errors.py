@@ -110,11 +110,11 @@ class ValidationError(DomainError):
         super().__init__("invalid_request", summary, errors=errors)
 
 
-def found(row: T | None, what: str) -> T:
-    """`row`, or the 404 of a `what` that is not there; lookups are per merchant, so another merchant's
-    row is not there either."""
+def found(row: T | None, what: str, code: str = "not_found") -> T:
+    """`row`, or the 404 (`code`) of a `what` that is not there; lookups are per merchant, so another
+    merchant's row is not there either."""
     if row is None:
-        raise DomainError("not_found", f"no such {what}")
+        raise DomainError(code, f"no such {what}")
     return row
 
 
