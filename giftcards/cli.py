@@ -15,7 +15,7 @@ import os
 import signal
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import asyncpg
@@ -101,16 +101,19 @@ def database(settings: Settings) -> Iterator[Settings]:
             cluster.stop()
 
 
-async def _connect(settings: Settings) -> asyncpg.Connection:
-    return await asyncpg.connect(settings.database_url, timeout=10)
+@contextlib.asynccontextmanager
+async def _connection(settings: Settings) -> AsyncIterator[asyncpg.Connection]:
+    """One connection for a command's work, closed however the work ends."""
+    conn = await asyncpg.connect(settings.database_url, timeout=10)
+    try:
+        yield conn
+    finally:
+        await conn.close()
 
 
 async def apply_migrations(settings: Settings) -> int:
-    conn = await _connect(settings)
-    try:
+    async with _connection(settings) as conn:
         applied = await migrate(conn)
-    finally:
-        await conn.close()
     for migration in applied:
         log.info("applied migration", extra={"version": migration.version, "migration": migration.name})
     return len(applied)
@@ -202,11 +205,8 @@ def cmd_audit(settings: Settings, _: argparse.Namespace) -> int:
     from giftcards.value.audit import audit_balances
 
     async def run(ready: Settings) -> int:
-        conn = await _connect(ready)
-        try:
+        async with _connection(ready) as conn:
             report = await audit_balances(conn)
-        finally:
-            await conn.close()
         print(report.summary())
         return 0 if report.ok else 1
 
@@ -218,14 +218,11 @@ def cmd_expire(settings: Settings, _: argparse.Namespace) -> int:
     from giftcards.value import cards
 
     async def run(ready: Settings) -> int:
-        conn = await _connect(ready)
-        try:
+        async with _connection(ready) as conn:
             total = 0
             while count := await cards.expire_due(conn):
                 total += count
             return total
-        finally:
-            await conn.close()
 
     with database(settings) as ready:
         print(f"{asyncio.run(run(ready))} card(s) expired")
@@ -238,11 +235,8 @@ def cmd_create_merchant(settings: Settings, args: argparse.Namespace) -> int:
     from giftcards.stores.shapes import NewMerchant
 
     async def run(ready: Settings) -> NewMerchant:
-        conn = await _connect(ready)
-        try:
+        async with _connection(ready) as conn:
             return await create_merchant(conn, Keyring(ready.master_key), name=args.name)
-        finally:
-            await conn.close()
 
     with database(settings) as ready:
         asyncio.run(apply_migrations(ready))
@@ -258,8 +252,7 @@ def cmd_qr_keys(settings: Settings, args: argparse.Namespace) -> int:
     from giftcards.qr import keys as qr_keys
 
     async def run(ready: Settings) -> None:
-        conn = await _connect(ready)
-        try:
+        async with _connection(ready) as conn:
             if args.action == "rotate":
                 print(f"now signing with {await qr_keys.rotate(conn, Keyring(ready.master_key))}")
             elif args.action == "retire":
@@ -269,8 +262,6 @@ def cmd_qr_keys(settings: Settings, args: argparse.Namespace) -> int:
                 print(f"retired {args.kid}")
             for key in await qr_keys.list_keys(conn):
                 print(f"{key.kid}  {key.state:<12} created {key.created_at}")
-        finally:
-            await conn.close()
 
     with database(settings) as ready:
         asyncio.run(run(ready))

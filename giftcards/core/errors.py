@@ -5,7 +5,9 @@ A code is part of the API contract: clients branch on it, so it never changes on
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 PROBLEM_TITLES: dict[str, tuple[int, str]] = {
     # request shape
@@ -106,6 +108,14 @@ class ValidationError(DomainError):
     def __init__(self, errors: list[dict[str, str]]) -> None:
         summary = "; ".join(f"{e['field']}: {e['message']}" for e in errors)
         super().__init__("invalid_request", summary, errors=errors)
+
+
+def found(row: T | None, what: str, code: str = "not_found") -> T:
+    """`row`, or the 404 (`code`) of a `what` that is not there; lookups are per merchant, so another
+    merchant's row is not there either."""
+    if row is None:
+        raise DomainError(code, f"no such {what}")
+    return row
 
 
 def problem_document(code: str, detail: str | None = None, **extra: Any) -> dict[str, Any]:

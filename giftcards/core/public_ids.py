@@ -26,6 +26,7 @@ import threading
 from cryptography.hazmat.primitives.ciphers import Cipher, CipherContext, algorithms, modes
 
 from giftcards.core import base32
+from giftcards.core.errors import DomainError
 from giftcards.core.ids import ascii_int
 
 PREFIXES = ("act", "slog")
@@ -103,6 +104,14 @@ def render(prefix: str, number: int) -> str:
 
 def parse(prefix: str, value: str) -> int | None:
     return _codec().parse(prefix, value)
+
+
+def parse_or_refuse(prefix: str, value: str, code: str, detail: str) -> int:
+    """The number `value` names; a value that names none is the client's mistake, refused as `code`."""
+    number = parse(prefix, value)
+    if number is None:
+        raise DomainError(code, detail)
+    return number
 
 
 def _codec() -> PublicIds:

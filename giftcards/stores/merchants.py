@@ -16,7 +16,7 @@ import asyncpg
 import msgspec
 
 from giftcards.core import ids
-from giftcards.core.errors import DomainError
+from giftcards.core.errors import DomainError, found
 from giftcards.core.isotime import iso
 from giftcards.core.sealing import Keyring
 from giftcards.stores.shapes import ApiKey, NewMerchant
@@ -47,6 +47,17 @@ def token_merchant(token: str, prefix: str) -> str | None:
         return None
     merchant_id = f"{parts[1]}_{parts[2]}"
     return merchant_id if _MERCHANT_ID.fullmatch(merchant_id) else None
+
+
+async def token_holder(
+    conn: asyncpg.Connection, keyring: Keyring, token: str, prefix: str, query: str
+) -> asyncpg.Record | None:
+    """The row `query` finds for a bearer token ($1 the merchant it names, $2 its hash), or None for a
+    malformed or unknown token: only the hash is stored, and the lookup stays within the named merchant."""
+    merchant_id = token_merchant(token, prefix)
+    if merchant_id is None:
+        return None
+    return await conn.fetchrow(query, merchant_id, keyring.token_hash(token))
 
 
 async def create_merchant(conn: asyncpg.Connection, keyring: Keyring, *, name: str) -> NewMerchant:
@@ -92,26 +103,19 @@ async def revoke_api_key(conn: asyncpg.Connection, *, merchant_id: str, key_id: 
         merchant_id,
         key_id,
     )
-    if row is None:
-        raise DomainError("not_found", "no such API key")
-    return api_key_view(row)
+    return api_key_view(found(row, "API key"))
 
 
 UNKNOWN_KEY = "the API key is unknown or revoked"
+_LIVE_KEY = """SELECT id, merchant_id FROM api_keys
+                WHERE merchant_id = $1 AND token_hash = $2 AND revoked_at IS NULL"""
 
 
 async def authenticate_api_key(conn: asyncpg.Connection, keyring: Keyring, token: str) -> Principal:
-    merchant_id = token_merchant(token, API_KEY_PREFIX)
-    row = None
-    if merchant_id is not None:
-        row = await conn.fetchrow(
-            "SELECT id FROM api_keys WHERE merchant_id = $1 AND token_hash = $2 AND revoked_at IS NULL",
-            merchant_id,
-            keyring.token_hash(token),
-        )
+    row = await token_holder(conn, keyring, token, API_KEY_PREFIX, _LIVE_KEY)
     if row is None:
         raise DomainError("unauthenticated", UNKNOWN_KEY)
-    return Principal("api_key", row["id"], merchant_id)  # type: ignore[arg-type]
+    return Principal("api_key", row["id"], row["merchant_id"])
 
 
 def authenticate_admin(configured: str | None, token: str) -> Principal:

@@ -33,6 +33,7 @@ TERMINAL_LIMITS.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any, Literal
 
 import asyncpg
 
@@ -103,28 +104,32 @@ async def record_failure(conn: asyncpg.Connection, subjects: list[Subject]) -> N
 
 async def check_terminal(conn: asyncpg.Connection, terminal: Principal, client: str | None) -> None:
     """A terminal's lookups are refused while it, or its address, has failed too often."""
-    wait = await conn.fetchval(
-        "SELECT terminal_failure_wait($1, $2, $3, $4)",
-        terminal.merchant_id,
-        terminal.id,
-        client,
-        TERMINAL_LIMITS,
-    )
+    wait = await _terminal_call(conn, "terminal_failure_wait", terminal, client)
     if wait is not None:
         raise refusal(wait, TERMINAL)
 
 
 async def record_terminal_failure(conn: asyncpg.Connection, terminal: Principal, client: str | None) -> bool:
     """Count a failed lookup; True when it flagged the terminal (it or its address reached the limit)."""
-    flagged = await conn.fetchval(
-        "SELECT record_terminal_failure($1, $2, $3, $4)",
+    flagged = await _terminal_call(conn, "record_terminal_failure", terminal, client)
+    metrics.FAILED_ATTEMPTS.labels(TERMINAL).inc()
+    return bool(flagged)
+
+
+async def _terminal_call(
+    conn: asyncpg.Connection,
+    function: Literal["terminal_failure_wait", "record_terminal_failure"],
+    terminal: Principal,
+    client: str | None,
+) -> Any:
+    """Both terminal-limit functions of the database take the terminal, its address and the limits."""
+    return await conn.fetchval(
+        f"SELECT {function}($1, $2, $3, $4)",
         terminal.merchant_id,
         terminal.id,
         client,
         TERMINAL_LIMITS,
     )
-    metrics.FAILED_ATTEMPTS.labels(TERMINAL).inc()
-    return bool(flagged)
 
 
 async def purge(conn: asyncpg.Connection) -> int:

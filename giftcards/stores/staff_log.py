@@ -18,7 +18,6 @@ from typing import Any, get_args
 import asyncpg
 
 from giftcards.core import public_ids
-from giftcards.core.errors import DomainError
 from giftcards.core.isotime import iso
 from giftcards.core.shapes import Page, page
 from giftcards.stores.merchants import Principal
@@ -196,10 +195,9 @@ def entry_id(number: int) -> str:
 
 
 def parse_entry_id(value: str) -> int:
-    number = public_ids.parse("slog", value)
-    if number is None:
-        raise DomainError("invalid_request", "starting_after names no staff log entry")
-    return number
+    return public_ids.parse_or_refuse(
+        "slog", value, "invalid_request", "starting_after names no staff log entry"
+    )
 
 
 def entry_view(row: asyncpg.Record) -> StaffLogEntry:

@@ -21,12 +21,12 @@ import asyncpg
 import msgspec
 
 from giftcards.core import ids
-from giftcards.core.errors import DomainError, ValidationError
+from giftcards.core.errors import DomainError, ValidationError, found
 from giftcards.core.isotime import iso
 from giftcards.core.sealing import Keyring
 from giftcards.core.shapes import Page
 from giftcards.stores import staff_log
-from giftcards.stores.merchants import Principal, new_token, token_merchant
+from giftcards.stores.merchants import Principal, new_token, token_holder
 from giftcards.stores.shapes import Enrollment, Role, Store, Terminal, TerminalRedemption
 from giftcards.value import codes, ledger
 
@@ -82,9 +82,7 @@ async def update_store(
         "timezone" in changes,
         changes.get("timezone"),
     )
-    if row is None:
-        raise DomainError("not_found", "no such store")
-    return store_view(row)
+    return store_view(found(row, "store"))
 
 
 async def get_store(conn: asyncpg.Connection, merchant_id: str, store_id: str) -> Store:
@@ -92,9 +90,7 @@ async def get_store(conn: asyncpg.Connection, merchant_id: str, store_id: str) -
     row = await conn.fetchrow(
         "SELECT * FROM stores WHERE merchant_id = $1 AND id = $2", merchant_id, store_id
     )
-    if row is None:
-        raise DomainError("not_found", "no such store")
-    return store_view(row)
+    return store_view(found(row, "store"))
 
 
 async def list_stores(conn: asyncpg.Connection, merchant_id: str) -> list[Store]:
@@ -176,23 +172,22 @@ async def update_terminal(
         label,
         role,
     )
-    if row is None:
-        raise DomainError("not_found", "no such terminal")
-    return terminal_view(row)
+    return terminal_view(found(row, "terminal"))
 
 
 async def revoke_terminal(conn: asyncpg.Connection, merchant_id: str, terminal_id: str) -> Terminal:
     """For good: the token fails from the next call on, and unused enrollment codes die with it."""
     _check_id(terminal_id, "term")
     async with conn.transaction():
-        row = await conn.fetchrow(
-            """UPDATE terminals SET revoked_at = coalesce(revoked_at, now()), updated_at = now()
-               WHERE merchant_id = $1 AND id = $2 RETURNING *""",
-            merchant_id,
-            terminal_id,
+        row = found(
+            await conn.fetchrow(
+                """UPDATE terminals SET revoked_at = coalesce(revoked_at, now()), updated_at = now()
+                   WHERE merchant_id = $1 AND id = $2 RETURNING *""",
+                merchant_id,
+                terminal_id,
+            ),
+            "terminal",
         )
-        if row is None:
-            raise DomainError("not_found", "no such terminal")
         await _drop_unused_enrollments(conn, merchant_id, terminal_id)
     return terminal_view(row)
 
@@ -223,9 +218,7 @@ async def _fetch_terminal(conn: asyncpg.Connection, merchant_id: str, terminal_i
     row = await conn.fetchrow(
         "SELECT * FROM terminals WHERE merchant_id = $1 AND id = $2", merchant_id, terminal_id
     )
-    if row is None:
-        raise DomainError("not_found", "no such terminal")
-    return row
+    return found(row, "terminal")
 
 
 # -- enrollment and tokens ---------------------------------------------------------------------------
@@ -303,18 +296,12 @@ async def enroll(
 
 
 UNKNOWN_TOKEN = "the terminal token is unknown, rotated or revoked"  # noqa: S105 (a message)
+_TERMINAL_BY_HASH = "SELECT * FROM terminals WHERE merchant_id = $1 AND token_hash = $2"
 
 
 async def authenticate(conn: asyncpg.Connection, keyring: Keyring, token: str) -> Principal:
     """The terminal a token belongs to, read fresh on every call. A revoked terminal's attempt is logged."""
-    merchant_id = token_merchant(token, TOKEN_PREFIX)
-    row = None
-    if merchant_id is not None:
-        row = await conn.fetchrow(
-            "SELECT * FROM terminals WHERE merchant_id = $1 AND token_hash = $2",
-            merchant_id,
-            keyring.token_hash(token),
-        )
+    row = await token_holder(conn, keyring, token, TOKEN_PREFIX, _TERMINAL_BY_HASH)
     if row is None:
         raise DomainError("unauthenticated", UNKNOWN_TOKEN)
     principal = _principal(row)

@@ -18,7 +18,7 @@ import asyncpg
 import msgspec
 
 from giftcards.core import ids
-from giftcards.core.errors import DomainError
+from giftcards.core.errors import DomainError, found
 from giftcards.core.isotime import iso, utcnow
 from giftcards.core.sealing import Keyring
 from giftcards.core.shapes import PAGE_LIMIT_DEFAULT, Page, page
@@ -184,9 +184,7 @@ async def get_batch(conn: asyncpg.Connection, merchant_id: str, batch_id: str) -
     row = await conn.fetchrow(
         "SELECT * FROM card_batches WHERE merchant_id = $1 AND id = $2", merchant_id, batch_id
     )
-    if row is None:
-        raise DomainError("not_found", "no such card batch")
-    return batch_view(row)
+    return batch_view(found(row, "card batch"))
 
 
 async def batch_codes(
@@ -213,11 +211,13 @@ async def batch_codes(
 
 
 async def reveal_code(conn: asyncpg.Connection, keyring: Keyring, merchant_id: str, card_id: str) -> str:
-    row = await conn.fetchrow(
-        "SELECT code_sealed FROM cards WHERE merchant_id = $1 AND id = $2", merchant_id, card_id
+    row = found(
+        await conn.fetchrow(
+            "SELECT code_sealed FROM cards WHERE merchant_id = $1 AND id = $2", merchant_id, card_id
+        ),
+        "card",
+        "card_not_found",
     )
-    if row is None:
-        raise DomainError("card_not_found", "no such card")
     return codes.format_code(
         keyring.box.open(bytes(row["code_sealed"]), context=_code_context(card_id)).decode()
     )
@@ -244,9 +244,7 @@ async def get(conn: asyncpg.Connection, merchant_id: str, card_id: str) -> Card:
 
 async def fetch(conn: asyncpg.Connection, merchant_id: str, card_id: str) -> asyncpg.Record:
     row = await conn.fetchrow("SELECT * FROM cards WHERE merchant_id = $1 AND id = $2", merchant_id, card_id)
-    if row is None:
-        raise DomainError("card_not_found", "no such card")
-    return row
+    return found(row, "card", "card_not_found")
 
 
 async def sign_qr(conn: asyncpg.Connection, qr_keys: QrKeys, card: asyncpg.Record, *, step: int = 0) -> str:

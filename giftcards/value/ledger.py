@@ -16,7 +16,7 @@ from typing import Any, get_args
 import asyncpg
 
 from giftcards.core import public_ids
-from giftcards.core.errors import DomainError, problem_document
+from giftcards.core.errors import DomainError, found, problem_document
 from giftcards.core.isotime import iso
 from giftcards.stores.merchants import Principal
 from giftcards.value.shapes import MAX_AMOUNT, Activity, ActivityActor, ActivityCard, ActivityKind
@@ -194,10 +194,7 @@ def activity_id(entry_id: int) -> str:
 
 def parse_activity_id(value: str) -> int:
     """The ledger entry an activity id names; anything else is no activity at all."""
-    entry_id = public_ids.parse("act", value)
-    if entry_id is None:
-        raise DomainError("activity_not_found", "no such activity")
-    return entry_id
+    return public_ids.parse_or_refuse("act", value, "activity_not_found", "no such activity")
 
 
 def activity_view(row: asyncpg.Record | dict[str, Any]) -> Activity:
@@ -222,6 +219,4 @@ async def fetch_entry(conn: asyncpg.Connection, merchant_id: str, entry_id: int)
     row = await conn.fetchrow(
         "SELECT * FROM ledger_entries WHERE merchant_id = $1 AND id = $2", merchant_id, entry_id
     )
-    if row is None:
-        raise DomainError("activity_not_found", "no such activity")
-    return row
+    return found(row, "activity", "activity_not_found")

@@ -9,7 +9,7 @@ from typing import Any
 
 import asyncpg
 
-from giftcards.core.errors import DomainError
+from giftcards.core.errors import DomainError, found
 from giftcards.core.ids import ascii_int
 from giftcards.core.isotime import iso
 from giftcards.value import ledger
@@ -24,11 +24,13 @@ def message_id(value: int) -> str:
 
 
 def parse_message_id(value: str) -> int:
-    prefix, _, digits = value.partition("_")
-    number = ascii_int(digits) if prefix == "wxmsg" else None
-    if number is None:
-        raise DomainError("not_found", "no such outbox message")
-    return number
+    return _parse_numbered("wxmsg", value, "outbox message")
+
+
+def _parse_numbered(prefix: str, value: str, what: str) -> int:
+    """The row number in a back-office id (`prefix_` + digits); any other text names no `what`."""
+    head, _, digits = value.partition("_")
+    return found(ascii_int(digits) if head == prefix else None, what)
 
 
 async def list_messages(
@@ -134,11 +136,7 @@ def discrepancy_id(value: int) -> str:
 
 
 def parse_discrepancy_id(value: str) -> int:
-    prefix, _, digits = value.partition("_")
-    number = ascii_int(digits) if prefix == "wxdis" else None
-    if number is None:
-        raise DomainError("not_found", "no such discrepancy")
-    return number
+    return _parse_numbered("wxdis", value, "discrepancy")
 
 
 async def list_discrepancies(
@@ -163,9 +161,7 @@ async def resolve_discrepancy(conn: asyncpg.Connection, merchant_id: str, ident:
         merchant_id,
         parse_discrepancy_id(ident),
     )
-    if row is None:
-        raise DomainError("not_found", "no such discrepancy")
-    return discrepancy_view(row)
+    return discrepancy_view(found(row, "discrepancy"))
 
 
 def discrepancy_view(row: asyncpg.Record) -> dict[str, Any]:

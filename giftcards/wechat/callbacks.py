@@ -195,9 +195,10 @@ async def apply_event(
 ) -> tuple[str | None, str]:
     """(card id, outcome). Locks the card row before the wallet row: the ledger trigger reads the wallet
     state under the same card lock, so a state change and a balance change are always ordered."""
-    handler = _HANDLERS.get(name)
-    if handler is None:
+    known = _HANDLERS.get(name)
+    if known is None:
         return None, "ignored"
+    applies_in, handler = known
     code = event.get("UserCardCode", "")
     # A gift accepted may come with a new code; the card is known by the old one.
     lookup = (event.get("OldUserCardCode") or code) if name == "user_get_card" else code
@@ -218,15 +219,14 @@ async def apply_event(
         merchant_id,
         found,
     )
-    outcome = await handler(conn, keyring, wallet, event)
-    return found, outcome
+    if applies_in is not None and wallet["wallet_state"] not in applies_in:
+        return found, f"ignored_{wallet['wallet_state']}"
+    return found, await handler(conn, keyring, wallet, event)
 
 
 async def _got_card(
     conn: asyncpg.Connection, keyring: Keyring, wallet: asyncpg.Record, event: dict[str, str]
 ) -> str:
-    if wallet["wallet_state"] not in ("deposited", "in_wallet", "gifting"):
-        return f"ignored_{wallet['wallet_state']}"
     gift = event.get("IsGiveByFriend") == "1"
     new_code = event.get("UserCardCode", "")
     merchant_id, card_id = wallet["merchant_id"], wallet["card_id"]
@@ -251,8 +251,6 @@ async def _got_card(
 async def _gifting(
     conn: asyncpg.Connection, keyring: Keyring, wallet: asyncpg.Record, event: dict[str, str]
 ) -> str:
-    if wallet["wallet_state"] not in ("in_wallet", "gifting"):
-        return f"ignored_{wallet['wallet_state']}"
     returned = event.get("IsReturnBack") == "1"
     friend = (event.get("FriendUserName") or "")[:128] or None
     await conn.execute(
@@ -269,8 +267,6 @@ async def _gifting(
 async def _deleted(
     conn: asyncpg.Connection, keyring: Keyring, wallet: asyncpg.Record, event: dict[str, str]
 ) -> str:
-    if wallet["wallet_state"] not in ("in_wallet", "gifting"):
-        return f"ignored_{wallet['wallet_state']}"
     await _set_state(conn, wallet, "deleted")
     return "deleted_from_wallet"
 
@@ -312,9 +308,12 @@ async def _set_state(conn: asyncpg.Connection, wallet: asyncpg.Record, state: st
     )
 
 
-_HANDLERS: dict[str, Any] = {
-    "user_get_card": _got_card,
-    "user_gifting_card": _gifting,
-    "user_del_card": _deleted,
-    "user_consume_card": _consumed,
+_IN_WALLET = ("in_wallet", "gifting")
+
+# Each event, the wallet states it applies in (None: any) and what it does; in another state it is ignored.
+_HANDLERS: dict[str, tuple[tuple[str, ...] | None, Any]] = {
+    "user_get_card": (("deposited", *_IN_WALLET), _got_card),
+    "user_gifting_card": (_IN_WALLET, _gifting),
+    "user_del_card": (_IN_WALLET, _deleted),
+    "user_consume_card": (None, _consumed),
 }

@@ -15,7 +15,7 @@ from typing import Any
 
 import asyncpg
 
-from giftcards.core.errors import DomainError, ValidationError
+from giftcards.core.errors import DomainError, ValidationError, found
 from giftcards.core.isotime import iso
 from giftcards.core.sealing import Keyring
 from giftcards.db import leases
@@ -135,13 +135,15 @@ async def sync_code(
 
     async def deposit(deadline: float) -> asyncpg.Record:
         async with connect() as conn:
-            card = await conn.fetchrow(
-                "SELECT id, state, currency, design_id FROM cards WHERE merchant_id = $1 AND id = $2",
-                merchant_id,
-                card_id,
+            card = found(
+                await conn.fetchrow(
+                    "SELECT id, state, currency, design_id FROM cards WHERE merchant_id = $1 AND id = $2",
+                    merchant_id,
+                    card_id,
+                ),
+                "card",
+                "card_not_found",
             )
-            if card is None:
-                raise DomainError("card_not_found", "no such card")
             if card["currency"] != WECHAT_CURRENCY:
                 raise DomainError(
                     "wechat_currency_unsupported", "WeChat's card wallet shows CNY balances only"
@@ -185,9 +187,7 @@ async def sync_batch(
         batch = await conn.fetchrow(
             "SELECT currency FROM card_batches WHERE merchant_id = $1 AND id = $2", merchant_id, batch_id
         )
-    if batch is None:
-        raise DomainError("not_found", "no such card batch")
-    if batch["currency"] != WECHAT_CURRENCY:
+    if found(batch, "card batch")["currency"] != WECHAT_CURRENCY:
         raise DomainError("wechat_currency_unsupported", "WeChat's card wallet shows CNY balances only")
     deadline = wechat.deadline()
     loop = asyncio.get_running_loop()
