@@ -123,6 +123,49 @@ def endpoint(api: Api, method: str, path: str, **spec: Any) -> Callable[[Handler
     return register
 
 
+# Who may call: the security schemes of `Operation.auth`, any one of which admits the caller.
+PUBLIC: tuple[str, ...] = ()
+MERCHANT = ("api_key",)
+TERMINAL = ("terminal",)
+STAFF = ("api_key", "terminal")  # a merchant's key or one of its tills
+ADMIN = ("admin",)
+TEXT = {"type": "string"}  # the schema of a text answer (media_type says which)
+BINARY = {"type": "string", "format": "binary"}  # of an image's bytes
+_UNSET: Any = object()
+
+
+class Operations:
+    """Declares one module's operations (`endpoint`), saying once the tag and callers most of them share,
+    so each declaration is a line: `route.get(path, summary, answer=Card)`."""
+
+    def __init__(self, api: Api, tag: str, auth: tuple[str, ...] = PUBLIC) -> None:
+        self.api = api
+        self.tag = tag
+        self.auth = auth
+
+    def get(self, path: str, summary: str, **spec: Any) -> Callable[[Handler], Handler]:
+        return self.declare("GET", path, summary, **spec)
+
+    def post(self, path: str, summary: str, **spec: Any) -> Callable[[Handler], Handler]:
+        return self.declare("POST", path, summary, **spec)
+
+    def put(self, path: str, summary: str, **spec: Any) -> Callable[[Handler], Handler]:
+        return self.declare("PUT", path, summary, **spec)
+
+    def declare(
+        self, method: str, path: str, summary: str, answer: Any = _UNSET, created: Any = _UNSET, **spec: Any
+    ) -> Callable[[Handler], Handler]:
+        """`answer` is the 200 answer's shape, `created` the 201's; `responses` holds any other."""
+        responses = dict(spec.pop("responses", {}))
+        if answer is not _UNSET:
+            responses[200] = answer
+        if created is not _UNSET:
+            responses[201] = created
+        spec.setdefault("tag", self.tag)
+        spec.setdefault("auth", self.auth)
+        return endpoint(self.api, method, path, summary=summary, responses=responses, **spec)
+
+
 async def _serve(request: Request, op: Operation, handler: Handler) -> Response:
     rt: Runtime = request.app.state.runtime
     body_gate(request).limit_to(op.max_body or rt.settings.max_body_bytes, op.too_large)

@@ -18,7 +18,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from giftcards.core.errors import DomainError
 from giftcards.db.pool import connector
 from giftcards.observability import metrics
-from giftcards.web.calls import Call, Result, endpoint
+from giftcards.web.calls import TEXT, Call, Operations, Result
 from giftcards.web.middleware import CLIENT_GONE
 from giftcards.web.routing import Api, Operation
 
@@ -63,16 +63,15 @@ class RequestMetrics:
 
 
 def register(api: Api) -> None:
-    @endpoint(
-        api,
-        "GET",
+    route = Operations(api, tag="system")
+
+    @route.get(
         "/metrics",
-        summary="Prometheus metrics: `Authorization: Bearer <GIFTCARDS_METRICS_TOKEN>` (404 while unset)",
-        tag="system",
+        "Prometheus metrics: `Authorization: Bearer <GIFTCARDS_METRICS_TOKEN>` (404 while unset)",
+        answer=TEXT,
         operation_id="metrics",
         uses_db=False,
         media_type=metrics.CONTENT_TYPE,
-        responses={200: {"type": "string"}},
     )
     async def metrics_exposition(call: Call) -> Result:
         expected = call.rt.settings.metrics_token

@@ -4,33 +4,24 @@ from __future__ import annotations
 
 from giftcards.db.migrations import MigrationError, pending_migrations
 from giftcards.db.pool import is_unavailable
-from giftcards.web.calls import Call, Result, endpoint
+from giftcards.web.calls import Call, Operations, Result
 from giftcards.web.routing import Api
 
 HEALTH = {"type": "object", "properties": {"status": {"type": "string"}, "detail": {"type": "string"}}}
 
 
 def register(api: Api) -> None:
-    @endpoint(
-        api,
-        "GET",
-        "/healthz",
-        summary="The process is alive",
-        tag="system",
-        uses_db=False,
-        responses={200: HEALTH},
-    )
+    route = Operations(api, tag="system")
+
+    @route.get("/healthz", "The process is alive", answer=HEALTH, uses_db=False)
     async def healthz(call: Call) -> Result:
         return 200, {"status": "ok"}
 
-    @endpoint(
-        api,
-        "GET",
+    @route.get(
         "/readyz",
-        summary="The database is reachable and its schema current",
-        tag="system",
-        uses_db=False,
+        "The database is reachable and its schema current",
         responses={200: HEALTH, 503: HEALTH},
+        uses_db=False,
     )
     async def readyz(call: Call) -> Result:
         rt = call.rt
@@ -47,14 +38,6 @@ def register(api: Api) -> None:
             return 503, {"status": "unavailable", "detail": f"{len(pending)} migration(s) pending"}
         return 200, {"status": "ready"}
 
-    @endpoint(
-        api,
-        "GET",
-        "/openapi.json",
-        summary="This document",
-        tag="system",
-        uses_db=False,
-        responses={200: {"type": "object"}},
-    )
+    @route.get("/openapi.json", "This document", answer={"type": "object"}, uses_db=False)
     async def openapi(call: Call) -> Result:
         return 200, call.request.app.state.openapi

@@ -32,7 +32,18 @@ from giftcards.value.shapes import (
     StaticQr,
 )
 from giftcards.web.api.terminals import staff_guard
-from giftcards.web.calls import Call, Result, client_address, credential, endpoint, outcome_response
+from giftcards.web.calls import (
+    MERCHANT,
+    STAFF,
+    TEXT,
+    Call,
+    Operations,
+    Result,
+    client_address,
+    credential,
+    endpoint,
+    outcome_response,
+)
 from giftcards.web.routing import Api, read_object
 
 # The redemption handler reads its own body (admits_itself): it is decoded as Redeem for its refusals only;
@@ -51,58 +62,29 @@ def _spec(body: IssueCard) -> CardSpec:
 
 
 def register(api: Api) -> None:
-    @endpoint(
-        api,
-        "POST",
-        "/v1/cards",
-        summary="Issue a card",
-        tag="cards",
-        auth=("api_key",),
-        idempotent=True,
-        body=IssueCard,
-        responses={201: Card},
-        no_store=True,
-    )
+    route = Operations(api, tag="cards", auth=MERCHANT)
+
+    @route.post("/v1/cards", "Issue a card", created=Card, body=IssueCard, no_store=True)
     async def issue_card(call: Call) -> Result:
         return 201, await cards.issue(call.conn, call.rt.keyring, call.principal, _spec(call.body))
 
-    @endpoint(
-        api,
-        "POST",
-        "/v1/card_batches",
-        summary="Issue many cards at once (up to 100,000)",
-        tag="cards",
-        auth=("api_key",),
-        idempotent=True,
-        body=IssueBatch,
-        responses={201: CardBatch},
+    @route.post(
+        "/v1/card_batches", "Issue many cards at once (up to 100,000)", created=CardBatch, body=IssueBatch
     )
     async def issue_batch(call: Call) -> Result:
         return 201, await cards.issue_batch(
             call.conn, call.rt.keyring, call.principal, _spec(call.body), call.body.count
         )
 
-    @endpoint(
-        api,
-        "GET",
-        "/v1/card_batches/{batch_id}",
-        summary="A card batch",
-        tag="cards",
-        auth=("api_key",),
-        responses={200: CardBatch},
-    )
+    @route.get("/v1/card_batches/{batch_id}", "A card batch", answer=CardBatch)
     async def get_batch(call: Call) -> Result:
         return 200, await cards.get_batch(call.conn, call.merchant_id, call.path["batch_id"])
 
-    @endpoint(
-        api,
-        "GET",
+    @route.get(
         "/v1/card_batches/{batch_id}/cards",
-        tag="cards",
-        auth=("api_key",),
-        summary="The cards of a batch with their codes, streamed as NDJSON (one card a line)",
+        "The cards of a batch with their codes, streamed as NDJSON (one card a line)",
+        answer=TEXT,
         media_type="application/x-ndjson",
-        responses={200: {"type": "string"}},
         no_store=True,
     )
     async def export_batch(call: Call) -> Result:
@@ -112,17 +94,7 @@ def register(api: Api) -> None:
         lines = [msgspec.json.encode(row) + b"\n" async for row in rows]
         return StreamingResponse(_iterate(lines), media_type="application/x-ndjson")
 
-    @endpoint(
-        api,
-        "GET",
-        "/v1/cards",
-        summary="List cards, newest first",
-        tag="cards",
-        auth=("api_key",),
-        query=CardQuery,
-        responses={200: Page[Card]},
-        no_store=True,
-    )
+    @route.get("/v1/cards", "List cards, newest first", answer=Page[Card], query=CardQuery, no_store=True)
     async def list_cards(call: Call) -> Result:
         q: CardQuery = call.query
         return 200, await cards.list_cards(
@@ -136,72 +108,38 @@ def register(api: Api) -> None:
             created_lt=q.created_lt,
         )
 
-    @endpoint(
-        api,
-        "GET",
-        "/v1/cards/{card_id}",
-        summary="A card",
-        tag="cards",
-        auth=("api_key",),
-        responses={200: Card},
-        no_store=True,
-    )
+    @route.get("/v1/cards/{card_id}", "A card", answer=Card, no_store=True)
     async def get_card(call: Call) -> Result:
         return 200, await cards.get(call.conn, call.merchant_id, call.path["card_id"])
 
-    @endpoint(
-        api,
-        "GET",
-        "/v1/cards/{card_id}/code",
-        summary="Show a card's code again",
-        tag="cards",
-        auth=("api_key",),
-        responses={200: CardCode},
-        no_store=True,
-    )
+    @route.get("/v1/cards/{card_id}/code", "Show a card's code again", answer=CardCode, no_store=True)
     async def reveal_code(call: Call) -> Result:
         code = await cards.reveal_code(call.conn, call.rt.keyring, call.merchant_id, call.path["card_id"])
         return 200, CardCode(card=call.path["card_id"], code=code)
 
-    @endpoint(
-        api,
-        "GET",
-        "/v1/cards/{card_id}/qr",
-        summary="A card's static signed QR payload",
-        tag="cards",
-        auth=("api_key",),
-        responses={200: StaticQr},
-        no_store=True,
-    )
+    @route.get("/v1/cards/{card_id}/qr", "A card's static signed QR payload", answer=StaticQr, no_store=True)
     async def card_qr(call: Call) -> Result:
         card_id = call.path["card_id"]
         payload = await cards.static_qr(call.conn, call.rt.qr_keys, call.merchant_id, card_id)
         return 200, StaticQr(card=card_id, payload=payload, length=len(payload))
 
-    @endpoint(
-        api,
-        "GET",
+    @route.get(
         "/v1/cards/{card_id}/qr.svg",
-        summary="A card's static QR code as SVG",
-        tag="cards",
-        auth=("api_key",),
+        "A card's static QR code as SVG",
+        answer=TEXT,
         media_type="image/svg+xml",
-        responses={200: {"type": "string"}},
         no_store=True,
     )
     async def card_qr_svg(call: Call) -> Result:
         payload = await cards.static_qr(call.conn, call.rt.qr_keys, call.merchant_id, call.path["card_id"])
         return Response(qr.render_svg(payload), media_type="image/svg+xml")
 
-    @endpoint(
-        api,
-        "GET",
+    @route.get(
         "/v1/cards/{card_id}/activities",
-        summary="A card's ledger, newest first",
+        "A card's ledger, newest first",
         tag="activities",
-        auth=("api_key",),
+        answer=Page[Activity],
         query=PageQuery,
-        responses={200: Page[Activity]},
     )
     async def list_activities(call: Call) -> Result:
         return 200, await cards.list_activities(
@@ -212,28 +150,18 @@ def register(api: Api) -> None:
             starting_after=call.query.starting_after,
         )
 
-    @endpoint(
-        api,
-        "GET",
-        "/v1/activities/{activity_id}",
-        summary="One activity",
-        tag="activities",
-        auth=("api_key",),
-        responses={200: Activity},
-    )
+    @route.get("/v1/activities/{activity_id}", "One activity", tag="activities", answer=Activity)
     async def get_activity(call: Call) -> Result:
         entry_id = ledger.parse_activity_id(call.path["activity_id"])
         return 200, ledger.activity_view(await ledger.fetch_entry(call.conn, call.merchant_id, entry_id))
 
-    @endpoint(
-        api,
-        "POST",
+    @route.post(
         "/v1/cards/lookup",
-        summary="Find a card by its code or QR payload",
+        "Find a card by its code or QR payload",
+        auth=STAFF,
         tag="redemptions",
-        auth=("api_key", "terminal"),
+        answer=Card,
         body=CardReference,
-        responses={200: Card},
         no_store=True,
     )
     async def lookup(call: Call) -> Result:
@@ -246,17 +174,14 @@ def register(api: Api) -> None:
             looks_up=True,
         )
 
-    @endpoint(
-        api,
-        "POST",
+    @route.post(
         "/v1/redemptions",
-        summary="Take an amount from a card (by code or QR payload)",
+        "Take an amount from a card (by code or QR payload)",
+        auth=STAFF,
         tag="redemptions",
-        auth=("api_key", "terminal"),
-        idempotent=True,
+        created=Activity,
         body=Redeem,
-        responses={201: Activity},
-        admits_itself=True,  # the redemption statement authenticates (value/redemption.py)
+        admits_itself=True,
     )
     async def redeem(call: Call) -> Result:
         request, rt = call.request, call.rt
@@ -283,16 +208,13 @@ def register(api: Api) -> None:
         )
         return outcome_response(await rt.redemptions.redeem(redemption))
 
-    @endpoint(
-        api,
-        "POST",
+    @route.post(
         "/v1/refunds",
-        summary="Give back (part of) a redemption",
+        "Give back (part of) a redemption",
+        auth=STAFF,
         tag="redemptions",
-        auth=("api_key", "terminal"),
-        idempotent=True,
+        created=Activity,
         body=Refund,
-        responses={201: Activity},
     )
     async def refund(call: Call) -> Result:
         b: Refund = call.body

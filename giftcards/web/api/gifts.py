@@ -22,7 +22,7 @@ from giftcards.gifting.shapes import (
     Regift,
     RevokeGift,
 )
-from giftcards.web.calls import Call, Result, endpoint
+from giftcards.web.calls import BINARY, MERCHANT, Call, Operations, Result
 from giftcards.web.routing import Api
 
 
@@ -44,32 +44,25 @@ async def png(art: card_art.CardArt, *, width: int = card_art.WIDTH, cache: str 
 
 
 def register(api: Api) -> None:
-    @endpoint(
-        api,
-        "POST",
+    route = Operations(api, tag="gifts", auth=MERCHANT)
+
+    @route.post(
         "/v1/card_images/preview",
-        summary="Render the card picture a gift would have (PNG), before buying",
-        tag="gifts",
-        auth=("api_key",),
+        "Render the card picture a gift would have (PNG), before buying",
+        answer=BINARY,
         body=GiftPreview,
         media_type="image/png",
-        responses={200: {"type": "string", "format": "binary"}},
     )
     async def preview(call: Call) -> Result:
         b: GiftPreview = call.body
         art = await gifts.preview_art(call.conn, call.merchant_id, b.design_id, b.amount, gift_details(b))
         return await png(art)
 
-    @endpoint(
-        api,
-        "POST",
+    @route.post(
         "/v1/gift_purchases",
-        summary="After payment: issue a card of a design and wrap it as a gift (returns the link to share)",
-        tag="gifts",
-        auth=("api_key",),
-        idempotent=True,
+        "After payment: issue a card of a design and wrap it as a gift (returns the link to share)",
+        created=Gift,
         body=GiftPurchase,
-        responses={201: Gift},
         no_store=True,
     )
     async def purchase(call: Call) -> Result:
@@ -87,15 +80,11 @@ def register(api: Api) -> None:
             call.conn, call.rt.keyring, call.principal, order, public_url=public_url
         )
 
-    @endpoint(
-        api,
-        "GET",
+    @route.get(
         "/v1/gifts",
-        summary="List gifts, newest first (by gifter, recipient or card)",
-        tag="gifts",
-        auth=("api_key",),
+        "List gifts, newest first (by gifter, recipient or card)",
+        answer=Page[Gift],
         query=GiftQuery,
-        responses={200: Page[Gift]},
         no_store=True,
     )
     async def list_gifts(call: Call) -> Result:
@@ -110,27 +99,14 @@ def register(api: Api) -> None:
             starting_after=q.starting_after,
         )
 
-    @endpoint(
-        api,
-        "GET",
-        "/v1/gifts/{gift_id}",
-        summary="A gift",
-        tag="gifts",
-        auth=("api_key",),
-        responses={200: Gift},
-        no_store=True,
-    )
+    @route.get("/v1/gifts/{gift_id}", "A gift", answer=Gift, no_store=True)
     async def get_gift(call: Call) -> Result:
         return 200, await gifts.get(call.conn, call.merchant_id, call.path["gift_id"])
 
-    @endpoint(
-        api,
-        "GET",
+    @route.get(
         "/v1/gifts/{gift_id}/link",
-        summary="The link of a waiting gift again, for the gifter to share once more",
-        tag="gifts",
-        auth=("api_key",),
-        responses={200: {"type": "object", "properties": {"url": {"type": "string"}}}},
+        "The link of a waiting gift again, for the gifter to share once more",
+        answer={"type": "object", "properties": {"url": {"type": "string"}}},
         no_store=True,
     )
     async def gift_link(call: Call) -> Result:
@@ -142,16 +118,11 @@ def register(api: Api) -> None:
             public_url=call.rt.settings.public_url,
         )
 
-    @endpoint(
-        api,
-        "POST",
+    @route.post(
         "/v1/gifts/{gift_id}/revoke",
-        summary="Withdraw an unclaimed gift: the link stops working, the card is the gifter's again",
-        tag="gifts",
-        auth=("api_key",),
-        idempotent=True,
+        "Withdraw an unclaimed gift: the link stops working, the card is the gifter's again",
+        answer=Gift,
         body=RevokeGift,
-        responses={200: Gift},
         no_store=True,
     )
     async def revoke(call: Call) -> Result:
@@ -159,16 +130,11 @@ def register(api: Api) -> None:
             call.conn, call.merchant_id, call.path["gift_id"], by_owner=call.body.owner_id
         )
 
-    @endpoint(
-        api,
-        "POST",
+    @route.post(
         "/v1/cards/{card_id}/gifts",
-        summary="Pass a claimed, unspent card on as a gift (its owner's; the card gets a new code)",
-        tag="gifts",
-        auth=("api_key",),
-        idempotent=True,
+        "Pass a claimed, unspent card on as a gift (its owner's; the card gets a new code)",
+        created=Gift,
         body=Regift,
-        responses={201: Gift},
         no_store=True,
     )
     async def regift(call: Call) -> Result:
@@ -184,15 +150,11 @@ def register(api: Api) -> None:
             public_url=call.rt.settings.public_url,
         )
 
-    @endpoint(
-        api,
-        "POST",
+    @route.post(
         "/v1/cards/{card_id}/access_links",
-        summary="A card-page link for the card's current owner (e.g. on another device)",
-        tag="gifts",
-        auth=("api_key",),
+        "A card-page link for the card's current owner (e.g. on another device)",
+        created={"type": "object", "properties": {"url": {"type": "string"}}},
         body=Owner,
-        responses={201: {"type": "object", "properties": {"url": {"type": "string"}}}},
         no_store=True,
     )
     async def access_link(call: Call) -> Result:
@@ -212,16 +174,13 @@ def register(api: Api) -> None:
 
 
 def _register_customise_sessions(api: Api) -> None:
-    @endpoint(
-        api,
-        "POST",
+    route = Operations(api, tag="gifts", auth=MERCHANT)
+
+    @route.post(
         "/v1/customise_sessions",
-        summary="A link where the gifter composes and sends one gift of at most max_amount on our page",
-        tag="gifts",
-        auth=("api_key",),
-        idempotent=True,
+        "A link where the gifter composes and sends one gift of at most max_amount on our page",
+        created=CustomiseSession,
         body=CreateCustomiseSession,
-        responses={201: CustomiseSession},
         no_store=True,
     )
     async def create_customise_session(call: Call) -> Result:
@@ -239,14 +198,10 @@ def _register_customise_sessions(api: Api) -> None:
             public_url=call.rt.settings.public_url,
         )
 
-    @endpoint(
-        api,
-        "POST",
+    @route.post(
         "/v1/customise_sessions/{session_id}/revoke",
-        summary="End a customise link at once: it sends no gift and shows none (a gift it sent stays sent)",
-        tag="gifts",
-        auth=("api_key",),
-        responses={200: CustomiseSession},
+        "End a customise link at once: it sends no gift and shows none (a gift it sent stays sent)",
+        answer=CustomiseSession,
         no_store=True,
     )
     async def revoke_customise_session(call: Call) -> Result:

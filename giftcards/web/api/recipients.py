@@ -13,13 +13,14 @@ from giftcards.gifting.shapes import CardPageQrQuery, ComposedGift, GiftPreview,
 from giftcards.qr import images as qr
 from giftcards.web.api.designs import UPLOAD, read_image
 from giftcards.web.api.gifts import gift_details, png
-from giftcards.web.calls import Call, Result, acquire, endpoint
+from giftcards.web.calls import BINARY, Call, Operations, Result, acquire
 from giftcards.web.routing import Api
 
 _OBJECT = {"type": "object"}
 
 
 def register(api: Api) -> None:
+    route = Operations(api, tag="customise")
     gift_link = api.schema(
         "GiftLink",
         {
@@ -38,27 +39,23 @@ def register(api: Api) -> None:
         },
     )
 
-    @endpoint(
-        api,
-        "GET",
+    @route.get(
         "/v1/gift_links/{secret}",
-        summary="What a gift link shows: the gift once it is open, else when it opens",
+        "What a gift link shows: the gift once it is open, else when it opens",
         tag="gift links",
-        responses={200: gift_link},
+        answer=gift_link,
         no_store=True,
     )
     async def view_gift_link(call: Call) -> Result:
         row = await gift_links.open_link(call.conn, call.rt.keyring, call.path["secret"])
         return 200, gift_links.link_view(row, await gifts.design_of(call.conn, row))
 
-    @endpoint(
-        api,
-        "POST",
+    @route.post(
         "/v1/gift_links/{secret}/claim",
-        summary="Claim a gift: the card becomes the claimant's, with a card-page link only they get",
+        "Claim a gift: the card becomes the claimant's, with a card-page link only they get",
         tag="gift links",
+        answer={"type": "object", "properties": {"card_url": {"type": "string"}}},
         body=Owner,
-        responses={200: {"type": "object", "properties": {"card_url": {"type": "string"}}}},
         no_store=True,
     )
     async def claim_gift(call: Call) -> Result:
@@ -70,27 +67,23 @@ def register(api: Api) -> None:
             public_url=call.rt.settings.public_url,
         )
 
-    @endpoint(
-        api,
-        "GET",
+    @route.get(
         "/v1/card_pages/{token}",
-        summary="The owner's card: balance, expiry, the gift it came as, spending history",
+        "The owner's card: balance, expiry, the gift it came as, spending history",
         tag="card pages",
-        responses={200: _OBJECT},
+        answer=_OBJECT,
         no_store=True,
     )
     async def view_card_page(call: Call) -> Result:
         access = await card_access.resolve(call.conn, call.rt.keyring, call.path["token"])
         return 200, await card_access.page(call.conn, access)
 
-    @endpoint(
-        api,
-        "GET",
+    @route.get(
         "/v1/card_pages/{token}/qr",
-        summary="A fresh rotating QR for the till (good for its 30 s step and the next); fetch every 20 s",
+        "A fresh rotating QR for the till (good for its 30 s step and the next); fetch every 20 s",
         tag="card pages",
+        answer={"type": "object", "properties": {"payload": {"type": "string"}}},
         query=CardPageQrQuery,
-        responses={200: {"type": "object", "properties": {"payload": {"type": "string"}}}},
         no_store=True,
     )
     async def card_page_qr(call: Call) -> Result:
@@ -103,13 +96,11 @@ def register(api: Api) -> None:
             answer["image"] = _data_url("image/png", qr.render_png(answer["payload"]))
         return 200, answer
 
-    @endpoint(
-        api,
-        "GET",
+    @route.get(
         "/v1/card_pages/{token}/code",
-        summary="The card's code, to type at a till or on a website",
+        "The card's code, to type at a till or on a website",
         tag="card pages",
-        responses={200: {"type": "object", "properties": {"code": {"type": "string"}}}},
+        answer={"type": "object", "properties": {"code": {"type": "string"}}},
         no_store=True,
     )
     async def card_page_code(call: Call) -> Result:
@@ -117,13 +108,10 @@ def register(api: Api) -> None:
         code = await card_access.reveal_code(call.conn, call.rt.keyring, access)
         return 200, {"object": "card_code", "code": code}
 
-    @endpoint(
-        api,
-        "GET",
+    @route.get(
         "/v1/customise/{token}",
-        summary="A customise session: the designs and amounts on offer, or the gift once it is sent",
-        tag="customise",
-        responses={200: _OBJECT},
+        "A customise session: the designs and amounts on offer, or the gift once it is sent",
+        answer=_OBJECT,
         no_store=True,
     )
     async def view_customise(call: Call) -> Result:
@@ -132,16 +120,12 @@ def register(api: Api) -> None:
             call.conn, call.rt.keyring, row, public_url=call.rt.settings.public_url
         )
 
-    @endpoint(
-        api,
-        "POST",
+    @route.post(
         "/v1/customise/{token}/photos",
-        summary="Upload the gifter's own cover photo (raw JPEG, PNG or WebP bytes)",
-        tag="customise",
+        "Upload the gifter's own cover photo (raw JPEG, PNG or WebP bytes)",
+        created=_OBJECT,
         **UPLOAD,
-        # No connection while the photo arrives or is decoded: one for the link's check, one for the store.
         uses_db=False,
-        responses={201: _OBJECT},
         no_store=True,
     )
     async def customise_photo(call: Call) -> Result:
@@ -152,15 +136,12 @@ def register(api: Api) -> None:
         async with acquire(rt) as conn:
             return 201, await customise.upload_photo(conn, rt.keyring, token, clean)
 
-    @endpoint(
-        api,
-        "POST",
+    @route.post(
         "/v1/customise/{token}/preview",
-        summary="The picture of the gift being composed (PNG)",
-        tag="customise",
+        "The picture of the gift being composed (PNG)",
+        answer=BINARY,
         body=GiftPreview,
         media_type="image/png",
-        responses={200: {"type": "string", "format": "binary"}},
     )
     async def customise_preview(call: Call) -> Result:
         b: GiftPreview = call.body
@@ -174,14 +155,11 @@ def register(api: Api) -> None:
         )
         return await png(art)
 
-    @endpoint(
-        api,
-        "POST",
+    @route.post(
         "/v1/customise/{token}/send",
-        summary="Send the composed gift (once per link): the answer holds the link to share",
-        tag="customise",
+        "Send the composed gift (once per link): the answer holds the link to share",
+        created=_OBJECT,
         body=ComposedGift,
-        responses={201: _OBJECT},
         no_store=True,
     )
     async def customise_send(call: Call) -> Result:

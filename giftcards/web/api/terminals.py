@@ -35,7 +35,17 @@ from giftcards.stores.shapes import (
 from giftcards.value import cards
 from giftcards.value.cards import CardRef
 from giftcards.value.shapes import Activity
-from giftcards.web.calls import Call, Result, client_address, endpoint, register_authenticator
+from giftcards.web.calls import (
+    MERCHANT,
+    PUBLIC,
+    TERMINAL,
+    TEXT,
+    Call,
+    Operations,
+    Result,
+    client_address,
+    register_authenticator,
+)
 from giftcards.web.routing import Api
 
 T = TypeVar("T")
@@ -77,73 +87,40 @@ def register(api: Api) -> None:
 
 
 def _register_back_office(api: Api) -> None:
-    @endpoint(
-        api,
-        "POST",
-        "/v1/stores",
-        summary="Create a store",
-        tag="stores",
-        auth=("api_key",),
-        idempotent=True,
-        body=CreateStore,
-        responses={201: Store},
-    )
+    route = Operations(api, tag="terminals", auth=MERCHANT)
+
+    @route.post("/v1/stores", "Create a store", tag="stores", created=Store, body=CreateStore)
     async def create_store(call: Call) -> Result:
         b: CreateStore = call.body
         return 201, await terminals.create_store(
             call.conn, call.merchant_id, name=b.name, redeem_limit=b.redeem_limit, timezone=b.timezone
         )
 
-    @endpoint(
-        api,
-        "GET",
-        "/v1/stores",
-        summary="List stores",
-        tag="stores",
-        auth=("api_key",),
-        responses={200: Page[Store]},
-    )
+    @route.get("/v1/stores", "List stores", tag="stores", answer=Page[Store])
     async def list_stores(call: Call) -> Result:
         return 200, Page(data=await terminals.list_stores(call.conn, call.merchant_id))
 
-    @endpoint(
-        api,
-        "GET",
-        "/v1/stores/{store_id}",
-        summary="A store",
-        tag="stores",
-        auth=("api_key",),
-        responses={200: Store},
-    )
+    @route.get("/v1/stores/{store_id}", "A store", tag="stores", answer=Store)
     async def get_store(call: Call) -> Result:
         return 200, await terminals.get_store(call.conn, call.merchant_id, call.path["store_id"])
 
-    @endpoint(
-        api,
-        "POST",
+    @route.post(
         "/v1/stores/{store_id}",
-        summary="Change a store's name, clerk limit or time zone",
+        "Change a store's name, clerk limit or time zone",
         tag="stores",
-        auth=("api_key",),
-        idempotent=True,
+        answer=Store,
         body=StoreChange,
-        responses={200: Store},
     )
     async def update_store(call: Call) -> Result:
         return 200, await terminals.update_store(
             call.conn, call.merchant_id, call.path["store_id"], given(call.body)
         )
 
-    @endpoint(
-        api,
-        "POST",
+    @route.post(
         "/v1/terminals",
-        summary="Create a terminal; the answer holds its one-time enrollment code",
-        tag="terminals",
-        auth=("api_key",),
-        idempotent=True,
+        "Create a terminal; the answer holds its one-time enrollment code",
+        created=Terminal,
         body=CreateTerminal,
-        responses={201: Terminal},
         no_store=True,
     )
     async def create_terminal(call: Call) -> Result:
@@ -158,44 +135,20 @@ def _register_back_office(api: Api) -> None:
             api_key_id=call.principal.id,
         )
 
-    @endpoint(
-        api,
-        "GET",
-        "/v1/terminals",
-        summary="List terminals",
-        tag="terminals",
-        auth=("api_key",),
-        query=TerminalQuery,
-        responses={200: Page[Terminal]},
-        no_store=True,
-    )
+    @route.get("/v1/terminals", "List terminals", answer=Page[Terminal], query=TerminalQuery, no_store=True)
     async def list_terminals(call: Call) -> Result:
         data = await terminals.list_terminals(call.conn, call.merchant_id, store_id=call.query.store)
         return 200, Page(data=data)
 
-    @endpoint(
-        api,
-        "GET",
-        "/v1/terminals/{terminal_id}",
-        summary="A terminal",
-        tag="terminals",
-        auth=("api_key",),
-        responses={200: Terminal},
-        no_store=True,
-    )
+    @route.get("/v1/terminals/{terminal_id}", "A terminal", answer=Terminal, no_store=True)
     async def get_terminal(call: Call) -> Result:
         return 200, await terminals.get_terminal(call.conn, call.merchant_id, call.path["terminal_id"])
 
-    @endpoint(
-        api,
-        "POST",
+    @route.post(
         "/v1/terminals/{terminal_id}",
-        summary="Change a terminal's label or role (effective on its next call)",
-        tag="terminals",
-        auth=("api_key",),
-        idempotent=True,
+        "Change a terminal's label or role (effective on its next call)",
+        answer=Terminal,
         body=TerminalChange,
-        responses={200: Terminal},
         no_store=True,
     )
     async def update_terminal(call: Call) -> Result:
@@ -203,29 +156,19 @@ def _register_back_office(api: Api) -> None:
             call.conn, call.merchant_id, call.path["terminal_id"], label=call.body.label, role=call.body.role
         )
 
-    @endpoint(
-        api,
-        "POST",
+    @route.post(
         "/v1/terminals/{terminal_id}/revoke",
-        summary="Revoke a terminal for good: its token fails from the next call on",
-        tag="terminals",
-        auth=("api_key",),
-        idempotent=True,
-        responses={200: Terminal},
+        "Revoke a terminal for good: its token fails from the next call on",
+        answer=Terminal,
         no_store=True,
     )
     async def revoke_terminal(call: Call) -> Result:
         return 200, await terminals.revoke_terminal(call.conn, call.merchant_id, call.path["terminal_id"])
 
-    @endpoint(
-        api,
-        "POST",
+    @route.post(
         "/v1/terminals/{terminal_id}/rotate",
-        summary="End the terminal's token at once and give a new enrollment code",
-        tag="terminals",
-        auth=("api_key",),
-        idempotent=True,
-        responses={200: Terminal},
+        "End the terminal's token at once and give a new enrollment code",
+        answer=Terminal,
         no_store=True,
     )
     async def rotate_terminal(call: Call) -> Result:
@@ -237,15 +180,8 @@ def _register_back_office(api: Api) -> None:
             api_key_id=call.principal.id,
         )
 
-    @endpoint(
-        api,
-        "GET",
-        "/v1/staff_log",
-        summary="The staff audit log, newest first",
-        tag="terminals",
-        auth=("api_key",),
-        query=StaffLogQuery,
-        responses={200: Page[StaffLogEntry]},
+    @route.get(
+        "/v1/staff_log", "The staff audit log, newest first", answer=Page[StaffLogEntry], query=StaffLogQuery
     )
     async def query_staff_log(call: Call) -> Result:
         return 200, await staff_log.query(
@@ -256,16 +192,12 @@ def _register_back_office(api: Api) -> None:
             starting_after=call.query.starting_after,
         )
 
-    @endpoint(
-        api,
-        "GET",
+    @route.get(
         "/v1/staff_log.csv",
-        summary=f"The staff audit log as CSV, oldest first (at most {staff_log.EXPORT_MAX_ROWS} rows)",
-        tag="terminals",
-        auth=("api_key",),
+        f"The staff audit log as CSV, oldest first (at most {staff_log.EXPORT_MAX_ROWS} rows)",
+        answer=TEXT,
         query=StaffLogFilters,
         media_type="text/csv",
-        responses={200: {"type": "string"}},
     )
     async def export_staff_log(call: Call) -> Result:
         lines, truncated = await staff_log.export_csv(call.conn, call.merchant_id, _filters(call.query))
@@ -277,14 +209,14 @@ def _register_back_office(api: Api) -> None:
 
 
 def _register_terminal(api: Api) -> None:
-    @endpoint(
-        api,
-        "POST",
+    route = Operations(api, tag="terminal", auth=TERMINAL)
+
+    @route.post(
         "/v1/terminal/enroll",
-        summary="Exchange a one-time enrollment code for this device's terminal token (shown once)",
-        tag="terminal",
+        "Exchange a one-time enrollment code for this device's terminal token (shown once)",
+        auth=PUBLIC,
+        created=Terminal,
         body=Enroll,
-        responses={201: Terminal},
         no_store=True,
     )
     async def terminal_enroll(call: Call) -> Result:
@@ -302,41 +234,23 @@ def _register_terminal(api: Api) -> None:
                 call.after.append(count)
             raise
 
-    @endpoint(
-        api,
-        "GET",
-        "/v1/terminal",
-        summary="This terminal, its role and its store",
-        tag="terminal",
-        auth=("terminal",),
-        responses={200: Terminal},
-        no_store=True,
-    )
+    @route.get("/v1/terminal", "This terminal, its role and its store", answer=Terminal, no_store=True)
     async def terminal_whoami(call: Call) -> Result:
         return 200, await terminals.whoami(call.conn, call.principal)
 
-    @endpoint(
-        api,
-        "GET",
+    @route.get(
         "/v1/terminal/redemptions",
-        summary="This terminal's redemptions of today (the store's day), newest first",
-        tag="terminal",
-        auth=("terminal",),
-        responses={200: Page[TerminalRedemption]},
+        "This terminal's redemptions of today (the store's day), newest first",
+        answer=Page[TerminalRedemption],
     )
     async def terminal_redemptions(call: Call) -> Result:
         return 200, await terminals.todays_redemptions(call.conn, call.principal)
 
-    @endpoint(
-        api,
-        "POST",
+    @route.post(
         "/v1/terminal/cards/block",
-        summary="Block a card by its code or QR payload (manager terminals)",
-        tag="terminal",
-        auth=("terminal",),
-        idempotent=True,
+        "Block a card by its code or QR payload (manager terminals)",
+        created=Activity,
         body=BlockCard,
-        responses={201: Activity},
     )
     async def terminal_block_card(call: Call) -> Result:
         ref = CardRef(code=call.body.code or None, qr_payload=call.body.qr_payload or None)

@@ -15,7 +15,7 @@ from giftcards.wallet import gifts as wallet_gifts
 from giftcards.wallet import holders as wallet
 from giftcards.wallet.shapes import CreateWalletSession, GiftPageQuery, PassOn, WalletCardQuery, WalletSession
 from giftcards.web.api.gifts import gift_details
-from giftcards.web.calls import Call, Result, endpoint, register_authenticator
+from giftcards.web.calls import MERCHANT, Call, Operations, Result, register_authenticator
 from giftcards.web.openapi import list_of
 from giftcards.web.routing import Api
 
@@ -67,15 +67,13 @@ def register(api: Api) -> None:
 
 
 def _register_sessions(api: Api) -> None:
-    @endpoint(
-        api,
-        "POST",
+    route = Operations(api, tag=TAG, auth=MERCHANT)
+
+    @route.post(
         "/v1/wallet_sessions",
-        summary="A short-lived link to one customer's wallet (their cards, gifts waiting, gifts sent)",
-        tag=TAG,
-        auth=("api_key",),
+        "A short-lived link to one customer's wallet (their cards, gifts waiting, gifts sent)",
+        created=WalletSession,
         body=CreateWalletSession,
-        responses={201: WalletSession},
         no_store=True,
     )
     async def create_wallet_session(call: Call) -> Result:
@@ -90,14 +88,10 @@ def _register_sessions(api: Api) -> None:
             public_url=call.rt.settings.public_url,
         )
 
-    @endpoint(
-        api,
-        "POST",
+    @route.post(
         "/v1/wallet_sessions/{session_id}/revoke",
-        summary="End a wallet session before its time (e.g. when the customer logs out)",
-        tag=TAG,
-        auth=("api_key",),
-        responses={200: WalletSession},
+        "End a wallet session before its time (e.g. when the customer logs out)",
+        answer=WalletSession,
         no_store=True,
     )
     async def revoke_wallet_session(call: Call) -> Result:
@@ -105,6 +99,7 @@ def _register_sessions(api: Api) -> None:
 
 
 def _register_cards(api: Api) -> None:
+    route = Operations(api, tag=TAG, auth=WALLET)
     card = api.schema(
         "WalletCard",
         {
@@ -133,28 +128,20 @@ def _register_cards(api: Api) -> None:
         },
     )
 
-    @endpoint(
-        api,
-        "GET",
+    @route.get(
         "/v1/wallet",
-        summary="The wallet at a glance: cards per group, what can be spent per currency, gifts waiting",
-        tag=TAG,
-        auth=WALLET,
-        responses={200: _OBJECT},
+        "The wallet at a glance: cards per group, what can be spent per currency, gifts waiting",
+        answer=_OBJECT,
         no_store=True,
     )
     async def wallet_overview(call: Call) -> Result:
         return 200, await wallet.overview(call.conn, holder(call))
 
-    @endpoint(
-        api,
-        "GET",
+    @route.get(
         "/v1/wallet/cards",
-        summary="The cards held: with value first (soonest expiry first), then used up and expired ones",
-        tag=TAG,
-        auth=WALLET,
+        "The cards held: with value first (soonest expiry first), then used up and expired ones",
+        answer=_wallet_list(card, cursor=True),
         query=WalletCardQuery,
-        responses={200: _wallet_list(card, cursor=True)},
         no_store=True,
     )
     async def wallet_cards(call: Call) -> Result:
@@ -164,14 +151,10 @@ def _register_cards(api: Api) -> None:
         )
         return 200, _with_card_pictures(call, listing)
 
-    @endpoint(
-        api,
-        "POST",
+    @route.post(
         "/v1/wallet/cards/{card_id}/open",
-        summary="A card-page link for a held card (QR for the till, code, history; WeChat where set up)",
-        tag=TAG,
-        auth=WALLET,
-        responses={201: {"type": "object", "properties": {"url": {"type": "string"}}}},
+        "A card-page link for a held card (QR for the till, code, history; WeChat where set up)",
+        created={"type": "object", "properties": {"url": {"type": "string"}}},
         no_store=True,
     )
     async def wallet_open_card(call: Call) -> Result:
@@ -183,15 +166,11 @@ def _register_cards(api: Api) -> None:
             public_url=call.rt.settings.public_url,
         )
 
-    @endpoint(
-        api,
-        "POST",
+    @route.post(
         "/v1/wallet/cards/{card_id}/gifts",
-        summary="Pass a held, unspent card on as a gift (the answer holds the link to share)",
-        tag=TAG,
-        auth=WALLET,
+        "Pass a held, unspent card on as a gift (the answer holds the link to share)",
+        created=_OBJECT,
         body=PassOn,
-        responses={201: _OBJECT},
         no_store=True,
     )
     async def wallet_pass_on(call: Call) -> Result:
@@ -207,6 +186,7 @@ def _register_cards(api: Api) -> None:
 
 
 def _register_gifts(api: Api) -> None:
+    route = Operations(api, tag=TAG, auth=WALLET)
     sent_gift = api.schema(
         "SentGift",
         {
@@ -245,15 +225,11 @@ def _register_gifts(api: Api) -> None:
         },
     )
 
-    @endpoint(
-        api,
-        "GET",
+    @route.get(
         "/v1/wallet/gifts/received",
-        summary="Gifts addressed to this customer that wait to be claimed, newest first",
-        tag=TAG,
-        auth=WALLET,
+        "Gifts addressed to this customer that wait to be claimed, newest first",
+        answer=_wallet_list(received_gift),
         query=GiftPageQuery,
-        responses={200: _wallet_list(received_gift)},
         no_store=True,
     )
     async def wallet_received_gifts(call: Call) -> Result:
@@ -268,15 +244,11 @@ def _register_gifts(api: Api) -> None:
         data = [_with_gift_picture(base, gift, gift["can_claim"]) for gift in listing["data"]]
         return 200, {**listing, "data": data}
 
-    @endpoint(
-        api,
-        "GET",
+    @route.get(
         "/v1/wallet/gifts/sent",
-        summary="Gifts this customer sent, newest first, with their state",
-        tag=TAG,
-        auth=WALLET,
+        "Gifts this customer sent, newest first, with their state",
+        answer=_wallet_list(sent_gift),
         query=GiftPageQuery,
-        responses={200: _wallet_list(sent_gift)},
         no_store=True,
     )
     async def wallet_sent_gifts(call: Call) -> Result:
@@ -290,14 +262,10 @@ def _register_gifts(api: Api) -> None:
         base = picture_base(call)
         return 200, {**listing, "data": [_with_gift_picture(base, gift) for gift in listing["data"]]}
 
-    @endpoint(
-        api,
-        "POST",
+    @route.post(
         "/v1/wallet/gifts/{gift_id}/claim",
-        summary="Claim a gift addressed to this customer: the card becomes theirs",
-        tag=TAG,
-        auth=WALLET,
-        responses={200: {"type": "object", "properties": {"card_url": {"type": "string"}}}},
+        "Claim a gift addressed to this customer: the card becomes theirs",
+        answer={"type": "object", "properties": {"card_url": {"type": "string"}}},
         no_store=True,
     )
     async def wallet_claim_gift(call: Call) -> Result:
@@ -309,28 +277,20 @@ def _register_gifts(api: Api) -> None:
             public_url=call.rt.settings.public_url,
         )
 
-    @endpoint(
-        api,
-        "POST",
+    @route.post(
         "/v1/wallet/gifts/{gift_id}/revoke",
-        summary="Withdraw a gift this customer sent and nobody claimed: the card is theirs again",
-        tag=TAG,
-        auth=WALLET,
-        responses={200: sent_gift},
+        "Withdraw a gift this customer sent and nobody claimed: the card is theirs again",
+        answer=sent_gift,
         no_store=True,
     )
     async def wallet_revoke_gift(call: Call) -> Result:
         revoked = await wallet_gifts.revoke(call.conn, holder(call), call.path["gift_id"])
         return 200, _with_gift_picture(picture_base(call), revoked)
 
-    @endpoint(
-        api,
-        "GET",
+    @route.get(
         "/v1/wallet/gifts/{gift_id}/link",
-        summary="The link of a gift this customer sent, to share it again while it waits",
-        tag=TAG,
-        auth=WALLET,
-        responses={200: {"type": "object", "properties": {"url": {"type": "string"}}}},
+        "The link of a gift this customer sent, to share it again while it waits",
+        answer={"type": "object", "properties": {"url": {"type": "string"}}},
         no_store=True,
     )
     async def wallet_gift_link(call: Call) -> Result:

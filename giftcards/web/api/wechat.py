@@ -15,7 +15,7 @@ from giftcards.core import ids
 from giftcards.core.errors import DomainError
 from giftcards.core.shapes import given
 from giftcards.runtime import Runtime
-from giftcards.web.calls import Call, Result, acquire, endpoint
+from giftcards.web.calls import MERCHANT, PUBLIC, TEXT, Call, Operations, Result, acquire
 from giftcards.web.routing import Api
 from giftcards.wechat import accounts, add_card, backoffice, callbacks
 from giftcards.wechat import cards as wechat_cards
@@ -59,6 +59,7 @@ async def _account_for_callback(conn: asyncpg.Connection, call: Call) -> account
 
 
 def register(api: Api) -> None:
+    route = Operations(api, tag=TAG, auth=MERCHANT)
     account_schema = api.schema(
         "WeChatAccount",
         {
@@ -91,16 +92,12 @@ def register(api: Api) -> None:
         },
     )
 
-    @endpoint(
-        api,
-        "PUT",
+    @route.put(
         "/v1/wechat/account",
-        summary="Set the WeChat official account (secrets write-only; left out = unchanged)",
-        tag=TAG,
-        auth=("api_key",),
+        "Set the WeChat official account (secrets write-only; left out = unchanged)",
+        answer=account_schema,
         idempotent=True,
         body=PutAccount,
-        responses={200: account_schema},
     )
     async def put_wechat_account(call: Call) -> Result:
         body: PutAccount = call.body
@@ -117,29 +114,16 @@ def register(api: Api) -> None:
             plain_mode=aes_key is None,
         )
 
-    @endpoint(
-        api,
-        "GET",
-        "/v1/wechat/account",
-        summary="The WeChat settings (never the secrets)",
-        tag=TAG,
-        auth=("api_key",),
-        responses={200: account_schema},
-    )
+    @route.get("/v1/wechat/account", "The WeChat settings (never the secrets)", answer=account_schema)
     async def get_wechat_account(call: Call) -> Result:
         return 200, await accounts.get_view(call.conn, call.merchant_id)
 
-    @endpoint(
-        api,
-        "POST",
+    @route.post(
         "/v1/wechat/designs/{design}/sync",
-        summary="Make a design ('default' for cards without one) a WeChat gift card",
-        tag=TAG,
-        auth=("api_key",),
-        idempotent=True,
+        "Make a design ('default' for cards without one) a WeChat gift card",
+        responses={200: ANY_OBJECT, 201: ANY_OBJECT},
         outbound=True,
         body=SyncDesign,
-        responses={200: ANY_OBJECT, 201: ANY_OBJECT},
     )
     async def sync_wechat_design(call: Call) -> Result:
         async with wechat_for(call) as wechat:
@@ -148,29 +132,16 @@ def register(api: Api) -> None:
             )
         return (201 if created else 200), view
 
-    @endpoint(
-        api,
-        "GET",
-        "/v1/wechat/designs",
-        summary="Designs that are WeChat cards",
-        tag=TAG,
-        auth=("api_key",),
-        responses={200: LIST},
-    )
+    @route.get("/v1/wechat/designs", "Designs that are WeChat cards", answer=LIST)
     async def list_wechat_designs(call: Call) -> Result:
         data = await wechat_cards.list_designs(call.conn, call.merchant_id)
         return 200, {"object": "list", "data": data, "has_more": False}
 
-    @endpoint(
-        api,
-        "POST",
+    @route.post(
         "/v1/cards/{card_id}/wechat/sync",
-        summary="Deposit the card's code into its WeChat card (and raise the stock)",
-        tag=TAG,
-        auth=("api_key",),
-        idempotent=True,
+        "Deposit the card's code into its WeChat card (and raise the stock)",
+        answer=wallet_schema,
         outbound=True,
-        responses={200: wallet_schema},
     )
     async def sync_wechat_card(call: Call) -> Result:
         card_id = call.path["card_id"]
@@ -179,16 +150,12 @@ def register(api: Api) -> None:
         async with call.connect() as conn:
             return 200, await backoffice.wallet_status(conn, call.merchant_id, card_id)
 
-    @endpoint(
-        api,
-        "POST",
+    @route.post(
         "/v1/card_batches/{batch_id}/wechat/sync",
-        summary="Deposit a batch's codes into WeChat, 100 per call; repeat while `remaining` > 0",
-        tag=TAG,
-        auth=("api_key",),
+        "Deposit a batch's codes into WeChat, 100 per call; repeat while `remaining` > 0",
+        answer=ANY_OBJECT,
         outbound=True,
         body=SyncBatch,
-        responses={200: ANY_OBJECT},
     )
     async def sync_wechat_batch(call: Call) -> Result:
         async with wechat_for(call) as wechat:
@@ -201,28 +168,20 @@ def register(api: Api) -> None:
                 limit=call.body.limit,
             )
 
-    @endpoint(
-        api,
-        "GET",
+    @route.get(
         "/v1/cards/{card_id}/wechat",
-        summary="Where the card is in WeChat's wallet, and its outbox",
-        tag=TAG,
-        auth=("api_key",),
-        responses={200: wallet_schema},
+        "Where the card is in WeChat's wallet, and its outbox",
+        answer=wallet_schema,
     )
     async def get_wechat_card(call: Call) -> Result:
         return 200, await backoffice.wallet_status(call.conn, call.merchant_id, call.path["card_id"])
 
-    @endpoint(
-        api,
-        "POST",
+    @route.post(
         "/v1/cards/{card_id}/wechat/card_ext",
-        summary="cardId and signed cardExt for wx.addCard",
-        tag=TAG,
-        auth=("api_key",),
+        "cardId and signed cardExt for wx.addCard",
+        answer=ANY_OBJECT,
         outbound=True,
         body=CardExt,
-        responses={200: ANY_OBJECT},
         no_store=True,
     )
     async def wechat_card_ext(call: Call) -> Result:
@@ -236,15 +195,11 @@ def register(api: Api) -> None:
                 openid=call.body.openid,
             )
 
-    @endpoint(
-        api,
-        "POST",
+    @route.post(
         "/v1/cards/{card_id}/wechat/qrcode",
-        summary="A WeChat card QR code that puts this card into the scanner's wallet",
-        tag=TAG,
-        auth=("api_key",),
+        "A WeChat card QR code that puts this card into the scanner's wallet",
+        answer=ANY_OBJECT,
         outbound=True,
-        responses={200: ANY_OBJECT},
         no_store=True,
     )
     async def wechat_card_qrcode(call: Call) -> Result:
@@ -253,15 +208,11 @@ def register(api: Api) -> None:
                 call.connect, wechat, call.rt.keyring, call.merchant_id, call.path["card_id"]
             )
 
-    @endpoint(
-        api,
-        "GET",
+    @route.get(
         "/v1/wechat/outbox",
-        summary="Wallet updates waiting, delivered, skipped or parked",
-        tag=TAG,
-        auth=("api_key",),
+        "Wallet updates waiting, delivered, skipped or parked",
+        answer=LIST,
         query=OutboxQuery,
-        responses={200: LIST},
     )
     async def list_wechat_outbox(call: Call) -> Result:
         q: OutboxQuery = call.query
@@ -274,41 +225,23 @@ def register(api: Api) -> None:
             starting_after=q.starting_after,
         )
 
-    @endpoint(
-        api,
-        "POST",
+    @route.post(
         "/v1/wechat/outbox/{message_id}/replay",
-        summary="Send a parked wallet update again (in its place in the card's order)",
-        tag=TAG,
-        auth=("api_key",),
-        idempotent=True,
-        responses={200: LIST},
+        "Send a parked wallet update again (in its place in the card's order)",
+        answer=LIST,
     )
     async def replay_wechat_message(call: Call) -> Result:
         return 200, await backoffice.replay(call.conn, call.merchant_id, call.path["message_id"])
 
-    @endpoint(
-        api,
-        "POST",
-        "/v1/wechat/outbox/replay",
-        summary="Send every parked wallet update again",
-        tag=TAG,
-        auth=("api_key",),
-        idempotent=True,
-        responses={200: LIST},
-    )
+    @route.post("/v1/wechat/outbox/replay", "Send every parked wallet update again", answer=LIST)
     async def replay_wechat_parked(call: Call) -> Result:
         return 200, await backoffice.replay(call.conn, call.merchant_id, None)
 
-    @endpoint(
-        api,
-        "GET",
+    @route.get(
         "/v1/wechat/discrepancies",
-        summary="Where WeChat disagrees with the ledger (money never moved because of it)",
-        tag=TAG,
-        auth=("api_key",),
+        "Where WeChat disagrees with the ledger (money never moved because of it)",
+        answer=LIST,
         query=DiscrepancyQuery,
-        responses={200: LIST},
     )
     async def list_wechat_discrepancies(call: Call) -> Result:
         return 200, await backoffice.list_discrepancies(
@@ -318,45 +251,36 @@ def register(api: Api) -> None:
             limit=call.query.limit,
         )
 
-    @endpoint(
-        api,
-        "POST",
+    @route.post(
         "/v1/wechat/discrepancies/{discrepancy_id}/resolve",
-        summary="Mark a discrepancy as looked into",
-        tag=TAG,
-        auth=("api_key",),
-        idempotent=True,
-        responses={200: ANY_OBJECT},
+        "Mark a discrepancy as looked into",
+        answer=ANY_OBJECT,
     )
     async def resolve_wechat_discrepancy(call: Call) -> Result:
         return 200, await backoffice.resolve_discrepancy(
             call.conn, call.merchant_id, call.path["discrepancy_id"]
         )
 
-    @endpoint(
-        api,
-        "GET",
+    @route.get(
         "/wechat/callback/{merchant_id}",
-        summary="WeChat's server URL check: echoes echostr when the signature verifies",
-        tag=TAG,
+        "WeChat's server URL check: echoes echostr when the signature verifies",
+        auth=PUBLIC,
+        answer=TEXT,
         query=CallbackQuery,
         media_type="text/plain",
-        responses={200: {"type": "string"}},
     )
     async def wechat_callback_check(call: Call) -> Result:
         account = await _account_for_callback(call.conn, call)
         return Response(callbacks.echo(account, given(call.query)), media_type="text/plain", headers=PLAIN)
 
-    @endpoint(
-        api,
-        "POST",
+    @route.post(
         "/wechat/callback/{merchant_id}",
-        summary="WeChat's event pushes (signed; AES safe mode when an EncodingAESKey is set)",
-        tag=TAG,
+        "WeChat's event pushes (signed; AES safe mode when an EncodingAESKey is set)",
+        auth=PUBLIC,
+        answer=TEXT,
         query=CallbackQuery,
         media_type="text/plain",
-        responses={200: {"type": "string"}},
-        uses_db=False,  # a connection for the account, another for the event: none while the body arrives
+        uses_db=False,
         max_body=callbacks.MAX_BODY_BYTES,
     )
     async def wechat_callback(call: Call) -> Result:

@@ -17,7 +17,7 @@ from starlette.responses import Response
 from giftcards.core.errors import DomainError
 from giftcards.gifting import card_access, customise, designs, gift_links, gifts
 from giftcards.web.api.gifts import png
-from giftcards.web.calls import Call, Result, endpoint
+from giftcards.web.calls import TEXT, Call, Operations, Result
 from giftcards.web.routing import Api
 from giftcards.web.templating import render
 
@@ -39,10 +39,11 @@ def _invalid(request: Request, exc: DomainError) -> Response:
 
 def register(api: Api) -> None:
     # An unknown or spent link gets a page too (404, text/html), not a problem document.
+    route = Operations(api, tag="pages")
     html = {"media_type": "text/html", "responses": {200: {"type": "string"}, 404: {"type": "string"}}}
     picture = {"media_type": "image/png", "responses": {200: {"type": "string", "format": "binary"}}}
 
-    @endpoint(api, "GET", "/g/{secret}", summary="The gift page a link opens", tag="pages", **html)
+    @route.get("/g/{secret}", "The gift page a link opens", **html)
     async def gift_page(call: Call) -> Result:
         secret = call.path["secret"]
         try:
@@ -60,16 +61,14 @@ def register(api: Api) -> None:
             opens_text=_when(view["opens_at"]),
         )
 
-    @endpoint(
-        api, "GET", "/g/{secret}/card.png", summary="The picture of an open gift", tag="pages", **picture
-    )
+    @route.get("/g/{secret}/card.png", "The picture of an open gift", **picture)
     async def gift_picture(call: Call) -> Result:
         row = await gift_links.open_link(call.conn, call.rt.keyring, call.path["secret"])
         if gifts.effective_state(row, row["now"]) != "waiting":  # a countdown, not the card; or gone
             raise DomainError("gift_not_found", "this gift cannot be shown")
         return await png(await gifts.art_for(call.conn, row), cache="private, max-age=300")
 
-    @endpoint(api, "GET", "/c/{token}", summary="The owner's card page", tag="pages", **html)
+    @route.get("/c/{token}", "The owner's card page", **html)
     async def card_page(call: Call) -> Result:
         token = call.path["token"]
         try:
@@ -97,22 +96,16 @@ def register(api: Api) -> None:
             history=history,
         )
 
-    @endpoint(
-        api, "GET", "/c/{token}/card.png", summary="The picture of the owner's card", tag="pages", **picture
-    )
+    @route.get("/c/{token}/card.png", "The picture of the owner's card", **picture)
     async def card_picture(call: Call) -> Result:
         access = await card_access.resolve(call.conn, call.rt.keyring, call.path["token"])
         return await png(await card_access.art(call.conn, access), cache="private, max-age=300")
 
-    @endpoint(
-        api,
-        "GET",
+    @route.get(
         "/customise/{token}",
-        summary="The page where a gifter composes a gift",
-        tag="pages",
+        "The page where a gifter composes a gift",
+        responses={200: TEXT, 404: TEXT, 409: TEXT},
         media_type="text/html",
-        # A withdrawn link's page answers as its problem would (409, session_revoked).
-        responses={200: {"type": "string"}, 404: {"type": "string"}, 409: {"type": "string"}},
     )
     async def customise_page(call: Call) -> Result:
         token = call.path["token"]
@@ -128,13 +121,8 @@ def register(api: Api) -> None:
             ]
         return render(call.request, "customise.html", session=view, token=token)
 
-    @endpoint(
-        api,
-        "GET",
-        "/customise/{token}/designs/{design_id}.png",
-        summary="A design's thumbnail on the customise page",
-        tag="pages",
-        **picture,
+    @route.get(
+        "/customise/{token}/designs/{design_id}.png", "A design's thumbnail on the customise page", **picture
     )
     async def design_thumbnail(call: Call) -> Result:
         art = await customise.design_art(

@@ -15,7 +15,7 @@ from giftcards.core.errors import DomainError
 from giftcards.wallet import gifts as wallet_gifts
 from giftcards.wallet import holders as wallet
 from giftcards.web.api.gifts import png
-from giftcards.web.calls import Call, Result, endpoint
+from giftcards.web.calls import TEXT, Call, Operations, Result
 from giftcards.web.routing import Api
 from giftcards.web.templating import render, translations
 
@@ -81,16 +81,14 @@ def _texts(catalog: NullTranslations) -> dict[str, str]:
 
 
 def register(api: Api) -> None:
+    route = Operations(api, tag="pages")
     picture = {"media_type": "image/png", "responses": {200: {"type": "string", "format": "binary"}}}
 
-    @endpoint(
-        api,
-        "GET",
+    @route.get(
         "/w/{token}",
-        summary="The wallet page a session link opens",
-        tag="pages",
+        "The wallet page a session link opens",
+        responses={200: TEXT, 404: TEXT},
         media_type="text/html",
-        responses={200: {"type": "string"}, 404: {"type": "string"}},
     )
     async def wallet_page(call: Call) -> Result:
         token = call.path["token"]
@@ -101,20 +99,15 @@ def register(api: Api) -> None:
         texts = _texts(translations(call.request))
         return render(call.request, "wallet.html", texts=texts, invalid=False, token=token, holder=holder)
 
-    @endpoint(
-        api, "GET", "/w/{token}/cards/{card_id}.png", summary="A held card's picture", tag="pages", **picture
-    )
+    @route.get("/w/{token}/cards/{card_id}.png", "A held card's picture", **picture)
     async def wallet_card_picture(call: Call) -> Result:
         holder = await _holder(call)
         art = await wallet.card_picture(call.conn, holder, call.path["card_id"])
         return await png(art, width=THUMBNAIL_WIDTH, cache="private, max-age=300")
 
-    @endpoint(
-        api,
-        "GET",
+    @route.get(
         "/w/{token}/gifts/{gift_id}.png",
-        summary="The picture of a gift sent, or of an open one waiting for the wallet's owner",
-        tag="pages",
+        "The picture of a gift sent, or of an open one waiting for the wallet's owner",
         **picture,
     )
     async def wallet_gift_picture(call: Call) -> Result:

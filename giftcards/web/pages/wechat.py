@@ -8,36 +8,32 @@ from starlette.responses import Response
 from giftcards.gifting import card_access
 from giftcards.qr import images as qr
 from giftcards.web.api.wechat import ANY_OBJECT, PLAIN, TAG, wechat_for
-from giftcards.web.calls import Call, Result, endpoint
+from giftcards.web.calls import TEXT, Call, Operations, Result
 from giftcards.web.routing import Api
 from giftcards.web.templating import render
 from giftcards.wechat import add_card
 
 
 def register(api: Api) -> None:
-    @endpoint(
-        api,
-        "GET",
+    route = Operations(api, tag=TAG)
+
+    @route.get(
         "/c/{token}/wechat",
-        summary="The owner's page for adding the card to the WeChat card wallet",
-        tag=TAG,
+        "The owner's page for adding the card to the WeChat card wallet",
+        answer=TEXT,
         media_type="text/html",
-        responses={200: {"type": "string"}},
     )
     async def card_page_wechat(call: Call) -> Result:
         access = await card_access.resolve(call.conn, call.rt.keyring, call.path["token"])
         ready = await card_access.wechat_ready(call.conn, access.merchant_id)
         return render(call.request, "wechat_add.html", token=call.path["token"], ready=ready)
 
-    @endpoint(
-        api,
-        "GET",
+    @route.get(
         "/c/{token}/wechat/qr.svg",
-        summary="The WeChat card QR code of the owner's card: scanning it in WeChat adds the card",
-        tag=TAG,
+        "The WeChat card QR code of the owner's card: scanning it in WeChat adds the card",
+        answer=TEXT,
         media_type="image/svg+xml",
         outbound=True,
-        responses={200: {"type": "string"}},
         no_store=True,
     )
     async def card_page_wechat_qr(call: Call) -> Result:
@@ -48,14 +44,11 @@ def register(api: Api) -> None:
             )
         return Response(qr.render_svg(answer["url"]), media_type="image/svg+xml", headers=PLAIN)
 
-    @endpoint(
-        api,
-        "POST",
+    @route.post(
         "/c/{token}/wechat/card_ext",
-        summary="cardId and signed cardExt for wx.addCard, for the owner's page inside WeChat",
-        tag=TAG,
+        "cardId and signed cardExt for wx.addCard, for the owner's page inside WeChat",
+        answer=ANY_OBJECT,
         outbound=True,
-        responses={200: ANY_OBJECT},
         no_store=True,
     )
     async def card_page_wechat_card_ext(call: Call) -> Result:
