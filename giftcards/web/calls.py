@@ -7,6 +7,7 @@ HTTP plumbing of their own.
 from __future__ import annotations
 
 import contextlib
+import inspect
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
@@ -96,12 +97,16 @@ NO_CONNECTION = cast(asyncpg.Connection, _NoConnection())
 
 
 def endpoint(api: Api, method: str, path: str, **spec: Any) -> Callable[[Handler], Handler]:
-    """Declare an API operation (see `Operation`) whose handler takes a Call."""
+    """Declare an API operation (see `Operation`) whose handler takes a Call; its summary, unless given, is
+    the handler's docstring (its first paragraph, on one line)."""
 
     # Every authenticated POST takes an Idempotency-Key; anonymous callers share no key scope.
     spec.setdefault("idempotent", method == "POST" and bool(spec.get("auth")))
 
     def register(handler: Handler) -> Handler:
+        if "summary" not in spec:
+            spec["summary"] = " ".join(inspect.cleandoc(handler.__doc__ or "").split("\n\n")[0].split())
+
         async def asgi_endpoint(request: Request) -> Response:
             try:
                 response = await _serve(request, op, handler)
@@ -136,24 +141,25 @@ _UNSET: Any = object()
 
 class Operations:
     """Declares one module's operations (`endpoint`), saying once the tag and callers most of them share,
-    so each declaration is a line: `route.get(path, summary, answer=Card)`."""
+    so each declaration is a line, `route.get(path, answer=Card)`, over a handler whose docstring is the
+    operation's summary."""
 
     def __init__(self, api: Api, tag: str, auth: tuple[str, ...] = PUBLIC) -> None:
         self.api = api
         self.tag = tag
         self.auth = auth
 
-    def get(self, path: str, summary: str, **spec: Any) -> Callable[[Handler], Handler]:
-        return self.declare("GET", path, summary, **spec)
+    def get(self, path: str, **spec: Any) -> Callable[[Handler], Handler]:
+        return self.declare("GET", path, **spec)
 
-    def post(self, path: str, summary: str, **spec: Any) -> Callable[[Handler], Handler]:
-        return self.declare("POST", path, summary, **spec)
+    def post(self, path: str, **spec: Any) -> Callable[[Handler], Handler]:
+        return self.declare("POST", path, **spec)
 
-    def put(self, path: str, summary: str, **spec: Any) -> Callable[[Handler], Handler]:
-        return self.declare("PUT", path, summary, **spec)
+    def put(self, path: str, **spec: Any) -> Callable[[Handler], Handler]:
+        return self.declare("PUT", path, **spec)
 
     def declare(
-        self, method: str, path: str, summary: str, answer: Any = _UNSET, created: Any = _UNSET, **spec: Any
+        self, method: str, path: str, answer: Any = _UNSET, created: Any = _UNSET, **spec: Any
     ) -> Callable[[Handler], Handler]:
         """`answer` is the 200 answer's shape, `created` the 201's; `responses` holds any other."""
         responses = dict(spec.pop("responses", {}))
@@ -163,7 +169,7 @@ class Operations:
             responses[201] = created
         spec.setdefault("tag", self.tag)
         spec.setdefault("auth", self.auth)
-        return endpoint(self.api, method, path, summary=summary, responses=responses, **spec)
+        return endpoint(self.api, method, path, responses=responses, **spec)
 
 
 async def _serve(request: Request, op: Operation, handler: Handler) -> Response:

@@ -66,14 +66,10 @@ def register(api: Api) -> None:
     route = Operations(api, tag="system")
 
     @route.get(
-        "/metrics",
-        "Prometheus metrics: `Authorization: Bearer <GIFTCARDS_METRICS_TOKEN>` (404 while unset)",
-        answer=TEXT,
-        operation_id="metrics",
-        uses_db=False,
-        media_type=metrics.CONTENT_TYPE,
+        "/metrics", answer=TEXT, operation_id="metrics", uses_db=False, media_type=metrics.CONTENT_TYPE
     )
     async def metrics_exposition(call: Call) -> Result:
+        """Prometheus metrics: `Authorization: Bearer <GIFTCARDS_METRICS_TOKEN>` (404 while unset)"""
         expected = call.rt.settings.metrics_token
         if expected is None:
             raise DomainError("not_found")

@@ -13,17 +13,14 @@ HEALTH = {"type": "object", "properties": {"status": {"type": "string"}, "detail
 def register(api: Api) -> None:
     route = Operations(api, tag="system")
 
-    @route.get("/healthz", "The process is alive", answer=HEALTH, uses_db=False)
+    @route.get("/healthz", answer=HEALTH, uses_db=False)
     async def healthz(call: Call) -> Result:
+        """The process is alive"""
         return 200, {"status": "ok"}
 
-    @route.get(
-        "/readyz",
-        "The database is reachable and its schema current",
-        responses={200: HEALTH, 503: HEALTH},
-        uses_db=False,
-    )
+    @route.get("/readyz", responses={200: HEALTH, 503: HEALTH}, uses_db=False)
     async def readyz(call: Call) -> Result:
+        """The database is reachable and its schema current"""
         rt = call.rt
         try:
             async with rt.pool.acquire(timeout=rt.settings.db_timeout) as conn:
@@ -38,6 +35,7 @@ def register(api: Api) -> None:
             return 503, {"status": "unavailable", "detail": f"{len(pending)} migration(s) pending"}
         return 200, {"status": "ready"}
 
-    @route.get("/openapi.json", "This document", answer={"type": "object"}, uses_db=False)
+    @route.get("/openapi.json", answer={"type": "object"}, uses_db=False)
     async def openapi(call: Call) -> Result:
+        """This document"""
         return 200, call.request.app.state.openapi

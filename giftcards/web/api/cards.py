@@ -64,38 +64,37 @@ def _spec(body: IssueCard) -> CardSpec:
 def register(api: Api) -> None:
     route = Operations(api, tag="cards", auth=MERCHANT)
 
-    @route.post("/v1/cards", "Issue a card", created=Card, body=IssueCard, no_store=True)
+    @route.post("/v1/cards", created=Card, body=IssueCard, no_store=True)
     async def issue_card(call: Call) -> Result:
+        """Issue a card"""
         return 201, await cards.issue(call.conn, call.rt.keyring, call.principal, _spec(call.body))
 
-    @route.post(
-        "/v1/card_batches", "Issue many cards at once (up to 100,000)", created=CardBatch, body=IssueBatch
-    )
+    @route.post("/v1/card_batches", created=CardBatch, body=IssueBatch)
     async def issue_batch(call: Call) -> Result:
+        """Issue many cards at once (up to 100,000)"""
         return 201, await cards.issue_batch(
             call.conn, call.rt.keyring, call.principal, _spec(call.body), call.body.count
         )
 
-    @route.get("/v1/card_batches/{batch_id}", "A card batch", answer=CardBatch)
+    @route.get("/v1/card_batches/{batch_id}", answer=CardBatch)
     async def get_batch(call: Call) -> Result:
+        """A card batch"""
         return 200, await cards.get_batch(call.conn, call.merchant_id, call.path["batch_id"])
 
     @route.get(
-        "/v1/card_batches/{batch_id}/cards",
-        "The cards of a batch with their codes, streamed as NDJSON (one card a line)",
-        answer=TEXT,
-        media_type="application/x-ndjson",
-        no_store=True,
+        "/v1/card_batches/{batch_id}/cards", answer=TEXT, media_type="application/x-ndjson", no_store=True
     )
     async def export_batch(call: Call) -> Result:
+        """The cards of a batch with their codes, streamed as NDJSON (one card a line)"""
         await cards.get_batch(call.conn, call.merchant_id, call.path["batch_id"])
         rows = cards.batch_codes(call.conn, call.rt.keyring, call.merchant_id, call.path["batch_id"])
         # The stream is consumed while the request's connection is still held (see calls._serve).
         lines = [msgspec.json.encode(row) + b"\n" async for row in rows]
         return StreamingResponse(_iterate(lines), media_type="application/x-ndjson")
 
-    @route.get("/v1/cards", "List cards, newest first", answer=Page[Card], query=CardQuery, no_store=True)
+    @route.get("/v1/cards", answer=Page[Card], query=CardQuery, no_store=True)
     async def list_cards(call: Call) -> Result:
+        """List cards, newest first"""
         q: CardQuery = call.query
         return 200, await cards.list_cards(
             call.conn,
@@ -108,40 +107,33 @@ def register(api: Api) -> None:
             created_lt=q.created_lt,
         )
 
-    @route.get("/v1/cards/{card_id}", "A card", answer=Card, no_store=True)
+    @route.get("/v1/cards/{card_id}", answer=Card, no_store=True)
     async def get_card(call: Call) -> Result:
+        """A card"""
         return 200, await cards.get(call.conn, call.merchant_id, call.path["card_id"])
 
-    @route.get("/v1/cards/{card_id}/code", "Show a card's code again", answer=CardCode, no_store=True)
+    @route.get("/v1/cards/{card_id}/code", answer=CardCode, no_store=True)
     async def reveal_code(call: Call) -> Result:
+        """Show a card's code again"""
         code = await cards.reveal_code(call.conn, call.rt.keyring, call.merchant_id, call.path["card_id"])
         return 200, CardCode(card=call.path["card_id"], code=code)
 
-    @route.get("/v1/cards/{card_id}/qr", "A card's static signed QR payload", answer=StaticQr, no_store=True)
+    @route.get("/v1/cards/{card_id}/qr", answer=StaticQr, no_store=True)
     async def card_qr(call: Call) -> Result:
+        """A card's static signed QR payload"""
         card_id = call.path["card_id"]
         payload = await cards.static_qr(call.conn, call.rt.qr_keys, call.merchant_id, card_id)
         return 200, StaticQr(card=card_id, payload=payload, length=len(payload))
 
-    @route.get(
-        "/v1/cards/{card_id}/qr.svg",
-        "A card's static QR code as SVG",
-        answer=TEXT,
-        media_type="image/svg+xml",
-        no_store=True,
-    )
+    @route.get("/v1/cards/{card_id}/qr.svg", answer=TEXT, media_type="image/svg+xml", no_store=True)
     async def card_qr_svg(call: Call) -> Result:
+        """A card's static QR code as SVG"""
         payload = await cards.static_qr(call.conn, call.rt.qr_keys, call.merchant_id, call.path["card_id"])
         return Response(qr.render_svg(payload), media_type="image/svg+xml")
 
-    @route.get(
-        "/v1/cards/{card_id}/activities",
-        "A card's ledger, newest first",
-        tag="activities",
-        answer=Page[Activity],
-        query=PageQuery,
-    )
+    @route.get("/v1/cards/{card_id}/activities", tag="activities", answer=Page[Activity], query=PageQuery)
     async def list_activities(call: Call) -> Result:
+        """A card's ledger, newest first"""
         return 200, await cards.list_activities(
             call.conn,
             call.merchant_id,
@@ -150,21 +142,17 @@ def register(api: Api) -> None:
             starting_after=call.query.starting_after,
         )
 
-    @route.get("/v1/activities/{activity_id}", "One activity", tag="activities", answer=Activity)
+    @route.get("/v1/activities/{activity_id}", tag="activities", answer=Activity)
     async def get_activity(call: Call) -> Result:
+        """One activity"""
         entry_id = ledger.parse_activity_id(call.path["activity_id"])
         return 200, ledger.activity_view(await ledger.fetch_entry(call.conn, call.merchant_id, entry_id))
 
     @route.post(
-        "/v1/cards/lookup",
-        "Find a card by its code or QR payload",
-        auth=STAFF,
-        tag="redemptions",
-        answer=Card,
-        body=CardReference,
-        no_store=True,
+        "/v1/cards/lookup", auth=STAFF, tag="redemptions", answer=Card, body=CardReference, no_store=True
     )
     async def lookup(call: Call) -> Result:
+        """Find a card by its code or QR payload"""
         ref = CardRef(code=call.body.code or None, qr_payload=call.body.qr_payload or None)
         return 200, await staff_guard(  # a terminal's role, rate limit and staff log
             call,
@@ -175,15 +163,10 @@ def register(api: Api) -> None:
         )
 
     @route.post(
-        "/v1/redemptions",
-        "Take an amount from a card (by code or QR payload)",
-        auth=STAFF,
-        tag="redemptions",
-        created=Activity,
-        body=Redeem,
-        admits_itself=True,
+        "/v1/redemptions", auth=STAFF, tag="redemptions", created=Activity, body=Redeem, admits_itself=True
     )
     async def redeem(call: Call) -> Result:
+        """Take an amount from a card (by code or QR payload)"""
         request, rt = call.request, call.rt
         token_kind, token = credential(request, ("api_key", "terminal"))
         raw = await request.body()
@@ -208,15 +191,9 @@ def register(api: Api) -> None:
         )
         return outcome_response(await rt.redemptions.redeem(redemption))
 
-    @route.post(
-        "/v1/refunds",
-        "Give back (part of) a redemption",
-        auth=STAFF,
-        tag="redemptions",
-        created=Activity,
-        body=Refund,
-    )
+    @route.post("/v1/refunds", auth=STAFF, tag="redemptions", created=Activity, body=Refund)
     async def refund(call: Call) -> Result:
+        """Give back (part of) a redemption"""
         b: Refund = call.body
         return 201, await staff_guard(
             call,

@@ -39,38 +39,26 @@ async def read_image(call: Call) -> images.CleanImage:
 def register(api: Api) -> None:
     route = Operations(api, tag="designs", auth=MERCHANT)
 
-    @route.post(
-        "/v1/images",
-        "Upload an image (a design cover or a gifter's photo) as raw JPEG, PNG or WebP bytes",
-        created=Image,
-        **UPLOAD,
-        query=ImageQuery,
-    )
+    @route.post("/v1/images", created=Image, **UPLOAD, query=ImageQuery)
     async def upload_image(call: Call) -> Result:
+        """Upload an image (a design cover or a gifter's photo) as raw JPEG, PNG or WebP bytes"""
         clean = await read_image(call)
         return 201, await images.store(call.conn, call.merchant_id, call.query.purpose, clean)
 
-    @route.get(
-        "/v1/images/{image_id}",
-        "An image as stored (re-encoded, without metadata)",
-        answer=BINARY,
-        media_type="image/jpeg",
-    )
+    @route.get("/v1/images/{image_id}", answer=BINARY, media_type="image/jpeg")
     async def get_image(call: Call) -> Result:
+        """An image as stored (re-encoded, without metadata)"""
         row = await images.fetch(call.conn, call.merchant_id, call.path["image_id"])
         return Response(bytes(row["data"]), media_type=row["media_type"])
 
-    @route.post(
-        "/v1/designs",
-        "Create an occasion design (optionally a limited edition with a sale window)",
-        created=Design,
-        body=DesignSpec,
-    )
+    @route.post("/v1/designs", created=Design, body=DesignSpec)
     async def create_design(call: Call) -> Result:
+        """Create an occasion design (optionally a limited edition with a sale window)"""
         return 201, await designs.create(call.conn, call.merchant_id, call.body)
 
-    @route.get("/v1/designs", "List designs, newest first", answer=Page[Design], query=DesignQuery)
+    @route.get("/v1/designs", answer=Page[Design], query=DesignQuery)
     async def list_designs(call: Call) -> Result:
+        """List designs, newest first"""
         q: DesignQuery = call.query
         return 200, await designs.list_designs(
             call.conn,
@@ -81,17 +69,14 @@ def register(api: Api) -> None:
             on_sale=q.on_sale,
         )
 
-    @route.get("/v1/designs/{design_id}", "A design", answer=Design)
+    @route.get("/v1/designs/{design_id}", answer=Design)
     async def get_design(call: Call) -> Result:
+        """A design"""
         return 200, await designs.get(call.conn, call.merchant_id, call.path["design_id"])
 
-    @route.post(
-        "/v1/designs/{design_id}",
-        "Change a design (name, look, active, stock, sale window; not its amounts)",
-        answer=Design,
-        body=DesignChange,
-    )
+    @route.post("/v1/designs/{design_id}", answer=Design, body=DesignChange)
     async def update_design(call: Call) -> Result:
+        """Change a design (name, look, active, stock, sale window; not its amounts)"""
         return 200, await designs.update(
             call.conn, call.merchant_id, call.path["design_id"], given(call.body)
         )

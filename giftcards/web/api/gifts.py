@@ -46,26 +46,16 @@ async def png(art: card_art.CardArt, *, width: int = card_art.WIDTH, cache: str 
 def register(api: Api) -> None:
     route = Operations(api, tag="gifts", auth=MERCHANT)
 
-    @route.post(
-        "/v1/card_images/preview",
-        "Render the card picture a gift would have (PNG), before buying",
-        answer=BINARY,
-        body=GiftPreview,
-        media_type="image/png",
-    )
+    @route.post("/v1/card_images/preview", answer=BINARY, body=GiftPreview, media_type="image/png")
     async def preview(call: Call) -> Result:
+        """Render the card picture a gift would have (PNG), before buying"""
         b: GiftPreview = call.body
         art = await gifts.preview_art(call.conn, call.merchant_id, b.design_id, b.amount, gift_details(b))
         return await png(art)
 
-    @route.post(
-        "/v1/gift_purchases",
-        "After payment: issue a card of a design and wrap it as a gift (returns the link to share)",
-        created=Gift,
-        body=GiftPurchase,
-        no_store=True,
-    )
+    @route.post("/v1/gift_purchases", created=Gift, body=GiftPurchase, no_store=True)
     async def purchase(call: Call) -> Result:
+        """After payment: issue a card of a design and wrap it as a gift (returns the link to share)"""
         b: GiftPurchase = call.body
         order = Purchase(
             design_id=b.design_id,
@@ -80,14 +70,9 @@ def register(api: Api) -> None:
             call.conn, call.rt.keyring, call.principal, order, public_url=public_url
         )
 
-    @route.get(
-        "/v1/gifts",
-        "List gifts, newest first (by gifter, recipient or card)",
-        answer=Page[Gift],
-        query=GiftQuery,
-        no_store=True,
-    )
+    @route.get("/v1/gifts", answer=Page[Gift], query=GiftQuery, no_store=True)
     async def list_gifts(call: Call) -> Result:
+        """List gifts, newest first (by gifter, recipient or card)"""
         q: GiftQuery = call.query
         return 200, await gifts.list_gifts(
             call.conn,
@@ -99,17 +84,18 @@ def register(api: Api) -> None:
             starting_after=q.starting_after,
         )
 
-    @route.get("/v1/gifts/{gift_id}", "A gift", answer=Gift, no_store=True)
+    @route.get("/v1/gifts/{gift_id}", answer=Gift, no_store=True)
     async def get_gift(call: Call) -> Result:
+        """A gift"""
         return 200, await gifts.get(call.conn, call.merchant_id, call.path["gift_id"])
 
     @route.get(
         "/v1/gifts/{gift_id}/link",
-        "The link of a waiting gift again, for the gifter to share once more",
         answer={"type": "object", "properties": {"url": {"type": "string"}}},
         no_store=True,
     )
     async def gift_link(call: Call) -> Result:
+        """The link of a waiting gift again, for the gifter to share once more"""
         return 200, await gifts.share_link(
             call.conn,
             call.rt.keyring,
@@ -118,26 +104,16 @@ def register(api: Api) -> None:
             public_url=call.rt.settings.public_url,
         )
 
-    @route.post(
-        "/v1/gifts/{gift_id}/revoke",
-        "Withdraw an unclaimed gift: the link stops working, the card is the gifter's again",
-        answer=Gift,
-        body=RevokeGift,
-        no_store=True,
-    )
+    @route.post("/v1/gifts/{gift_id}/revoke", answer=Gift, body=RevokeGift, no_store=True)
     async def revoke(call: Call) -> Result:
+        """Withdraw an unclaimed gift: the link stops working, the card is the gifter's again"""
         return 200, await gift_links.revoke(
             call.conn, call.merchant_id, call.path["gift_id"], by_owner=call.body.owner_id
         )
 
-    @route.post(
-        "/v1/cards/{card_id}/gifts",
-        "Pass a claimed, unspent card on as a gift (its owner's; the card gets a new code)",
-        created=Gift,
-        body=Regift,
-        no_store=True,
-    )
+    @route.post("/v1/cards/{card_id}/gifts", created=Gift, body=Regift, no_store=True)
     async def regift(call: Call) -> Result:
+        """Pass a claimed, unspent card on as a gift (its owner's; the card gets a new code)"""
         b: Regift = call.body
         return 201, await gifts.send_card(
             call.conn,
@@ -152,12 +128,12 @@ def register(api: Api) -> None:
 
     @route.post(
         "/v1/cards/{card_id}/access_links",
-        "A card-page link for the card's current owner (e.g. on another device)",
         created={"type": "object", "properties": {"url": {"type": "string"}}},
         body=Owner,
         no_store=True,
     )
     async def access_link(call: Call) -> Result:
+        """A card-page link for the card's current owner (e.g. on another device)"""
         card_id = call.path["card_id"]
         token = await card_access.grant_to_owner(
             call.conn,
@@ -177,13 +153,10 @@ def _register_customise_sessions(api: Api) -> None:
     route = Operations(api, tag="gifts", auth=MERCHANT)
 
     @route.post(
-        "/v1/customise_sessions",
-        "A link where the gifter composes and sends one gift of at most max_amount on our page",
-        created=CustomiseSession,
-        body=CreateCustomiseSession,
-        no_store=True,
+        "/v1/customise_sessions", created=CustomiseSession, body=CreateCustomiseSession, no_store=True
     )
     async def create_customise_session(call: Call) -> Result:
+        """A link where the gifter composes and sends one gift of at most max_amount on our page"""
         b: CreateCustomiseSession = call.body
         return 201, await customise.create(
             call.conn,
@@ -198,11 +171,7 @@ def _register_customise_sessions(api: Api) -> None:
             public_url=call.rt.settings.public_url,
         )
 
-    @route.post(
-        "/v1/customise_sessions/{session_id}/revoke",
-        "End a customise link at once: it sends no gift and shows none (a gift it sent stays sent)",
-        answer=CustomiseSession,
-        no_store=True,
-    )
+    @route.post("/v1/customise_sessions/{session_id}/revoke", answer=CustomiseSession, no_store=True)
     async def revoke_customise_session(call: Call) -> Result:
+        """End a customise link at once: it sends no gift and shows none (a gift it sent stays sent)"""
         return 200, await customise.revoke(call.conn, call.merchant_id, call.path["session_id"])

@@ -39,26 +39,21 @@ def register(api: Api) -> None:
         },
     )
 
-    @route.get(
-        "/v1/gift_links/{secret}",
-        "What a gift link shows: the gift once it is open, else when it opens",
-        tag="gift links",
-        answer=gift_link,
-        no_store=True,
-    )
+    @route.get("/v1/gift_links/{secret}", tag="gift links", answer=gift_link, no_store=True)
     async def view_gift_link(call: Call) -> Result:
+        """What a gift link shows: the gift once it is open, else when it opens"""
         row = await gift_links.open_link(call.conn, call.rt.keyring, call.path["secret"])
         return 200, gift_links.link_view(row, await gifts.design_of(call.conn, row))
 
     @route.post(
         "/v1/gift_links/{secret}/claim",
-        "Claim a gift: the card becomes the claimant's, with a card-page link only they get",
         tag="gift links",
         answer={"type": "object", "properties": {"card_url": {"type": "string"}}},
         body=Owner,
         no_store=True,
     )
     async def claim_gift(call: Call) -> Result:
+        """Claim a gift: the card becomes the claimant's, with a card-page link only they get"""
         return 200, await gift_links.claim(
             call.conn,
             call.rt.keyring,
@@ -67,26 +62,21 @@ def register(api: Api) -> None:
             public_url=call.rt.settings.public_url,
         )
 
-    @route.get(
-        "/v1/card_pages/{token}",
-        "The owner's card: balance, expiry, the gift it came as, spending history",
-        tag="card pages",
-        answer=_OBJECT,
-        no_store=True,
-    )
+    @route.get("/v1/card_pages/{token}", tag="card pages", answer=_OBJECT, no_store=True)
     async def view_card_page(call: Call) -> Result:
+        """The owner's card: balance, expiry, the gift it came as, spending history"""
         access = await card_access.resolve(call.conn, call.rt.keyring, call.path["token"])
         return 200, await card_access.page(call.conn, access)
 
     @route.get(
         "/v1/card_pages/{token}/qr",
-        "A fresh rotating QR for the till (good for its 30 s step and the next); fetch every 20 s",
         tag="card pages",
         answer={"type": "object", "properties": {"payload": {"type": "string"}}},
         query=CardPageQrQuery,
         no_store=True,
     )
     async def card_page_qr(call: Call) -> Result:
+        """A fresh rotating QR for the till (good for its 30 s step and the next); fetch every 20 s"""
         access = await card_access.resolve(call.conn, call.rt.keyring, call.path["token"])
         answer: dict[str, Any] = await card_access.rotating_qr(call.conn, call.rt.qr_keys, access)
         kind = call.query.image
@@ -98,37 +88,27 @@ def register(api: Api) -> None:
 
     @route.get(
         "/v1/card_pages/{token}/code",
-        "The card's code, to type at a till or on a website",
         tag="card pages",
         answer={"type": "object", "properties": {"code": {"type": "string"}}},
         no_store=True,
     )
     async def card_page_code(call: Call) -> Result:
+        """The card's code, to type at a till or on a website"""
         access = await card_access.resolve(call.conn, call.rt.keyring, call.path["token"])
         code = await card_access.reveal_code(call.conn, call.rt.keyring, access)
         return 200, {"object": "card_code", "code": code}
 
-    @route.get(
-        "/v1/customise/{token}",
-        "A customise session: the designs and amounts on offer, or the gift once it is sent",
-        answer=_OBJECT,
-        no_store=True,
-    )
+    @route.get("/v1/customise/{token}", answer=_OBJECT, no_store=True)
     async def view_customise(call: Call) -> Result:
+        """A customise session: the designs and amounts on offer, or the gift once it is sent"""
         row = await customise.resolve(call.conn, call.rt.keyring, call.path["token"])
         return 200, await customise.page(
             call.conn, call.rt.keyring, row, public_url=call.rt.settings.public_url
         )
 
-    @route.post(
-        "/v1/customise/{token}/photos",
-        "Upload the gifter's own cover photo (raw JPEG, PNG or WebP bytes)",
-        created=_OBJECT,
-        **UPLOAD,
-        uses_db=False,
-        no_store=True,
-    )
+    @route.post("/v1/customise/{token}/photos", created=_OBJECT, **UPLOAD, uses_db=False, no_store=True)
     async def customise_photo(call: Call) -> Result:
+        """Upload the gifter's own cover photo (raw JPEG, PNG or WebP bytes)"""
         rt, token = call.rt, call.path["token"]
         async with acquire(rt) as conn:  # a bogus link is answered before its body is read or decoded
             customise.require_open(await customise.resolve(conn, rt.keyring, token))
@@ -136,14 +116,9 @@ def register(api: Api) -> None:
         async with acquire(rt) as conn:
             return 201, await customise.upload_photo(conn, rt.keyring, token, clean)
 
-    @route.post(
-        "/v1/customise/{token}/preview",
-        "The picture of the gift being composed (PNG)",
-        answer=BINARY,
-        body=GiftPreview,
-        media_type="image/png",
-    )
+    @route.post("/v1/customise/{token}/preview", answer=BINARY, body=GiftPreview, media_type="image/png")
     async def customise_preview(call: Call) -> Result:
+        """The picture of the gift being composed (PNG)"""
         b: GiftPreview = call.body
         art = await customise.preview(
             call.conn,
@@ -155,14 +130,9 @@ def register(api: Api) -> None:
         )
         return await png(art)
 
-    @route.post(
-        "/v1/customise/{token}/send",
-        "Send the composed gift (once per link): the answer holds the link to share",
-        created=_OBJECT,
-        body=ComposedGift,
-        no_store=True,
-    )
+    @route.post("/v1/customise/{token}/send", created=_OBJECT, body=ComposedGift, no_store=True)
     async def customise_send(call: Call) -> Result:
+        """Send the composed gift (once per link): the answer holds the link to share"""
         b: ComposedGift = call.body
         return 201, await customise.complete(
             call.conn,

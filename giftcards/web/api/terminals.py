@@ -89,41 +89,34 @@ def register(api: Api) -> None:
 def _register_back_office(api: Api) -> None:
     route = Operations(api, tag="terminals", auth=MERCHANT)
 
-    @route.post("/v1/stores", "Create a store", tag="stores", created=Store, body=CreateStore)
+    @route.post("/v1/stores", tag="stores", created=Store, body=CreateStore)
     async def create_store(call: Call) -> Result:
+        """Create a store"""
         b: CreateStore = call.body
         return 201, await terminals.create_store(
             call.conn, call.merchant_id, name=b.name, redeem_limit=b.redeem_limit, timezone=b.timezone
         )
 
-    @route.get("/v1/stores", "List stores", tag="stores", answer=Page[Store])
+    @route.get("/v1/stores", tag="stores", answer=Page[Store])
     async def list_stores(call: Call) -> Result:
+        """List stores"""
         return 200, Page(data=await terminals.list_stores(call.conn, call.merchant_id))
 
-    @route.get("/v1/stores/{store_id}", "A store", tag="stores", answer=Store)
+    @route.get("/v1/stores/{store_id}", tag="stores", answer=Store)
     async def get_store(call: Call) -> Result:
+        """A store"""
         return 200, await terminals.get_store(call.conn, call.merchant_id, call.path["store_id"])
 
-    @route.post(
-        "/v1/stores/{store_id}",
-        "Change a store's name, clerk limit or time zone",
-        tag="stores",
-        answer=Store,
-        body=StoreChange,
-    )
+    @route.post("/v1/stores/{store_id}", tag="stores", answer=Store, body=StoreChange)
     async def update_store(call: Call) -> Result:
+        """Change a store's name, clerk limit or time zone"""
         return 200, await terminals.update_store(
             call.conn, call.merchant_id, call.path["store_id"], given(call.body)
         )
 
-    @route.post(
-        "/v1/terminals",
-        "Create a terminal; the answer holds its one-time enrollment code",
-        created=Terminal,
-        body=CreateTerminal,
-        no_store=True,
-    )
+    @route.post("/v1/terminals", created=Terminal, body=CreateTerminal, no_store=True)
     async def create_terminal(call: Call) -> Result:
+        """Create a terminal; the answer holds its one-time enrollment code"""
         b: CreateTerminal = call.body
         return 201, await terminals.create_terminal(
             call.conn,
@@ -135,43 +128,32 @@ def _register_back_office(api: Api) -> None:
             api_key_id=call.principal.id,
         )
 
-    @route.get("/v1/terminals", "List terminals", answer=Page[Terminal], query=TerminalQuery, no_store=True)
+    @route.get("/v1/terminals", answer=Page[Terminal], query=TerminalQuery, no_store=True)
     async def list_terminals(call: Call) -> Result:
+        """List terminals"""
         data = await terminals.list_terminals(call.conn, call.merchant_id, store_id=call.query.store)
         return 200, Page(data=data)
 
-    @route.get("/v1/terminals/{terminal_id}", "A terminal", answer=Terminal, no_store=True)
+    @route.get("/v1/terminals/{terminal_id}", answer=Terminal, no_store=True)
     async def get_terminal(call: Call) -> Result:
+        """A terminal"""
         return 200, await terminals.get_terminal(call.conn, call.merchant_id, call.path["terminal_id"])
 
-    @route.post(
-        "/v1/terminals/{terminal_id}",
-        "Change a terminal's label or role (effective on its next call)",
-        answer=Terminal,
-        body=TerminalChange,
-        no_store=True,
-    )
+    @route.post("/v1/terminals/{terminal_id}", answer=Terminal, body=TerminalChange, no_store=True)
     async def update_terminal(call: Call) -> Result:
+        """Change a terminal's label or role (effective on its next call)"""
         return 200, await terminals.update_terminal(
             call.conn, call.merchant_id, call.path["terminal_id"], label=call.body.label, role=call.body.role
         )
 
-    @route.post(
-        "/v1/terminals/{terminal_id}/revoke",
-        "Revoke a terminal for good: its token fails from the next call on",
-        answer=Terminal,
-        no_store=True,
-    )
+    @route.post("/v1/terminals/{terminal_id}/revoke", answer=Terminal, no_store=True)
     async def revoke_terminal(call: Call) -> Result:
+        """Revoke a terminal for good: its token fails from the next call on"""
         return 200, await terminals.revoke_terminal(call.conn, call.merchant_id, call.path["terminal_id"])
 
-    @route.post(
-        "/v1/terminals/{terminal_id}/rotate",
-        "End the terminal's token at once and give a new enrollment code",
-        answer=Terminal,
-        no_store=True,
-    )
+    @route.post("/v1/terminals/{terminal_id}/rotate", answer=Terminal, no_store=True)
     async def rotate_terminal(call: Call) -> Result:
+        """End the terminal's token at once and give a new enrollment code"""
         return 200, await terminals.rotate_terminal(
             call.conn,
             call.rt.keyring,
@@ -180,10 +162,9 @@ def _register_back_office(api: Api) -> None:
             api_key_id=call.principal.id,
         )
 
-    @route.get(
-        "/v1/staff_log", "The staff audit log, newest first", answer=Page[StaffLogEntry], query=StaffLogQuery
-    )
+    @route.get("/v1/staff_log", answer=Page[StaffLogEntry], query=StaffLogQuery)
     async def query_staff_log(call: Call) -> Result:
+        """The staff audit log, newest first"""
         return 200, await staff_log.query(
             call.conn,
             call.merchant_id,
@@ -194,7 +175,7 @@ def _register_back_office(api: Api) -> None:
 
     @route.get(
         "/v1/staff_log.csv",
-        f"The staff audit log as CSV, oldest first (at most {staff_log.EXPORT_MAX_ROWS} rows)",
+        summary=f"The staff audit log as CSV, oldest first (at most {staff_log.EXPORT_MAX_ROWS} rows)",
         answer=TEXT,
         query=StaffLogFilters,
         media_type="text/csv",
@@ -211,15 +192,9 @@ def _register_back_office(api: Api) -> None:
 def _register_terminal(api: Api) -> None:
     route = Operations(api, tag="terminal", auth=TERMINAL)
 
-    @route.post(
-        "/v1/terminal/enroll",
-        "Exchange a one-time enrollment code for this device's terminal token (shown once)",
-        auth=PUBLIC,
-        created=Terminal,
-        body=Enroll,
-        no_store=True,
-    )
+    @route.post("/v1/terminal/enroll", auth=PUBLIC, created=Terminal, body=Enroll, no_store=True)
     async def terminal_enroll(call: Call) -> Result:
+        """Exchange a one-time enrollment code for this device's terminal token (shown once)"""
         client = client_address(call.request)
         subjects = ratelimit.enrollment_subjects(client)
         await ratelimit.check(call.conn, subjects)
@@ -234,25 +209,19 @@ def _register_terminal(api: Api) -> None:
                 call.after.append(count)
             raise
 
-    @route.get("/v1/terminal", "This terminal, its role and its store", answer=Terminal, no_store=True)
+    @route.get("/v1/terminal", answer=Terminal, no_store=True)
     async def terminal_whoami(call: Call) -> Result:
+        """This terminal, its role and its store"""
         return 200, await terminals.whoami(call.conn, call.principal)
 
-    @route.get(
-        "/v1/terminal/redemptions",
-        "This terminal's redemptions of today (the store's day), newest first",
-        answer=Page[TerminalRedemption],
-    )
+    @route.get("/v1/terminal/redemptions", answer=Page[TerminalRedemption])
     async def terminal_redemptions(call: Call) -> Result:
+        """This terminal's redemptions of today (the store's day), newest first"""
         return 200, await terminals.todays_redemptions(call.conn, call.principal)
 
-    @route.post(
-        "/v1/terminal/cards/block",
-        "Block a card by its code or QR payload (manager terminals)",
-        created=Activity,
-        body=BlockCard,
-    )
+    @route.post("/v1/terminal/cards/block", created=Activity, body=BlockCard)
     async def terminal_block_card(call: Call) -> Result:
+        """Block a card by its code or QR payload (manager terminals)"""
         ref = CardRef(code=call.body.code or None, qr_payload=call.body.qr_payload or None)
 
         async def work() -> Activity:

@@ -69,14 +69,9 @@ def register(api: Api) -> None:
 def _register_sessions(api: Api) -> None:
     route = Operations(api, tag=TAG, auth=MERCHANT)
 
-    @route.post(
-        "/v1/wallet_sessions",
-        "A short-lived link to one customer's wallet (their cards, gifts waiting, gifts sent)",
-        created=WalletSession,
-        body=CreateWalletSession,
-        no_store=True,
-    )
+    @route.post("/v1/wallet_sessions", created=WalletSession, body=CreateWalletSession, no_store=True)
     async def create_wallet_session(call: Call) -> Result:
+        """A short-lived link to one customer's wallet (their cards, gifts waiting, gifts sent)"""
         b: CreateWalletSession = call.body
         return 201, await wallet.create_session(
             call.conn,
@@ -88,13 +83,9 @@ def _register_sessions(api: Api) -> None:
             public_url=call.rt.settings.public_url,
         )
 
-    @route.post(
-        "/v1/wallet_sessions/{session_id}/revoke",
-        "End a wallet session before its time (e.g. when the customer logs out)",
-        answer=WalletSession,
-        no_store=True,
-    )
+    @route.post("/v1/wallet_sessions/{session_id}/revoke", answer=WalletSession, no_store=True)
     async def revoke_wallet_session(call: Call) -> Result:
+        """End a wallet session before its time (e.g. when the customer logs out)"""
         return 200, await wallet.revoke_session(call.conn, call.merchant_id, call.path["session_id"])
 
 
@@ -128,23 +119,16 @@ def _register_cards(api: Api) -> None:
         },
     )
 
-    @route.get(
-        "/v1/wallet",
-        "The wallet at a glance: cards per group, what can be spent per currency, gifts waiting",
-        answer=_OBJECT,
-        no_store=True,
-    )
+    @route.get("/v1/wallet", answer=_OBJECT, no_store=True)
     async def wallet_overview(call: Call) -> Result:
+        """The wallet at a glance: cards per group, what can be spent per currency, gifts waiting"""
         return 200, await wallet.overview(call.conn, holder(call))
 
     @route.get(
-        "/v1/wallet/cards",
-        "The cards held: with value first (soonest expiry first), then used up and expired ones",
-        answer=_wallet_list(card, cursor=True),
-        query=WalletCardQuery,
-        no_store=True,
+        "/v1/wallet/cards", answer=_wallet_list(card, cursor=True), query=WalletCardQuery, no_store=True
     )
     async def wallet_cards(call: Call) -> Result:
+        """The cards held: with value first (soonest expiry first), then used up and expired ones"""
         q: WalletCardQuery = call.query
         listing = await wallet.list_cards(
             call.conn, holder(call), status=q.status, limit=q.limit, cursor=q.cursor
@@ -153,11 +137,11 @@ def _register_cards(api: Api) -> None:
 
     @route.post(
         "/v1/wallet/cards/{card_id}/open",
-        "A card-page link for a held card (QR for the till, code, history; WeChat where set up)",
         created={"type": "object", "properties": {"url": {"type": "string"}}},
         no_store=True,
     )
     async def wallet_open_card(call: Call) -> Result:
+        """A card-page link for a held card (QR for the till, code, history; WeChat where set up)"""
         return 201, await wallet.open_card(
             call.conn,
             call.rt.keyring,
@@ -166,14 +150,9 @@ def _register_cards(api: Api) -> None:
             public_url=call.rt.settings.public_url,
         )
 
-    @route.post(
-        "/v1/wallet/cards/{card_id}/gifts",
-        "Pass a held, unspent card on as a gift (the answer holds the link to share)",
-        created=_OBJECT,
-        body=PassOn,
-        no_store=True,
-    )
+    @route.post("/v1/wallet/cards/{card_id}/gifts", created=_OBJECT, body=PassOn, no_store=True)
     async def wallet_pass_on(call: Call) -> Result:
+        """Pass a held, unspent card on as a gift (the answer holds the link to share)"""
         made = await wallet_gifts.pass_on(
             call.conn,
             call.rt.keyring,
@@ -226,13 +205,10 @@ def _register_gifts(api: Api) -> None:
     )
 
     @route.get(
-        "/v1/wallet/gifts/received",
-        "Gifts addressed to this customer that wait to be claimed, newest first",
-        answer=_wallet_list(received_gift),
-        query=GiftPageQuery,
-        no_store=True,
+        "/v1/wallet/gifts/received", answer=_wallet_list(received_gift), query=GiftPageQuery, no_store=True
     )
     async def wallet_received_gifts(call: Call) -> Result:
+        """Gifts addressed to this customer that wait to be claimed, newest first"""
         q = call.query
         listing = await wallet_gifts.received(
             call.conn,
@@ -244,14 +220,9 @@ def _register_gifts(api: Api) -> None:
         data = [_with_gift_picture(base, gift, gift["can_claim"]) for gift in listing["data"]]
         return 200, {**listing, "data": data}
 
-    @route.get(
-        "/v1/wallet/gifts/sent",
-        "Gifts this customer sent, newest first, with their state",
-        answer=_wallet_list(sent_gift),
-        query=GiftPageQuery,
-        no_store=True,
-    )
+    @route.get("/v1/wallet/gifts/sent", answer=_wallet_list(sent_gift), query=GiftPageQuery, no_store=True)
     async def wallet_sent_gifts(call: Call) -> Result:
+        """Gifts this customer sent, newest first, with their state"""
         q = call.query
         listing = await wallet_gifts.sent(
             call.conn,
@@ -264,11 +235,11 @@ def _register_gifts(api: Api) -> None:
 
     @route.post(
         "/v1/wallet/gifts/{gift_id}/claim",
-        "Claim a gift addressed to this customer: the card becomes theirs",
         answer={"type": "object", "properties": {"card_url": {"type": "string"}}},
         no_store=True,
     )
     async def wallet_claim_gift(call: Call) -> Result:
+        """Claim a gift addressed to this customer: the card becomes theirs"""
         return 200, await wallet_gifts.claim(
             call.conn,
             call.rt.keyring,
@@ -277,23 +248,19 @@ def _register_gifts(api: Api) -> None:
             public_url=call.rt.settings.public_url,
         )
 
-    @route.post(
-        "/v1/wallet/gifts/{gift_id}/revoke",
-        "Withdraw a gift this customer sent and nobody claimed: the card is theirs again",
-        answer=sent_gift,
-        no_store=True,
-    )
+    @route.post("/v1/wallet/gifts/{gift_id}/revoke", answer=sent_gift, no_store=True)
     async def wallet_revoke_gift(call: Call) -> Result:
+        """Withdraw a gift this customer sent and nobody claimed: the card is theirs again"""
         revoked = await wallet_gifts.revoke(call.conn, holder(call), call.path["gift_id"])
         return 200, _with_gift_picture(picture_base(call), revoked)
 
     @route.get(
         "/v1/wallet/gifts/{gift_id}/link",
-        "The link of a gift this customer sent, to share it again while it waits",
         answer={"type": "object", "properties": {"url": {"type": "string"}}},
         no_store=True,
     )
     async def wallet_gift_link(call: Call) -> Result:
+        """The link of a gift this customer sent, to share it again while it waits"""
         return 200, await wallet_gifts.share_link(
             call.conn,
             call.rt.keyring,

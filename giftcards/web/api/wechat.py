@@ -92,14 +92,9 @@ def register(api: Api) -> None:
         },
     )
 
-    @route.put(
-        "/v1/wechat/account",
-        "Set the WeChat official account (secrets write-only; left out = unchanged)",
-        answer=account_schema,
-        idempotent=True,
-        body=PutAccount,
-    )
+    @route.put("/v1/wechat/account", answer=account_schema, idempotent=True, body=PutAccount)
     async def put_wechat_account(call: Call) -> Result:
+        """Set the WeChat official account (secrets write-only; left out = unchanged)"""
         body: PutAccount = call.body
         aes_key = body.encoding_aes_key
         return 200, await accounts.put_account(
@@ -114,50 +109,43 @@ def register(api: Api) -> None:
             plain_mode=aes_key is None,
         )
 
-    @route.get("/v1/wechat/account", "The WeChat settings (never the secrets)", answer=account_schema)
+    @route.get("/v1/wechat/account", answer=account_schema)
     async def get_wechat_account(call: Call) -> Result:
+        """The WeChat settings (never the secrets)"""
         return 200, await accounts.get_view(call.conn, call.merchant_id)
 
     @route.post(
         "/v1/wechat/designs/{design}/sync",
-        "Make a design ('default' for cards without one) a WeChat gift card",
         responses={200: ANY_OBJECT, 201: ANY_OBJECT},
         outbound=True,
         body=SyncDesign,
     )
     async def sync_wechat_design(call: Call) -> Result:
+        """Make a design ('default' for cards without one) a WeChat gift card"""
         async with wechat_for(call) as wechat:
             created, view = await wechat_cards.sync_design(
                 call.connect, wechat, call.merchant_id, call.path["design"], given(call.body)
             )
         return (201 if created else 200), view
 
-    @route.get("/v1/wechat/designs", "Designs that are WeChat cards", answer=LIST)
+    @route.get("/v1/wechat/designs", answer=LIST)
     async def list_wechat_designs(call: Call) -> Result:
+        """Designs that are WeChat cards"""
         data = await wechat_cards.list_designs(call.conn, call.merchant_id)
         return 200, {"object": "list", "data": data, "has_more": False}
 
-    @route.post(
-        "/v1/cards/{card_id}/wechat/sync",
-        "Deposit the card's code into its WeChat card (and raise the stock)",
-        answer=wallet_schema,
-        outbound=True,
-    )
+    @route.post("/v1/cards/{card_id}/wechat/sync", answer=wallet_schema, outbound=True)
     async def sync_wechat_card(call: Call) -> Result:
+        """Deposit the card's code into its WeChat card (and raise the stock)"""
         card_id = call.path["card_id"]
         async with wechat_for(call) as wechat:
             await wechat_cards.sync_code(call.connect, wechat, call.rt.keyring, call.merchant_id, card_id)
         async with call.connect() as conn:
             return 200, await backoffice.wallet_status(conn, call.merchant_id, card_id)
 
-    @route.post(
-        "/v1/card_batches/{batch_id}/wechat/sync",
-        "Deposit a batch's codes into WeChat, 100 per call; repeat while `remaining` > 0",
-        answer=ANY_OBJECT,
-        outbound=True,
-        body=SyncBatch,
-    )
+    @route.post("/v1/card_batches/{batch_id}/wechat/sync", answer=ANY_OBJECT, outbound=True, body=SyncBatch)
     async def sync_wechat_batch(call: Call) -> Result:
+        """Deposit a batch's codes into WeChat, 100 per call; repeat while `remaining` > 0"""
         async with wechat_for(call) as wechat:
             return 200, await wechat_cards.sync_batch(
                 call.connect,
@@ -168,23 +156,16 @@ def register(api: Api) -> None:
                 limit=call.body.limit,
             )
 
-    @route.get(
-        "/v1/cards/{card_id}/wechat",
-        "Where the card is in WeChat's wallet, and its outbox",
-        answer=wallet_schema,
-    )
+    @route.get("/v1/cards/{card_id}/wechat", answer=wallet_schema)
     async def get_wechat_card(call: Call) -> Result:
+        """Where the card is in WeChat's wallet, and its outbox"""
         return 200, await backoffice.wallet_status(call.conn, call.merchant_id, call.path["card_id"])
 
     @route.post(
-        "/v1/cards/{card_id}/wechat/card_ext",
-        "cardId and signed cardExt for wx.addCard",
-        answer=ANY_OBJECT,
-        outbound=True,
-        body=CardExt,
-        no_store=True,
+        "/v1/cards/{card_id}/wechat/card_ext", answer=ANY_OBJECT, outbound=True, body=CardExt, no_store=True
     )
     async def wechat_card_ext(call: Call) -> Result:
+        """cardId and signed cardExt for wx.addCard"""
         async with wechat_for(call) as wechat:
             return 200, await add_card.card_ext(
                 call.connect,
@@ -195,26 +176,17 @@ def register(api: Api) -> None:
                 openid=call.body.openid,
             )
 
-    @route.post(
-        "/v1/cards/{card_id}/wechat/qrcode",
-        "A WeChat card QR code that puts this card into the scanner's wallet",
-        answer=ANY_OBJECT,
-        outbound=True,
-        no_store=True,
-    )
+    @route.post("/v1/cards/{card_id}/wechat/qrcode", answer=ANY_OBJECT, outbound=True, no_store=True)
     async def wechat_card_qrcode(call: Call) -> Result:
+        """A WeChat card QR code that puts this card into the scanner's wallet"""
         async with wechat_for(call) as wechat:
             return 200, await add_card.card_qrcode(
                 call.connect, wechat, call.rt.keyring, call.merchant_id, call.path["card_id"]
             )
 
-    @route.get(
-        "/v1/wechat/outbox",
-        "Wallet updates waiting, delivered, skipped or parked",
-        answer=LIST,
-        query=OutboxQuery,
-    )
+    @route.get("/v1/wechat/outbox", answer=LIST, query=OutboxQuery)
     async def list_wechat_outbox(call: Call) -> Result:
+        """Wallet updates waiting, delivered, skipped or parked"""
         q: OutboxQuery = call.query
         return 200, await backoffice.list_messages(
             call.conn,
@@ -225,25 +197,19 @@ def register(api: Api) -> None:
             starting_after=q.starting_after,
         )
 
-    @route.post(
-        "/v1/wechat/outbox/{message_id}/replay",
-        "Send a parked wallet update again (in its place in the card's order)",
-        answer=LIST,
-    )
+    @route.post("/v1/wechat/outbox/{message_id}/replay", answer=LIST)
     async def replay_wechat_message(call: Call) -> Result:
+        """Send a parked wallet update again (in its place in the card's order)"""
         return 200, await backoffice.replay(call.conn, call.merchant_id, call.path["message_id"])
 
-    @route.post("/v1/wechat/outbox/replay", "Send every parked wallet update again", answer=LIST)
+    @route.post("/v1/wechat/outbox/replay", answer=LIST)
     async def replay_wechat_parked(call: Call) -> Result:
+        """Send every parked wallet update again"""
         return 200, await backoffice.replay(call.conn, call.merchant_id, None)
 
-    @route.get(
-        "/v1/wechat/discrepancies",
-        "Where WeChat disagrees with the ledger (money never moved because of it)",
-        answer=LIST,
-        query=DiscrepancyQuery,
-    )
+    @route.get("/v1/wechat/discrepancies", answer=LIST, query=DiscrepancyQuery)
     async def list_wechat_discrepancies(call: Call) -> Result:
+        """Where WeChat disagrees with the ledger (money never moved because of it)"""
         return 200, await backoffice.list_discrepancies(
             call.conn,
             call.merchant_id,
@@ -251,31 +217,27 @@ def register(api: Api) -> None:
             limit=call.query.limit,
         )
 
-    @route.post(
-        "/v1/wechat/discrepancies/{discrepancy_id}/resolve",
-        "Mark a discrepancy as looked into",
-        answer=ANY_OBJECT,
-    )
+    @route.post("/v1/wechat/discrepancies/{discrepancy_id}/resolve", answer=ANY_OBJECT)
     async def resolve_wechat_discrepancy(call: Call) -> Result:
+        """Mark a discrepancy as looked into"""
         return 200, await backoffice.resolve_discrepancy(
             call.conn, call.merchant_id, call.path["discrepancy_id"]
         )
 
     @route.get(
         "/wechat/callback/{merchant_id}",
-        "WeChat's server URL check: echoes echostr when the signature verifies",
         auth=PUBLIC,
         answer=TEXT,
         query=CallbackQuery,
         media_type="text/plain",
     )
     async def wechat_callback_check(call: Call) -> Result:
+        """WeChat's server URL check: echoes echostr when the signature verifies"""
         account = await _account_for_callback(call.conn, call)
         return Response(callbacks.echo(account, given(call.query)), media_type="text/plain", headers=PLAIN)
 
     @route.post(
         "/wechat/callback/{merchant_id}",
-        "WeChat's event pushes (signed; AES safe mode when an EncodingAESKey is set)",
         auth=PUBLIC,
         answer=TEXT,
         query=CallbackQuery,
@@ -284,6 +246,7 @@ def register(api: Api) -> None:
         max_body=callbacks.MAX_BODY_BYTES,
     )
     async def wechat_callback(call: Call) -> Result:
+        """WeChat's event pushes (signed; AES safe mode when an EncodingAESKey is set)"""
         async with acquire(call.rt) as conn:
             account = await _account_for_callback(conn, call)
         callbacks.check_query(

@@ -43,8 +43,9 @@ def register(api: Api) -> None:
     html = {"media_type": "text/html", "responses": {200: {"type": "string"}, 404: {"type": "string"}}}
     picture = {"media_type": "image/png", "responses": {200: {"type": "string", "format": "binary"}}}
 
-    @route.get("/g/{secret}", "The gift page a link opens", **html)
+    @route.get("/g/{secret}", **html)
     async def gift_page(call: Call) -> Result:
+        """The gift page a link opens"""
         secret = call.path["secret"]
         try:
             row = await gift_links.open_link(call.conn, call.rt.keyring, secret)
@@ -61,15 +62,17 @@ def register(api: Api) -> None:
             opens_text=_when(view["opens_at"]),
         )
 
-    @route.get("/g/{secret}/card.png", "The picture of an open gift", **picture)
+    @route.get("/g/{secret}/card.png", **picture)
     async def gift_picture(call: Call) -> Result:
+        """The picture of an open gift"""
         row = await gift_links.open_link(call.conn, call.rt.keyring, call.path["secret"])
         if gifts.effective_state(row, row["now"]) != "waiting":  # a countdown, not the card; or gone
             raise DomainError("gift_not_found", "this gift cannot be shown")
         return await png(await gifts.art_for(call.conn, row), cache="private, max-age=300")
 
-    @route.get("/c/{token}", "The owner's card page", **html)
+    @route.get("/c/{token}", **html)
     async def card_page(call: Call) -> Result:
+        """The owner's card page"""
         token = call.path["token"]
         try:
             access = await card_access.resolve(call.conn, call.rt.keyring, token)
@@ -96,18 +99,15 @@ def register(api: Api) -> None:
             history=history,
         )
 
-    @route.get("/c/{token}/card.png", "The picture of the owner's card", **picture)
+    @route.get("/c/{token}/card.png", **picture)
     async def card_picture(call: Call) -> Result:
+        """The picture of the owner's card"""
         access = await card_access.resolve(call.conn, call.rt.keyring, call.path["token"])
         return await png(await card_access.art(call.conn, access), cache="private, max-age=300")
 
-    @route.get(
-        "/customise/{token}",
-        "The page where a gifter composes a gift",
-        responses={200: TEXT, 404: TEXT, 409: TEXT},
-        media_type="text/html",
-    )
+    @route.get("/customise/{token}", responses={200: TEXT, 404: TEXT, 409: TEXT}, media_type="text/html")
     async def customise_page(call: Call) -> Result:
+        """The page where a gifter composes a gift"""
         token = call.path["token"]
         try:
             row = await customise.resolve(call.conn, call.rt.keyring, token)
@@ -121,10 +121,9 @@ def register(api: Api) -> None:
             ]
         return render(call.request, "customise.html", session=view, token=token)
 
-    @route.get(
-        "/customise/{token}/designs/{design_id}.png", "A design's thumbnail on the customise page", **picture
-    )
+    @route.get("/customise/{token}/designs/{design_id}.png", **picture)
     async def design_thumbnail(call: Call) -> Result:
+        """A design's thumbnail on the customise page"""
         art = await customise.design_art(
             call.conn, call.rt.keyring, call.path["token"], call.path["design_id"]
         )

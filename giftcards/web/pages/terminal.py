@@ -104,19 +104,20 @@ def _messages(catalog: NullTranslations) -> dict[str, str]:
 def register(api: Api) -> None:
     route = Operations(api, tag="pages")
 
-    @route.get("/terminal", "The store terminal page", answer=TEXT, uses_db=False, media_type="text/html")
+    @route.get("/terminal", answer=TEXT, uses_db=False, media_type="text/html")
     async def terminal_page(call: Call) -> Result:
+        """The store terminal page"""
         return render(call.request, "terminal.html", messages=_messages(translations(call.request)))
 
     @route.get(
         "/v1/terminal/cards/{card_id}/thumbnail.png",
-        "A card's design as a small picture, for the terminal page",
-        auth=("terminal", "api_key"),  # a till first: the page's own caller
+        auth=("terminal", "api_key"),
         tag="terminal",
         answer=TEXT,
         media_type="image/png",
     )
     async def terminal_card_thumbnail(call: Call) -> Result:
+        """A card's design as a small picture, for the terminal page"""
         if not ids.is_id(call.path["card_id"], "card"):
             raise DomainError("card_not_found", "no such card")
         card = await cards.get(call.conn, call.merchant_id, call.path["card_id"])

@@ -84,13 +84,9 @@ def register(api: Api) -> None:
     route = Operations(api, tag="pages")
     picture = {"media_type": "image/png", "responses": {200: {"type": "string", "format": "binary"}}}
 
-    @route.get(
-        "/w/{token}",
-        "The wallet page a session link opens",
-        responses={200: TEXT, 404: TEXT},
-        media_type="text/html",
-    )
+    @route.get("/w/{token}", responses={200: TEXT, 404: TEXT}, media_type="text/html")
     async def wallet_page(call: Call) -> Result:
+        """The wallet page a session link opens"""
         token = call.path["token"]
         try:
             holder = await wallet.resolve(call.conn, call.rt.keyring, token)
@@ -99,18 +95,16 @@ def register(api: Api) -> None:
         texts = _texts(translations(call.request))
         return render(call.request, "wallet.html", texts=texts, invalid=False, token=token, holder=holder)
 
-    @route.get("/w/{token}/cards/{card_id}.png", "A held card's picture", **picture)
+    @route.get("/w/{token}/cards/{card_id}.png", **picture)
     async def wallet_card_picture(call: Call) -> Result:
+        """A held card's picture"""
         holder = await _holder(call)
         art = await wallet.card_picture(call.conn, holder, call.path["card_id"])
         return await png(art, width=THUMBNAIL_WIDTH, cache="private, max-age=300")
 
-    @route.get(
-        "/w/{token}/gifts/{gift_id}.png",
-        "The picture of a gift sent, or of an open one waiting for the wallet's owner",
-        **picture,
-    )
+    @route.get("/w/{token}/gifts/{gift_id}.png", **picture)
     async def wallet_gift_picture(call: Call) -> Result:
+        """The picture of a gift sent, or of an open one waiting for the wallet's owner"""
         holder = await _holder(call)
         art = await wallet_gifts.picture(call.conn, holder, call.path["gift_id"])
         return await png(art, width=THUMBNAIL_WIDTH, cache="private, max-age=300")

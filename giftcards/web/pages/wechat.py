@@ -17,26 +17,18 @@ from giftcards.wechat import add_card
 def register(api: Api) -> None:
     route = Operations(api, tag=TAG)
 
-    @route.get(
-        "/c/{token}/wechat",
-        "The owner's page for adding the card to the WeChat card wallet",
-        answer=TEXT,
-        media_type="text/html",
-    )
+    @route.get("/c/{token}/wechat", answer=TEXT, media_type="text/html")
     async def card_page_wechat(call: Call) -> Result:
+        """The owner's page for adding the card to the WeChat card wallet"""
         access = await card_access.resolve(call.conn, call.rt.keyring, call.path["token"])
         ready = await card_access.wechat_ready(call.conn, access.merchant_id)
         return render(call.request, "wechat_add.html", token=call.path["token"], ready=ready)
 
     @route.get(
-        "/c/{token}/wechat/qr.svg",
-        "The WeChat card QR code of the owner's card: scanning it in WeChat adds the card",
-        answer=TEXT,
-        media_type="image/svg+xml",
-        outbound=True,
-        no_store=True,
+        "/c/{token}/wechat/qr.svg", answer=TEXT, media_type="image/svg+xml", outbound=True, no_store=True
     )
     async def card_page_wechat_qr(call: Call) -> Result:
+        """The WeChat card QR code of the owner's card: scanning it in WeChat adds the card"""
         access = await _card(call)
         async with wechat_for(call, access.merchant_id) as wechat:
             answer = await add_card.card_qrcode(
@@ -44,14 +36,9 @@ def register(api: Api) -> None:
             )
         return Response(qr.render_svg(answer["url"]), media_type="image/svg+xml", headers=PLAIN)
 
-    @route.post(
-        "/c/{token}/wechat/card_ext",
-        "cardId and signed cardExt for wx.addCard, for the owner's page inside WeChat",
-        answer=ANY_OBJECT,
-        outbound=True,
-        no_store=True,
-    )
+    @route.post("/c/{token}/wechat/card_ext", answer=ANY_OBJECT, outbound=True, no_store=True)
     async def card_page_wechat_card_ext(call: Call) -> Result:
+        """cardId and signed cardExt for wx.addCard, for the owner's page inside WeChat"""
         access = await _card(call)
         async with wechat_for(call, access.merchant_id) as wechat:
             return 200, await add_card.card_ext(
