@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, cast
 
 import asyncpg
+import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -65,6 +66,11 @@ class Call:
     @property
     def path(self) -> dict[str, str]:
         return self.request.path_params
+
+    @property
+    def filters(self) -> dict[str, Any]:
+        """The query's fields as keyword arguments: a listing's filters are named as its query's."""
+        return msgspec.structs.asdict(self.query)
 
     @property
     def merchant_id(self) -> str:

@@ -95,17 +95,7 @@ def register(api: Api) -> None:
     @route.get("/v1/cards", answer=Page[Card], query=CardQuery, no_store=True)
     async def list_cards(call: Call) -> Result:
         """List cards, newest first"""
-        q: CardQuery = call.query
-        return 200, await cards.list_cards(
-            call.conn,
-            call.merchant_id,
-            limit=q.limit,
-            starting_after=q.starting_after,
-            state=q.state,
-            campaign=q.campaign,
-            created_gte=q.created_gte,
-            created_lt=q.created_lt,
-        )
+        return 200, await cards.list_cards(call.conn, call.merchant_id, **call.filters)
 
     @route.get("/v1/cards/{card_id}", answer=Card, no_store=True)
     async def get_card(call: Call) -> Result:

@@ -59,15 +59,7 @@ def register(api: Api) -> None:
     @route.get("/v1/designs", answer=Page[Design], query=DesignQuery)
     async def list_designs(call: Call) -> Result:
         """List designs, newest first"""
-        q: DesignQuery = call.query
-        return 200, await designs.list_designs(
-            call.conn,
-            call.merchant_id,
-            limit=q.limit,
-            starting_after=q.starting_after,
-            occasion=q.occasion,
-            on_sale=q.on_sale,
-        )
+        return 200, await designs.list_designs(call.conn, call.merchant_id, **call.filters)
 
     @route.get("/v1/designs/{design_id}", answer=Design)
     async def get_design(call: Call) -> Result:

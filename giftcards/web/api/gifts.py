@@ -73,16 +73,7 @@ def register(api: Api) -> None:
     @route.get("/v1/gifts", answer=Page[Gift], query=GiftQuery, no_store=True)
     async def list_gifts(call: Call) -> Result:
         """List gifts, newest first (by gifter, recipient or card)"""
-        q: GiftQuery = call.query
-        return 200, await gifts.list_gifts(
-            call.conn,
-            call.merchant_id,
-            gifter_id=q.gifter_id,
-            recipient_id=q.recipient_id,
-            card_id=q.card_id,
-            limit=q.limit,
-            starting_after=q.starting_after,
-        )
+        return 200, await gifts.list_gifts(call.conn, call.merchant_id, **call.filters)
 
     @route.get("/v1/gifts/{gift_id}", answer=Gift, no_store=True)
     async def get_gift(call: Call) -> Result:

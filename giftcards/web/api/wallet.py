@@ -129,10 +129,7 @@ def _register_cards(api: Api) -> None:
     )
     async def wallet_cards(call: Call) -> Result:
         """The cards held: with value first (soonest expiry first), then used up and expired ones"""
-        q: WalletCardQuery = call.query
-        listing = await wallet.list_cards(
-            call.conn, holder(call), status=q.status, limit=q.limit, cursor=q.cursor
-        )
+        listing = await wallet.list_cards(call.conn, holder(call), **call.filters)
         return 200, _with_card_pictures(call, listing)
 
     @route.post(
@@ -209,13 +206,7 @@ def _register_gifts(api: Api) -> None:
     )
     async def wallet_received_gifts(call: Call) -> Result:
         """Gifts addressed to this customer that wait to be claimed, newest first"""
-        q = call.query
-        listing = await wallet_gifts.received(
-            call.conn,
-            holder(call),
-            limit=q.limit,
-            starting_after=q.starting_after,
-        )
+        listing = await wallet_gifts.received(call.conn, holder(call), **call.filters)
         base = picture_base(call)
         data = [_with_gift_picture(base, gift, gift["can_claim"]) for gift in listing["data"]]
         return 200, {**listing, "data": data}
@@ -223,13 +214,7 @@ def _register_gifts(api: Api) -> None:
     @route.get("/v1/wallet/gifts/sent", answer=_wallet_list(sent_gift), query=GiftPageQuery, no_store=True)
     async def wallet_sent_gifts(call: Call) -> Result:
         """Gifts this customer sent, newest first, with their state"""
-        q = call.query
-        listing = await wallet_gifts.sent(
-            call.conn,
-            holder(call),
-            limit=q.limit,
-            starting_after=q.starting_after,
-        )
+        listing = await wallet_gifts.sent(call.conn, holder(call), **call.filters)
         base = picture_base(call)
         return 200, {**listing, "data": [_with_gift_picture(base, gift) for gift in listing["data"]]}
 
