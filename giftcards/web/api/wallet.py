@@ -9,19 +9,28 @@ from typing import Any
 
 import asyncpg
 
+from giftcards.core.shapes import Page
 from giftcards.runtime import Runtime
 from giftcards.stores.merchants import Principal
 from giftcards.wallet import gifts as wallet_gifts
 from giftcards.wallet import holders as wallet
-from giftcards.wallet.shapes import CreateWalletSession, GiftPageQuery, PassOn, WalletCardQuery, WalletSession
+from giftcards.wallet.shapes import (
+    CreateWalletSession,
+    GiftPageQuery,
+    PassOn,
+    ReceivedGift,
+    SentGift,
+    WalletCardPage,
+    WalletCardQuery,
+    WalletOverview,
+    WalletSession,
+)
 from giftcards.web.api.gifts import gift_details
 from giftcards.web.calls import MERCHANT, Call, Operations, Result, register_authenticator
-from giftcards.web.openapi import list_of
 from giftcards.web.routing import Api
 
 TAG = "wallet"
 WALLET = ("wallet",)
-_NULLABLE_TEXT = {"type": ["string", "null"]}
 _OBJECT = {"type": "object"}
 
 
@@ -51,12 +60,6 @@ def _with_card_pictures(call: Call, listing: dict[str, Any]) -> dict[str, Any]:
 
 def _with_gift_picture(base: str, gift: dict[str, Any], shown: bool = True) -> dict[str, Any]:
     return {**gift, "thumbnail_url": f"{base}/gifts/{gift['id']}.png" if shown else None}
-
-
-def _wallet_list(item: dict[str, Any], cursor: bool = False) -> dict[str, Any]:
-    if not cursor:
-        return list_of(item)
-    return list_of(item, next_cursor={**_NULLABLE_TEXT, "description": "Pass as `cursor` for the next page"})
 
 
 def register(api: Api) -> None:
@@ -91,42 +94,13 @@ def _register_sessions(api: Api) -> None:
 
 def _register_cards(api: Api) -> None:
     route = Operations(api, tag=TAG, auth=WALLET)
-    card = api.schema(
-        "WalletCard",
-        {
-            "type": "object",
-            "properties": {
-                "id": {"type": "string"},
-                "object": {"const": "wallet_card"},
-                "status": {"type": "string", "enum": ["active", "used_up", "expired", "deactivated"]},
-                "state": {
-                    "type": "string",
-                    "enum": ["pending", "active", "blocked", "deactivated", "expired"],
-                },
-                "balance": {"type": "integer"},
-                "initial_amount": {"type": "integer"},
-                "currency": {"type": "string"},
-                "balance_text": {"type": "string"},
-                "expires_at": {"type": ["string", "null"], "format": "date-time"},
-                "code_last4": {"type": "string"},
-                "design": {"type": ["object", "null"]},
-                "from_name": _NULLABLE_TEXT,
-                "can_pay": {"type": "boolean"},
-                "can_send": {"type": "boolean"},
-                "thumbnail_url": {"type": "string"},
-                "created_at": {"type": "string", "format": "date-time"},
-            },
-        },
-    )
 
-    @route.get("/v1/wallet", answer=_OBJECT, no_store=True)
+    @route.get("/v1/wallet", answer=WalletOverview, no_store=True)
     async def wallet_overview(call: Call) -> Result:
         """The wallet at a glance: cards per group, what can be spent per currency, gifts waiting"""
         return 200, await wallet.overview(call.conn, holder(call))
 
-    @route.get(
-        "/v1/wallet/cards", answer=_wallet_list(card, cursor=True), query=WalletCardQuery, no_store=True
-    )
+    @route.get("/v1/wallet/cards", answer=WalletCardPage, query=WalletCardQuery, no_store=True)
     async def wallet_cards(call: Call) -> Result:
         """The cards held: with value first (soonest expiry first), then used up and expired ones"""
         listing = await wallet.list_cards(call.conn, holder(call), **call.filters)
@@ -163,47 +137,8 @@ def _register_cards(api: Api) -> None:
 
 def _register_gifts(api: Api) -> None:
     route = Operations(api, tag=TAG, auth=WALLET)
-    sent_gift = api.schema(
-        "SentGift",
-        {
-            "type": "object",
-            "properties": {
-                "id": {"type": "string"},
-                "object": {"const": "sent_gift"},
-                "state": {
-                    "type": "string",
-                    "enum": ["scheduled", "waiting", "claimed", "revoked", "returned"],
-                },
-                "amount": {"type": "integer"},
-                "currency": {"type": "string"},
-                "recipient_name": {"type": "string"},
-                "can_revoke": {"type": "boolean"},
-                "can_share": {"type": "boolean"},
-                "thumbnail_url": {"type": "string"},
-            },
-        },
-    )
-    received_gift = api.schema(
-        "ReceivedGift",
-        {
-            "type": "object",
-            "properties": {
-                "id": {"type": "string"},
-                "object": {"const": "received_gift"},
-                "state": {"type": "string", "enum": ["scheduled", "waiting"]},
-                "sender_name": {"type": "string"},
-                "opens_at": {"type": "string", "format": "date-time"},
-                "amount": {"type": "integer", "description": "Only once the gift is open"},
-                "message": {"type": "string", "description": "Only once the gift is open"},
-                "can_claim": {"type": "boolean"},
-                "thumbnail_url": _NULLABLE_TEXT,
-            },
-        },
-    )
 
-    @route.get(
-        "/v1/wallet/gifts/received", answer=_wallet_list(received_gift), query=GiftPageQuery, no_store=True
-    )
+    @route.get("/v1/wallet/gifts/received", answer=Page[ReceivedGift], query=GiftPageQuery, no_store=True)
     async def wallet_received_gifts(call: Call) -> Result:
         """Gifts addressed to this customer that wait to be claimed, newest first"""
         listing = await wallet_gifts.received(call.conn, holder(call), **call.filters)
@@ -211,7 +146,7 @@ def _register_gifts(api: Api) -> None:
         data = [_with_gift_picture(base, gift, gift["can_claim"]) for gift in listing["data"]]
         return 200, {**listing, "data": data}
 
-    @route.get("/v1/wallet/gifts/sent", answer=_wallet_list(sent_gift), query=GiftPageQuery, no_store=True)
+    @route.get("/v1/wallet/gifts/sent", answer=Page[SentGift], query=GiftPageQuery, no_store=True)
     async def wallet_sent_gifts(call: Call) -> Result:
         """Gifts this customer sent, newest first, with their state"""
         listing = await wallet_gifts.sent(call.conn, holder(call), **call.filters)
@@ -233,7 +168,7 @@ def _register_gifts(api: Api) -> None:
             public_url=call.rt.settings.public_url,
         )
 
-    @route.post("/v1/wallet/gifts/{gift_id}/revoke", answer=sent_gift, no_store=True)
+    @route.post("/v1/wallet/gifts/{gift_id}/revoke", answer=SentGift, no_store=True)
     async def wallet_revoke_gift(call: Call) -> Result:
         """Withdraw a gift this customer sent and nobody claimed: the card is theirs again"""
         revoked = await wallet_gifts.revoke(call.conn, holder(call), call.path["gift_id"])
