@@ -21,6 +21,7 @@ from starlette.responses import Response
 
 from giftcards.core import idempotency
 from giftcards.core.errors import DomainError
+from giftcards.core.sealing import Keyring
 from giftcards.core.shapes import decode
 from giftcards.db.pool import acquire_within, give_back, is_unavailable
 from giftcards.runtime import Runtime
@@ -71,6 +72,15 @@ class Call:
     def filters(self) -> dict[str, Any]:
         """The query's fields as keyword arguments: a listing's filters are named as its query's."""
         return msgspec.structs.asdict(self.query)
+
+    @property
+    def keyring(self) -> Keyring:
+        return self.rt.keyring
+
+    @property
+    def public_url(self) -> str:
+        """Where this service is reached: the base of every link an answer holds."""
+        return self.rt.settings.public_url
 
     @property
     def merchant_id(self) -> str:

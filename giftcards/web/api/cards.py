@@ -67,13 +67,13 @@ def register(api: Api) -> None:
     @route.post("/v1/cards", created=Card, body=IssueCard, no_store=True)
     async def issue_card(call: Call) -> Result:
         """Issue a card"""
-        return 201, await cards.issue(call.conn, call.rt.keyring, call.principal, _spec(call.body))
+        return 201, await cards.issue(call.conn, call.keyring, call.principal, _spec(call.body))
 
     @route.post("/v1/card_batches", created=CardBatch, body=IssueBatch)
     async def issue_batch(call: Call) -> Result:
         """Issue many cards at once (up to 100,000)"""
         return 201, await cards.issue_batch(
-            call.conn, call.rt.keyring, call.principal, _spec(call.body), call.body.count
+            call.conn, call.keyring, call.principal, _spec(call.body), call.body.count
         )
 
     @route.get("/v1/card_batches/{batch_id}", answer=CardBatch)
@@ -87,7 +87,7 @@ def register(api: Api) -> None:
     async def export_batch(call: Call) -> Result:
         """The cards of a batch with their codes, streamed as NDJSON (one card a line)"""
         await cards.get_batch(call.conn, call.merchant_id, call.path["batch_id"])
-        rows = cards.batch_codes(call.conn, call.rt.keyring, call.merchant_id, call.path["batch_id"])
+        rows = cards.batch_codes(call.conn, call.keyring, call.merchant_id, call.path["batch_id"])
         # The stream is consumed while the request's connection is still held (see calls._serve).
         lines = [msgspec.json.encode(row) + b"\n" async for row in rows]
         return StreamingResponse(_iterate(lines), media_type="application/x-ndjson")
@@ -105,7 +105,7 @@ def register(api: Api) -> None:
     @route.get("/v1/cards/{card_id}/code", answer=CardCode, no_store=True)
     async def reveal_code(call: Call) -> Result:
         """Show a card's code again"""
-        code = await cards.reveal_code(call.conn, call.rt.keyring, call.merchant_id, call.path["card_id"])
+        code = await cards.reveal_code(call.conn, call.keyring, call.merchant_id, call.path["card_id"])
         return 200, CardCode(card=call.path["card_id"], code=code)
 
     @route.get("/v1/cards/{card_id}/qr", answer=StaticQr, no_store=True)
@@ -147,7 +147,7 @@ def register(api: Api) -> None:
         return 200, await staff_guard(  # a terminal's role, rate limit and staff log
             call,
             "lookup",
-            lambda: cards.lookup(call.conn, call.rt.keyring, call.rt.qr_keys, call.merchant_id, ref),
+            lambda: cards.lookup(call.conn, call.keyring, call.rt.qr_keys, call.merchant_id, ref),
             typed_code=ref.code,
             looks_up=True,
         )

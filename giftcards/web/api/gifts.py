@@ -22,6 +22,7 @@ from giftcards.gifting.shapes import (
     Regift,
     RevokeGift,
 )
+from giftcards.web.api.links import Link
 from giftcards.web.calls import BINARY, MERCHANT, Call, Operations, Result
 from giftcards.web.routing import Api
 
@@ -65,9 +66,9 @@ def register(api: Api) -> None:
             currency=b.currency,
             reference=b.reference,
         )
-        public_url = call.rt.settings.public_url
+        public_url = call.public_url
         return 201, await gifts.purchase(
-            call.conn, call.rt.keyring, call.principal, order, public_url=public_url
+            call.conn, call.keyring, call.principal, order, public_url=public_url
         )
 
     @route.get("/v1/gifts", answer=Page[Gift], query=GiftQuery, no_store=True)
@@ -80,19 +81,11 @@ def register(api: Api) -> None:
         """A gift"""
         return 200, await gifts.get(call.conn, call.merchant_id, call.path["gift_id"])
 
-    @route.get(
-        "/v1/gifts/{gift_id}/link",
-        answer={"type": "object", "properties": {"url": {"type": "string"}}},
-        no_store=True,
-    )
+    @route.get("/v1/gifts/{gift_id}/link", answer=Link, no_store=True)
     async def gift_link(call: Call) -> Result:
         """The link of a waiting gift again, for the gifter to share once more"""
         return 200, await gifts.share_link(
-            call.conn,
-            call.rt.keyring,
-            call.merchant_id,
-            call.path["gift_id"],
-            public_url=call.rt.settings.public_url,
+            call.conn, call.keyring, call.merchant_id, call.path["gift_id"], public_url=call.public_url
         )
 
     @route.post("/v1/gifts/{gift_id}/revoke", answer=Gift, body=RevokeGift, no_store=True)
@@ -108,33 +101,28 @@ def register(api: Api) -> None:
         b: Regift = call.body
         return 201, await gifts.send_card(
             call.conn,
-            call.rt.keyring,
+            call.keyring,
             call.merchant_id,
             call.path["card_id"],
             b.owner_id,
             gift_details(b, recipient_owner_id=b.recipient_owner_id),
             design_id=b.design_id,
-            public_url=call.rt.settings.public_url,
+            public_url=call.public_url,
         )
 
-    @route.post(
-        "/v1/cards/{card_id}/access_links",
-        created={"type": "object", "properties": {"url": {"type": "string"}}},
-        body=Owner,
-        no_store=True,
-    )
+    @route.post("/v1/cards/{card_id}/access_links", created=Link, body=Owner, no_store=True)
     async def access_link(call: Call) -> Result:
         """A card-page link for the card's current owner (e.g. on another device)"""
         card_id = call.path["card_id"]
         token = await card_access.grant_to_owner(
             call.conn,
-            call.rt.keyring,
+            call.keyring,
             call.merchant_id,
             card_id,
             call.body.owner_id,
             api_key_id=call.principal.id,
         )
-        url = card_access.card_url(call.rt.settings.public_url, token)
+        url = card_access.card_url(call.public_url, token)
         return 201, {"object": "card_access_link", "card": card_id, "url": url}
 
     _register_customise_sessions(api)
@@ -151,7 +139,7 @@ def _register_customise_sessions(api: Api) -> None:
         b: CreateCustomiseSession = call.body
         return 201, await customise.create(
             call.conn,
-            call.rt.keyring,
+            call.keyring,
             call.principal,
             owner_id=b.owner_id,
             max_amount=b.max_amount,
@@ -159,7 +147,7 @@ def _register_customise_sessions(api: Api) -> None:
             sender_name=b.sender_name,
             reference=b.reference,
             minutes=b.expires_in_minutes,
-            public_url=call.rt.settings.public_url,
+            public_url=call.public_url,
         )
 
     @route.post("/v1/customise_sessions/{session_id}/revoke", answer=CustomiseSession, no_store=True)

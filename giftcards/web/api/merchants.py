@@ -17,13 +17,13 @@ def register(api: Api) -> None:
     @route.post("/v1/merchants", created=NewMerchant, body=CreateMerchant, no_store=True)
     async def create_merchant(call: Call) -> Result:
         """Create a merchant and its first API key"""
-        return 201, await merchants.create_merchant(call.conn, call.rt.keyring, name=call.body.name)
+        return 201, await merchants.create_merchant(call.conn, call.keyring, name=call.body.name)
 
     @route.post("/v1/api_keys", auth=MERCHANT, created=ApiKey, body=CreateApiKey, no_store=True)
     async def create_api_key(call: Call) -> Result:
         """Create another API key"""
         return 201, await merchants.create_api_key(
-            call.conn, call.rt.keyring, merchant_id=call.merchant_id, label=call.body.label
+            call.conn, call.keyring, merchant_id=call.merchant_id, label=call.body.label
         )
 
     @route.get("/v1/api_keys", auth=MERCHANT, answer=Page[ApiKey], no_store=True)
@@ -52,7 +52,7 @@ def register(api: Api) -> None:
     @route.post("/v1/qr_keys/rotate", tag="qr_keys", created=QrKey)
     async def rotate_qr_key(call: Call) -> Result:
         """Start signing with a new key"""
-        await qr_keys.rotate(call.conn, call.rt.keyring)
+        await qr_keys.rotate(call.conn, call.keyring)
         await call.rt.qr_keys.load(call.conn)
         keys = await qr_keys.list_keys(call.conn)
         return 201, next(key for key in keys if key.state == "active")

@@ -13,6 +13,7 @@ from giftcards.gifting.shapes import CardPageQrQuery, ComposedGift, GiftPreview,
 from giftcards.qr import images as qr
 from giftcards.web.api.designs import UPLOAD, read_image
 from giftcards.web.api.gifts import gift_details, png
+from giftcards.web.api.links import CardPageLink, QrPayload, ShownCode
 from giftcards.web.calls import BINARY, Call, Operations, Result, acquire
 from giftcards.web.routing import Api
 
@@ -42,42 +43,30 @@ def register(api: Api) -> None:
     @route.get("/v1/gift_links/{secret}", tag="gift links", answer=gift_link, no_store=True)
     async def view_gift_link(call: Call) -> Result:
         """What a gift link shows: the gift once it is open, else when it opens"""
-        row = await gift_links.open_link(call.conn, call.rt.keyring, call.path["secret"])
+        row = await gift_links.open_link(call.conn, call.keyring, call.path["secret"])
         return 200, gift_links.link_view(row, await gifts.design_of(call.conn, row))
 
     @route.post(
-        "/v1/gift_links/{secret}/claim",
-        tag="gift links",
-        answer={"type": "object", "properties": {"card_url": {"type": "string"}}},
-        body=Owner,
-        no_store=True,
+        "/v1/gift_links/{secret}/claim", tag="gift links", answer=CardPageLink, body=Owner, no_store=True
     )
     async def claim_gift(call: Call) -> Result:
         """Claim a gift: the card becomes the claimant's, with a card-page link only they get"""
         return 200, await gift_links.claim(
-            call.conn,
-            call.rt.keyring,
-            call.path["secret"],
-            call.body.owner_id,
-            public_url=call.rt.settings.public_url,
+            call.conn, call.keyring, call.path["secret"], call.body.owner_id, public_url=call.public_url
         )
 
     @route.get("/v1/card_pages/{token}", tag="card pages", answer=_OBJECT, no_store=True)
     async def view_card_page(call: Call) -> Result:
         """The owner's card: balance, expiry, the gift it came as, spending history"""
-        access = await card_access.resolve(call.conn, call.rt.keyring, call.path["token"])
+        access = await card_access.resolve(call.conn, call.keyring, call.path["token"])
         return 200, await card_access.page(call.conn, access)
 
     @route.get(
-        "/v1/card_pages/{token}/qr",
-        tag="card pages",
-        answer={"type": "object", "properties": {"payload": {"type": "string"}}},
-        query=CardPageQrQuery,
-        no_store=True,
+        "/v1/card_pages/{token}/qr", tag="card pages", answer=QrPayload, query=CardPageQrQuery, no_store=True
     )
     async def card_page_qr(call: Call) -> Result:
         """A fresh rotating QR for the till (good for its 30 s step and the next); fetch every 20 s"""
-        access = await card_access.resolve(call.conn, call.rt.keyring, call.path["token"])
+        access = await card_access.resolve(call.conn, call.keyring, call.path["token"])
         answer: dict[str, Any] = await card_access.rotating_qr(call.conn, call.rt.qr_keys, access)
         kind = call.query.image
         if kind == "svg":
@@ -86,25 +75,18 @@ def register(api: Api) -> None:
             answer["image"] = _data_url("image/png", qr.render_png(answer["payload"]))
         return 200, answer
 
-    @route.get(
-        "/v1/card_pages/{token}/code",
-        tag="card pages",
-        answer={"type": "object", "properties": {"code": {"type": "string"}}},
-        no_store=True,
-    )
+    @route.get("/v1/card_pages/{token}/code", tag="card pages", answer=ShownCode, no_store=True)
     async def card_page_code(call: Call) -> Result:
         """The card's code, to type at a till or on a website"""
-        access = await card_access.resolve(call.conn, call.rt.keyring, call.path["token"])
-        code = await card_access.reveal_code(call.conn, call.rt.keyring, access)
+        access = await card_access.resolve(call.conn, call.keyring, call.path["token"])
+        code = await card_access.reveal_code(call.conn, call.keyring, access)
         return 200, {"object": "card_code", "code": code}
 
     @route.get("/v1/customise/{token}", answer=_OBJECT, no_store=True)
     async def view_customise(call: Call) -> Result:
         """A customise session: the designs and amounts on offer, or the gift once it is sent"""
-        row = await customise.resolve(call.conn, call.rt.keyring, call.path["token"])
-        return 200, await customise.page(
-            call.conn, call.rt.keyring, row, public_url=call.rt.settings.public_url
-        )
+        row = await customise.resolve(call.conn, call.keyring, call.path["token"])
+        return 200, await customise.page(call.conn, call.keyring, row, public_url=call.public_url)
 
     @route.post("/v1/customise/{token}/photos", created=_OBJECT, **UPLOAD, uses_db=False, no_store=True)
     async def customise_photo(call: Call) -> Result:
@@ -122,7 +104,7 @@ def register(api: Api) -> None:
         b: GiftPreview = call.body
         art = await customise.preview(
             call.conn,
-            call.rt.keyring,
+            call.keyring,
             call.path["token"],
             design_id=b.design_id,
             amount=b.amount,
@@ -136,12 +118,12 @@ def register(api: Api) -> None:
         b: ComposedGift = call.body
         return 201, await customise.complete(
             call.conn,
-            call.rt.keyring,
+            call.keyring,
             call.path["token"],
             design_id=b.design_id,
             amount=b.amount,
             details=gift_details(b),
-            public_url=call.rt.settings.public_url,
+            public_url=call.public_url,
         )
 
 

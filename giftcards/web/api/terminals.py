@@ -120,7 +120,7 @@ def _register_back_office(api: Api) -> None:
         b: CreateTerminal = call.body
         return 201, await terminals.create_terminal(
             call.conn,
-            call.rt.keyring,
+            call.keyring,
             call.merchant_id,
             store_id=b.store,
             label=b.label,
@@ -155,11 +155,7 @@ def _register_back_office(api: Api) -> None:
     async def rotate_terminal(call: Call) -> Result:
         """End the terminal's token at once and give a new enrollment code"""
         return 200, await terminals.rotate_terminal(
-            call.conn,
-            call.rt.keyring,
-            call.merchant_id,
-            call.path["terminal_id"],
-            api_key_id=call.principal.id,
+            call.conn, call.keyring, call.merchant_id, call.path["terminal_id"], api_key_id=call.principal.id
         )
 
     @route.get("/v1/staff_log", answer=Page[StaffLogEntry], query=StaffLogQuery)
@@ -199,7 +195,7 @@ def _register_terminal(api: Api) -> None:
         subjects = ratelimit.enrollment_subjects(client)
         await ratelimit.check(call.conn, subjects)
         try:
-            return 201, await terminals.enroll(call.conn, call.rt.keyring, call.body.code, client=client)
+            return 201, await terminals.enroll(call.conn, call.keyring, call.body.code, client=client)
         except DomainError as exc:
             if exc.code == "invalid_enrollment_code":
 
@@ -225,7 +221,7 @@ def _register_terminal(api: Api) -> None:
         ref = CardRef(code=call.body.code or None, qr_payload=call.body.qr_payload or None)
 
         async def work() -> Activity:
-            card = await cards.lookup(call.conn, call.rt.keyring, call.rt.qr_keys, call.merchant_id, ref)
+            card = await cards.lookup(call.conn, call.keyring, call.rt.qr_keys, call.merchant_id, ref)
             return await cards.change(
                 call.conn,
                 call.principal,

@@ -26,6 +26,7 @@ from giftcards.wallet.shapes import (
     WalletSession,
 )
 from giftcards.web.api.gifts import gift_details
+from giftcards.web.api.links import CardPageLink, Link
 from giftcards.web.calls import MERCHANT, Call, Operations, Result, register_authenticator
 from giftcards.web.routing import Api
 
@@ -78,12 +79,12 @@ def _register_sessions(api: Api) -> None:
         b: CreateWalletSession = call.body
         return 201, await wallet.create_session(
             call.conn,
-            call.rt.keyring,
+            call.keyring,
             call.principal,
             owner_id=b.owner_id,
             minutes=b.expires_in_minutes,
             display_name=b.display_name,
-            public_url=call.rt.settings.public_url,
+            public_url=call.public_url,
         )
 
     @route.post("/v1/wallet_sessions/{session_id}/revoke", answer=WalletSession, no_store=True)
@@ -106,19 +107,11 @@ def _register_cards(api: Api) -> None:
         listing = await wallet.list_cards(call.conn, holder(call), **call.filters)
         return 200, _with_card_pictures(call, listing)
 
-    @route.post(
-        "/v1/wallet/cards/{card_id}/open",
-        created={"type": "object", "properties": {"url": {"type": "string"}}},
-        no_store=True,
-    )
+    @route.post("/v1/wallet/cards/{card_id}/open", created=Link, no_store=True)
     async def wallet_open_card(call: Call) -> Result:
         """A card-page link for a held card (QR for the till, code, history; WeChat where set up)"""
         return 201, await wallet.open_card(
-            call.conn,
-            call.rt.keyring,
-            holder(call),
-            call.path["card_id"],
-            public_url=call.rt.settings.public_url,
+            call.conn, call.keyring, holder(call), call.path["card_id"], public_url=call.public_url
         )
 
     @route.post("/v1/wallet/cards/{card_id}/gifts", created=_OBJECT, body=PassOn, no_store=True)
@@ -126,11 +119,11 @@ def _register_cards(api: Api) -> None:
         """Pass a held, unspent card on as a gift (the answer holds the link to share)"""
         made = await wallet_gifts.pass_on(
             call.conn,
-            call.rt.keyring,
+            call.keyring,
             holder(call),
             call.path["card_id"],
             gift_details(call.body, recipient_owner_id=call.body.recipient_owner_id),
-            public_url=call.rt.settings.public_url,
+            public_url=call.public_url,
         )
         return 201, _with_gift_picture(picture_base(call), made)
 
@@ -153,19 +146,11 @@ def _register_gifts(api: Api) -> None:
         base = picture_base(call)
         return 200, {**listing, "data": [_with_gift_picture(base, gift) for gift in listing["data"]]}
 
-    @route.post(
-        "/v1/wallet/gifts/{gift_id}/claim",
-        answer={"type": "object", "properties": {"card_url": {"type": "string"}}},
-        no_store=True,
-    )
+    @route.post("/v1/wallet/gifts/{gift_id}/claim", answer=CardPageLink, no_store=True)
     async def wallet_claim_gift(call: Call) -> Result:
         """Claim a gift addressed to this customer: the card becomes theirs"""
         return 200, await wallet_gifts.claim(
-            call.conn,
-            call.rt.keyring,
-            holder(call),
-            call.path["gift_id"],
-            public_url=call.rt.settings.public_url,
+            call.conn, call.keyring, holder(call), call.path["gift_id"], public_url=call.public_url
         )
 
     @route.post("/v1/wallet/gifts/{gift_id}/revoke", answer=SentGift, no_store=True)
@@ -174,17 +159,9 @@ def _register_gifts(api: Api) -> None:
         revoked = await wallet_gifts.revoke(call.conn, holder(call), call.path["gift_id"])
         return 200, _with_gift_picture(picture_base(call), revoked)
 
-    @route.get(
-        "/v1/wallet/gifts/{gift_id}/link",
-        answer={"type": "object", "properties": {"url": {"type": "string"}}},
-        no_store=True,
-    )
+    @route.get("/v1/wallet/gifts/{gift_id}/link", answer=Link, no_store=True)
     async def wallet_gift_link(call: Call) -> Result:
         """The link of a gift this customer sent, to share it again while it waits"""
         return 200, await wallet_gifts.share_link(
-            call.conn,
-            call.rt.keyring,
-            holder(call),
-            call.path["gift_id"],
-            public_url=call.rt.settings.public_url,
+            call.conn, call.keyring, holder(call), call.path["gift_id"], public_url=call.public_url
         )

@@ -52,7 +52,7 @@ async def _account_for_callback(conn: asyncpg.Connection, call: Call) -> account
     merchant_id = call.path["merchant_id"]
     account = None
     if ids.is_id(merchant_id, "mer"):
-        account = await accounts.find(conn, call.rt.keyring, merchant_id)
+        account = await accounts.find(conn, call.keyring, merchant_id)
     if account is None:
         raise DomainError("not_found", "no WeChat callback here")
     return account
@@ -99,7 +99,7 @@ def register(api: Api) -> None:
         aes_key = body.encoding_aes_key
         return 200, await accounts.put_account(
             call.conn,
-            call.rt.keyring,
+            call.keyring,
             call.merchant_id,
             appid=body.appid,
             secret=body.secret,
@@ -139,7 +139,7 @@ def register(api: Api) -> None:
         """Deposit the card's code into its WeChat card (and raise the stock)"""
         card_id = call.path["card_id"]
         async with wechat_for(call) as wechat:
-            await wechat_cards.sync_code(call.connect, wechat, call.rt.keyring, call.merchant_id, card_id)
+            await wechat_cards.sync_code(call.connect, wechat, call.keyring, call.merchant_id, card_id)
         async with call.connect() as conn:
             return 200, await backoffice.wallet_status(conn, call.merchant_id, card_id)
 
@@ -150,7 +150,7 @@ def register(api: Api) -> None:
             return 200, await wechat_cards.sync_batch(
                 call.connect,
                 wechat,
-                call.rt.keyring,
+                call.keyring,
                 call.merchant_id,
                 call.path["batch_id"],
                 limit=call.body.limit,
@@ -170,7 +170,7 @@ def register(api: Api) -> None:
             return 200, await add_card.card_ext(
                 call.connect,
                 wechat,
-                call.rt.keyring,
+                call.keyring,
                 call.merchant_id,
                 call.path["card_id"],
                 openid=call.body.openid,
@@ -181,7 +181,7 @@ def register(api: Api) -> None:
         """A WeChat card QR code that puts this card into the scanner's wallet"""
         async with wechat_for(call) as wechat:
             return 200, await add_card.card_qrcode(
-                call.connect, wechat, call.rt.keyring, call.merchant_id, call.path["card_id"]
+                call.connect, wechat, call.keyring, call.merchant_id, call.path["card_id"]
             )
 
     @route.get("/v1/wechat/outbox", answer=LIST, query=OutboxQuery)
@@ -211,10 +211,7 @@ def register(api: Api) -> None:
     async def list_wechat_discrepancies(call: Call) -> Result:
         """Where WeChat disagrees with the ledger (money never moved because of it)"""
         return 200, await backoffice.list_discrepancies(
-            call.conn,
-            call.merchant_id,
-            resolved=call.query.resolved,
-            limit=call.query.limit,
+            call.conn, call.merchant_id, resolved=call.query.resolved, limit=call.query.limit
         )
 
     @route.post("/v1/wechat/discrepancies/{discrepancy_id}/resolve", answer=ANY_OBJECT)
@@ -254,5 +251,5 @@ def register(api: Api) -> None:
         )  # a forged or stale push: refused, its body never read
         body = await call.request.body()
         async with acquire(call.rt) as conn:
-            answer = await callbacks.receive(conn, call.rt.keyring, account, given(call.query), body)
+            answer = await callbacks.receive(conn, call.keyring, account, given(call.query), body)
         return Response(answer, media_type="text/plain", headers=PLAIN)

@@ -48,7 +48,7 @@ def register(api: Api) -> None:
         """The gift page a link opens"""
         secret = call.path["secret"]
         try:
-            row = await gift_links.open_link(call.conn, call.rt.keyring, secret)
+            row = await gift_links.open_link(call.conn, call.keyring, secret)
         except DomainError as exc:
             return _invalid(call.request, exc)
         view = gift_links.link_view(row, await gifts.design_of(call.conn, row))
@@ -65,7 +65,7 @@ def register(api: Api) -> None:
     @route.get("/g/{secret}/card.png", **picture)
     async def gift_picture(call: Call) -> Result:
         """The picture of an open gift"""
-        row = await gift_links.open_link(call.conn, call.rt.keyring, call.path["secret"])
+        row = await gift_links.open_link(call.conn, call.keyring, call.path["secret"])
         if gifts.effective_state(row, row["now"]) != "waiting":  # a countdown, not the card; or gone
             raise DomainError("gift_not_found", "this gift cannot be shown")
         return await png(await gifts.art_for(call.conn, row), cache="private, max-age=300")
@@ -75,7 +75,7 @@ def register(api: Api) -> None:
         """The owner's card page"""
         token = call.path["token"]
         try:
-            access = await card_access.resolve(call.conn, call.rt.keyring, token)
+            access = await card_access.resolve(call.conn, call.keyring, token)
         except DomainError as exc:
             return _invalid(call.request, exc)
         page = await card_access.page(call.conn, access)
@@ -102,7 +102,7 @@ def register(api: Api) -> None:
     @route.get("/c/{token}/card.png", **picture)
     async def card_picture(call: Call) -> Result:
         """The picture of the owner's card"""
-        access = await card_access.resolve(call.conn, call.rt.keyring, call.path["token"])
+        access = await card_access.resolve(call.conn, call.keyring, call.path["token"])
         return await png(await card_access.art(call.conn, access), cache="private, max-age=300")
 
     @route.get("/customise/{token}", responses={200: TEXT, 404: TEXT, 409: TEXT}, media_type="text/html")
@@ -110,10 +110,10 @@ def register(api: Api) -> None:
         """The page where a gifter composes a gift"""
         token = call.path["token"]
         try:
-            row = await customise.resolve(call.conn, call.rt.keyring, token)
+            row = await customise.resolve(call.conn, call.keyring, token)
         except DomainError as exc:
             return _invalid(call.request, exc)
-        view = await customise.page(call.conn, call.rt.keyring, row, public_url=call.rt.settings.public_url)
+        view = await customise.page(call.conn, call.keyring, row, public_url=call.public_url)
         for design in view["designs"]:
             design["amount_options"] = [
                 {"value": amount, "text": designs.format_money(amount, design["currency"])}
@@ -124,7 +124,5 @@ def register(api: Api) -> None:
     @route.get("/customise/{token}/designs/{design_id}.png", **picture)
     async def design_thumbnail(call: Call) -> Result:
         """A design's thumbnail on the customise page"""
-        art = await customise.design_art(
-            call.conn, call.rt.keyring, call.path["token"], call.path["design_id"]
-        )
+        art = await customise.design_art(call.conn, call.keyring, call.path["token"], call.path["design_id"])
         return await png(art, width=THUMBNAIL_WIDTH, cache="private, max-age=300")

@@ -89,7 +89,7 @@ def register(api: Api) -> None:
         """The wallet page a session link opens"""
         token = call.path["token"]
         try:
-            holder = await wallet.resolve(call.conn, call.rt.keyring, token)
+            holder = await wallet.resolve(call.conn, call.keyring, token)
         except DomainError:
             return render(call.request, "wallet.html", status=404, invalid=True)
         texts = _texts(translations(call.request))
@@ -113,6 +113,6 @@ def register(api: Api) -> None:
 async def _holder(call: Call) -> wallet.Holder:
     """The session a picture's path names; a bad one is a missing picture (its path is no Bearer)."""
     try:
-        return await wallet.resolve(call.conn, call.rt.keyring, call.path["token"])
+        return await wallet.resolve(call.conn, call.keyring, call.path["token"])
     except DomainError:
         raise DomainError("not_found") from None

@@ -20,7 +20,7 @@ def register(api: Api) -> None:
     @route.get("/c/{token}/wechat", answer=TEXT, media_type="text/html")
     async def card_page_wechat(call: Call) -> Result:
         """The owner's page for adding the card to the WeChat card wallet"""
-        access = await card_access.resolve(call.conn, call.rt.keyring, call.path["token"])
+        access = await card_access.resolve(call.conn, call.keyring, call.path["token"])
         ready = await card_access.wechat_ready(call.conn, access.merchant_id)
         return render(call.request, "wechat_add.html", token=call.path["token"], ready=ready)
 
@@ -32,7 +32,7 @@ def register(api: Api) -> None:
         access = await _card(call)
         async with wechat_for(call, access.merchant_id) as wechat:
             answer = await add_card.card_qrcode(
-                call.connect, wechat, call.rt.keyring, access.merchant_id, access.card_id
+                call.connect, wechat, call.keyring, access.merchant_id, access.card_id
             )
         return Response(qr.render_svg(answer["url"]), media_type="image/svg+xml", headers=PLAIN)
 
@@ -42,10 +42,10 @@ def register(api: Api) -> None:
         access = await _card(call)
         async with wechat_for(call, access.merchant_id) as wechat:
             return 200, await add_card.card_ext(
-                call.connect, wechat, call.rt.keyring, access.merchant_id, access.card_id
+                call.connect, wechat, call.keyring, access.merchant_id, access.card_id
             )
 
 
 async def _card(call: Call) -> card_access.Access:
     async with call.connect() as conn:
-        return await card_access.resolve(conn, call.rt.keyring, call.path["token"])
+        return await card_access.resolve(conn, call.keyring, call.path["token"])
