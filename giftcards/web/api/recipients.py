@@ -6,8 +6,11 @@ prefix of these paths; see routing.SECRET_PARAMETERS), and answers 404 alike for
 from __future__ import annotations
 
 import base64
-from typing import Any
+from typing import Any, Literal
 
+from msgspec import UNSET, Struct, UnsetType
+
+from giftcards.core.shapes import Timestamp
 from giftcards.gifting import card_access, customise, gift_links, gifts
 from giftcards.gifting.shapes import CardPageQrQuery, ComposedGift, GiftPreview, Owner
 from giftcards.qr import images as qr
@@ -20,27 +23,22 @@ from giftcards.web.routing import Api
 _OBJECT = {"type": "object"}
 
 
+class GiftLink(Struct, kw_only=True):
+    """What a gift link shows (gifting/gift_links.link_view builds it): when it opens, and once it is
+    open the gift itself."""
+
+    object: Literal["gift_link"] = "gift_link"
+    state: Literal["scheduled", "waiting", "claimed", "revoked", "returned"]
+    opens_at: Timestamp
+    seconds_until_open: int | UnsetType = UNSET  # while scheduled
+    amount: int | UnsetType = UNSET  # once open
+    message: str | UnsetType | None = UNSET  # once open
+
+
 def register(api: Api) -> None:
     route = Operations(api, tag="customise")
-    gift_link = api.schema(
-        "GiftLink",
-        {
-            "type": "object",
-            "properties": {
-                "object": {"const": "gift_link"},
-                "state": {
-                    "type": "string",
-                    "enum": ["scheduled", "waiting", "claimed", "revoked", "returned"],
-                },
-                "opens_at": {"type": "string"},
-                "seconds_until_open": {"type": "integer"},
-                "amount": {"type": "integer"},
-                "message": {"type": "string"},
-            },
-        },
-    )
 
-    @route.get("/v1/gift_links/{secret}", tag="gift links", answer=gift_link, no_store=True)
+    @route.get("/v1/gift_links/{secret}", tag="gift links", answer=GiftLink, no_store=True)
     async def view_gift_link(call: Call) -> Result:
         """What a gift link shows: the gift once it is open, else when it opens"""
         row = await gift_links.open_link(call.conn, call.keyring, call.path["secret"])

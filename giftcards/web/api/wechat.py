@@ -28,6 +28,8 @@ from giftcards.wechat.shapes import (
     PutAccount,
     SyncBatch,
     SyncDesign,
+    WeChatAccount,
+    WeChatWalletCard,
 )
 
 TAG = "wechat"
@@ -60,39 +62,8 @@ async def _account_for_callback(conn: asyncpg.Connection, call: Call) -> account
 
 def register(api: Api) -> None:
     route = Operations(api, tag=TAG, auth=MERCHANT)
-    account_schema = api.schema(
-        "WeChatAccount",
-        {
-            "type": "object",
-            "description": "The secrets are write-only: the answer says they are set, never what they are.",
-            "properties": {
-                "appid": {"type": "string"},
-                "base_url": {"type": "string"},
-                "secret_set": {"type": "boolean"},
-                "callback_token_set": {"type": "boolean"},
-                "message_mode": {"type": "string", "enum": ["plain", "aes"]},
-                "callback_path": {"type": "string"},
-            },
-        },
-    )
-    wallet_schema = api.schema(
-        "WeChatWalletCard",
-        {
-            "type": "object",
-            "properties": {
-                "card": {"type": "string"},
-                "wechat_card_id": {"type": "string"},
-                "wallet_state": {
-                    "type": "string",
-                    "enum": ["deposited", "in_wallet", "gifting", "deleted", "consumed", "unavailable"],
-                },
-                "openid": {"type": ["string", "null"]},
-                "outbox": ANY_OBJECT,
-            },
-        },
-    )
 
-    @route.put("/v1/wechat/account", answer=account_schema, idempotent=True, body=PutAccount)
+    @route.put("/v1/wechat/account", answer=WeChatAccount, idempotent=True, body=PutAccount)
     async def put_wechat_account(call: Call) -> Result:
         """Set the WeChat official account (secrets write-only; left out = unchanged)"""
         body: PutAccount = call.body
@@ -109,7 +80,7 @@ def register(api: Api) -> None:
             plain_mode=aes_key is None,
         )
 
-    @route.get("/v1/wechat/account", answer=account_schema)
+    @route.get("/v1/wechat/account", answer=WeChatAccount)
     async def get_wechat_account(call: Call) -> Result:
         """The WeChat settings (never the secrets)"""
         return 200, await accounts.get_view(call.conn, call.merchant_id)
@@ -134,7 +105,7 @@ def register(api: Api) -> None:
         data = await wechat_cards.list_designs(call.conn, call.merchant_id)
         return 200, {"object": "list", "data": data, "has_more": False}
 
-    @route.post("/v1/cards/{card_id}/wechat/sync", answer=wallet_schema, outbound=True)
+    @route.post("/v1/cards/{card_id}/wechat/sync", answer=WeChatWalletCard, outbound=True)
     async def sync_wechat_card(call: Call) -> Result:
         """Deposit the card's code into its WeChat card (and raise the stock)"""
         card_id = call.path["card_id"]
@@ -156,7 +127,7 @@ def register(api: Api) -> None:
                 limit=call.body.limit,
             )
 
-    @route.get("/v1/cards/{card_id}/wechat", answer=wallet_schema)
+    @route.get("/v1/cards/{card_id}/wechat", answer=WeChatWalletCard)
     async def get_wechat_card(call: Call) -> Result:
         """Where the card is in WeChat's wallet, and its outbox"""
         return 200, await backoffice.wallet_status(call.conn, call.merchant_id, call.path["card_id"])
