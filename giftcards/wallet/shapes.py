@@ -1,9 +1,9 @@
-"""The wallet's requests and sessions, each declared once (see core/shapes.py); its other answers are still
-written out in web/api/wallet.py."""
+"""The wallet's requests and answers, each declared once (see core/shapes.py). The answers are built as
+dicts (wallet/holders.py, wallet/gifts.py); these Structs are what the OpenAPI document says of them."""
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from msgspec import UNSET, Meta, Struct, UnsetType
 
@@ -60,3 +60,70 @@ class WalletSession(Struct, kw_only=True):
     created_at: Timestamp
     url: str | UnsetType = UNSET  # only when made: the wallet link to open
     token: str | UnsetType = UNSET  # only when made: the wallet API's Bearer token
+
+
+class WalletCard(Struct, kw_only=True):
+    id: str
+    object: Literal["wallet_card"] = "wallet_card"
+    status: Literal["active", "used_up", "expired", "deactivated"]
+    state: Literal["pending", "active", "blocked", "deactivated", "expired"]
+    balance: int
+    initial_amount: int
+    currency: str
+    balance_text: str
+    expires_at: Timestamp | None
+    code_last4: str
+    design: dict[str, Any] | None
+    from_name: str | None
+    can_pay: bool
+    can_send: bool
+    thumbnail_url: str
+    created_at: Timestamp
+
+
+class WalletCardPage(Struct, kw_only=True):
+    """The cards held, a page at a time: pass `next_cursor` as `cursor` for the next page."""
+
+    object: Literal["list"] = "list"
+    data: list[WalletCard]
+    has_more: bool = False
+    next_cursor: str | None = None
+
+
+class SentGift(Struct, kw_only=True):
+    id: str
+    object: Literal["sent_gift"] = "sent_gift"
+    state: Literal["scheduled", "waiting", "claimed", "revoked", "returned"]
+    amount: int
+    currency: str
+    recipient_name: str
+    can_revoke: bool
+    can_share: bool
+    thumbnail_url: str
+
+
+OnceOpen = Meta(description="Only once the gift is open")
+
+
+class ReceivedGift(Struct, kw_only=True):
+    id: str
+    object: Literal["received_gift"] = "received_gift"
+    state: Literal["scheduled", "waiting"]
+    sender_name: str
+    opens_at: Timestamp
+    amount: Annotated[int, OnceOpen] | UnsetType = UNSET
+    message: Annotated[str, OnceOpen] | UnsetType | None = UNSET
+    can_claim: bool
+    thumbnail_url: str | None
+
+
+class WalletOverview(Struct, kw_only=True):
+    """The wallet at a glance (wallet/holders.overview)."""
+
+    object: Literal["wallet"] = "wallet"
+    merchant: dict[str, Any]
+    display_name: str | None
+    session_expires_at: Timestamp
+    counts: dict[str, int]
+    totals: list[dict[str, Any]]
+    wechat: bool  # the merchant has the WeChat card wallet

@@ -7,6 +7,7 @@ HTTP plumbing of their own.
 from __future__ import annotations
 
 import contextlib
+import inspect
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
@@ -14,11 +15,13 @@ from dataclasses import dataclass, field, replace
 from typing import Any, cast
 
 import asyncpg
+import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
 
 from giftcards.core import idempotency
 from giftcards.core.errors import DomainError
+from giftcards.core.sealing import Keyring
 from giftcards.core.shapes import decode
 from giftcards.db.pool import acquire_within, give_back, is_unavailable
 from giftcards.runtime import Runtime
@@ -66,6 +69,20 @@ class Call:
         return self.request.path_params
 
     @property
+    def filters(self) -> dict[str, Any]:
+        """The query's fields as keyword arguments: a listing's filters are named as its query's."""
+        return msgspec.structs.asdict(self.query)
+
+    @property
+    def keyring(self) -> Keyring:
+        return self.rt.keyring
+
+    @property
+    def public_url(self) -> str:
+        """Where this service is reached: the base of every link an answer holds."""
+        return self.rt.settings.public_url
+
+    @property
     def merchant_id(self) -> str:
         return self.principal.merchant_id
 
@@ -96,12 +113,16 @@ NO_CONNECTION = cast(asyncpg.Connection, _NoConnection())
 
 
 def endpoint(api: Api, method: str, path: str, **spec: Any) -> Callable[[Handler], Handler]:
-    """Declare an API operation (see `Operation`) whose handler takes a Call."""
+    """Declare an API operation (see `Operation`) whose handler takes a Call; its summary, unless given, is
+    the handler's docstring (its first paragraph, on one line)."""
 
     # Every authenticated POST takes an Idempotency-Key; anonymous callers share no key scope.
     spec.setdefault("idempotent", method == "POST" and bool(spec.get("auth")))
 
     def register(handler: Handler) -> Handler:
+        if "summary" not in spec:
+            spec["summary"] = " ".join(inspect.cleandoc(handler.__doc__ or "").split("\n\n")[0].split())
+
         async def asgi_endpoint(request: Request) -> Response:
             try:
                 response = await _serve(request, op, handler)
@@ -121,6 +142,50 @@ def endpoint(api: Api, method: str, path: str, **spec: Any) -> Callable[[Handler
         return handler
 
     return register
+
+
+# Who may call: the security schemes of `Operation.auth`, any one of which admits the caller.
+PUBLIC: tuple[str, ...] = ()
+MERCHANT = ("api_key",)
+TERMINAL = ("terminal",)
+STAFF = ("api_key", "terminal")  # a merchant's key or one of its tills
+ADMIN = ("admin",)
+TEXT = {"type": "string"}  # the schema of a text answer (media_type says which)
+BINARY = {"type": "string", "format": "binary"}  # of an image's bytes
+_UNSET: Any = object()
+
+
+class Operations:
+    """Declares one module's operations (`endpoint`), saying once the tag and callers most of them share,
+    so each declaration is a line, `route.get(path, answer=Card)`, over a handler whose docstring is the
+    operation's summary."""
+
+    def __init__(self, api: Api, tag: str, auth: tuple[str, ...] = PUBLIC) -> None:
+        self.api = api
+        self.tag = tag
+        self.auth = auth
+
+    def get(self, path: str, **spec: Any) -> Callable[[Handler], Handler]:
+        return self.declare("GET", path, **spec)
+
+    def post(self, path: str, **spec: Any) -> Callable[[Handler], Handler]:
+        return self.declare("POST", path, **spec)
+
+    def put(self, path: str, **spec: Any) -> Callable[[Handler], Handler]:
+        return self.declare("PUT", path, **spec)
+
+    def declare(
+        self, method: str, path: str, answer: Any = _UNSET, created: Any = _UNSET, **spec: Any
+    ) -> Callable[[Handler], Handler]:
+        """`answer` is the 200 answer's shape, `created` the 201's; `responses` holds any other."""
+        responses = dict(spec.pop("responses", {}))
+        if answer is not _UNSET:
+            responses[200] = answer
+        if created is not _UNSET:
+            responses[201] = created
+        spec.setdefault("tag", self.tag)
+        spec.setdefault("auth", self.auth)
+        return endpoint(self.api, method, path, responses=responses, **spec)
 
 
 async def _serve(request: Request, op: Operation, handler: Handler) -> Response:

@@ -18,7 +18,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from giftcards.core.errors import DomainError
 from giftcards.db.pool import connector
 from giftcards.observability import metrics
-from giftcards.web.calls import Call, Result, endpoint
+from giftcards.web.calls import TEXT, Call, Operations, Result
 from giftcards.web.middleware import CLIENT_GONE
 from giftcards.web.routing import Api, Operation
 
@@ -63,18 +63,13 @@ class RequestMetrics:
 
 
 def register(api: Api) -> None:
-    @endpoint(
-        api,
-        "GET",
-        "/metrics",
-        summary="Prometheus metrics: `Authorization: Bearer <GIFTCARDS_METRICS_TOKEN>` (404 while unset)",
-        tag="system",
-        operation_id="metrics",
-        uses_db=False,
-        media_type=metrics.CONTENT_TYPE,
-        responses={200: {"type": "string"}},
+    route = Operations(api, tag="system")
+
+    @route.get(
+        "/metrics", answer=TEXT, operation_id="metrics", uses_db=False, media_type=metrics.CONTENT_TYPE
     )
     async def metrics_exposition(call: Call) -> Result:
+        """Prometheus metrics: `Authorization: Bearer <GIFTCARDS_METRICS_TOKEN>` (404 while unset)"""
         expected = call.rt.settings.metrics_token
         if expected is None:
             raise DomainError("not_found")

@@ -4,35 +4,23 @@ from __future__ import annotations
 
 from giftcards.db.migrations import MigrationError, pending_migrations
 from giftcards.db.pool import is_unavailable
-from giftcards.web.calls import Call, Result, endpoint
+from giftcards.web.calls import Call, Operations, Result
 from giftcards.web.routing import Api
 
 HEALTH = {"type": "object", "properties": {"status": {"type": "string"}, "detail": {"type": "string"}}}
 
 
 def register(api: Api) -> None:
-    @endpoint(
-        api,
-        "GET",
-        "/healthz",
-        summary="The process is alive",
-        tag="system",
-        uses_db=False,
-        responses={200: HEALTH},
-    )
+    route = Operations(api, tag="system")
+
+    @route.get("/healthz", answer=HEALTH, uses_db=False)
     async def healthz(call: Call) -> Result:
+        """The process is alive"""
         return 200, {"status": "ok"}
 
-    @endpoint(
-        api,
-        "GET",
-        "/readyz",
-        summary="The database is reachable and its schema current",
-        tag="system",
-        uses_db=False,
-        responses={200: HEALTH, 503: HEALTH},
-    )
+    @route.get("/readyz", responses={200: HEALTH, 503: HEALTH}, uses_db=False)
     async def readyz(call: Call) -> Result:
+        """The database is reachable and its schema current"""
         rt = call.rt
         try:
             async with rt.pool.acquire(timeout=rt.settings.db_timeout) as conn:
@@ -47,14 +35,7 @@ def register(api: Api) -> None:
             return 503, {"status": "unavailable", "detail": f"{len(pending)} migration(s) pending"}
         return 200, {"status": "ready"}
 
-    @endpoint(
-        api,
-        "GET",
-        "/openapi.json",
-        summary="This document",
-        tag="system",
-        uses_db=False,
-        responses={200: {"type": "object"}},
-    )
+    @route.get("/openapi.json", answer={"type": "object"}, uses_db=False)
     async def openapi(call: Call) -> Result:
+        """This document"""
         return 200, call.request.app.state.openapi

@@ -1,9 +1,10 @@
-"""The WeChat back office's requests and the callback's query, each declared once (see core/shapes.py);
-the answers are still written out in web/api/wechat.py."""
+"""The WeChat back office's requests and answers and the callback's query, each declared once (see
+core/shapes.py). The answers are built as dicts (wechat/accounts.py, wechat/backoffice.py); these
+Structs are what the OpenAPI document says of them."""
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from msgspec import UNSET, Meta, Struct, UnsetType
 
@@ -85,3 +86,23 @@ class CallbackQuery(Struct, kw_only=True):
     openid: CallbackValue | UnsetType = UNSET
     encrypt_type: CallbackValue | UnsetType = UNSET
     msg_signature: CallbackValue | UnsetType = UNSET
+
+
+class WeChatAccount(Struct, kw_only=True):
+    """The secrets are write-only: the answer says they are set, never what they are."""
+
+    appid: str
+    base_url: str
+    secret_set: bool
+    callback_token_set: bool
+    message_mode: Literal["plain", "aes"]
+    callback_path: str
+
+
+class WeChatWalletCard(Struct, kw_only=True):
+    object: Literal["wechat_wallet_card"] = "wechat_wallet_card"
+    card: str
+    wechat_card_id: str
+    wallet_state: Literal["deposited", "in_wallet", "gifting", "deleted", "consumed", "unavailable"]
+    openid: str | None
+    outbox: dict[str, Any]

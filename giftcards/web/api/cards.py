@@ -32,7 +32,18 @@ from giftcards.value.shapes import (
     StaticQr,
 )
 from giftcards.web.api.terminals import staff_guard
-from giftcards.web.calls import Call, Result, client_address, credential, endpoint, outcome_response
+from giftcards.web.calls import (
+    MERCHANT,
+    STAFF,
+    TEXT,
+    Call,
+    Operations,
+    Result,
+    client_address,
+    credential,
+    endpoint,
+    outcome_response,
+)
 from giftcards.web.routing import Api, read_object
 
 # The redemption handler reads its own body (admits_itself): it is decoded as Redeem for its refusals only;
@@ -51,159 +62,68 @@ def _spec(body: IssueCard) -> CardSpec:
 
 
 def register(api: Api) -> None:
-    @endpoint(
-        api,
-        "POST",
-        "/v1/cards",
-        summary="Issue a card",
-        tag="cards",
-        auth=("api_key",),
-        idempotent=True,
-        body=IssueCard,
-        responses={201: Card},
-        no_store=True,
-    )
-    async def issue_card(call: Call) -> Result:
-        return 201, await cards.issue(call.conn, call.rt.keyring, call.principal, _spec(call.body))
+    route = Operations(api, tag="cards", auth=MERCHANT)
 
-    @endpoint(
-        api,
-        "POST",
-        "/v1/card_batches",
-        summary="Issue many cards at once (up to 100,000)",
-        tag="cards",
-        auth=("api_key",),
-        idempotent=True,
-        body=IssueBatch,
-        responses={201: CardBatch},
-    )
+    @route.post("/v1/cards", created=Card, body=IssueCard, no_store=True)
+    async def issue_card(call: Call) -> Result:
+        """Issue a card"""
+        return 201, await cards.issue(call.conn, call.keyring, call.principal, _spec(call.body))
+
+    @route.post("/v1/card_batches", created=CardBatch, body=IssueBatch)
     async def issue_batch(call: Call) -> Result:
+        """Issue many cards at once (up to 100,000)"""
         return 201, await cards.issue_batch(
-            call.conn, call.rt.keyring, call.principal, _spec(call.body), call.body.count
+            call.conn, call.keyring, call.principal, _spec(call.body), call.body.count
         )
 
-    @endpoint(
-        api,
-        "GET",
-        "/v1/card_batches/{batch_id}",
-        summary="A card batch",
-        tag="cards",
-        auth=("api_key",),
-        responses={200: CardBatch},
-    )
+    @route.get("/v1/card_batches/{batch_id}", answer=CardBatch)
     async def get_batch(call: Call) -> Result:
+        """A card batch"""
         return 200, await cards.get_batch(call.conn, call.merchant_id, call.path["batch_id"])
 
-    @endpoint(
-        api,
-        "GET",
-        "/v1/card_batches/{batch_id}/cards",
-        tag="cards",
-        auth=("api_key",),
-        summary="The cards of a batch with their codes, streamed as NDJSON (one card a line)",
-        media_type="application/x-ndjson",
-        responses={200: {"type": "string"}},
-        no_store=True,
+    @route.get(
+        "/v1/card_batches/{batch_id}/cards", answer=TEXT, media_type="application/x-ndjson", no_store=True
     )
     async def export_batch(call: Call) -> Result:
+        """The cards of a batch with their codes, streamed as NDJSON (one card a line)"""
         await cards.get_batch(call.conn, call.merchant_id, call.path["batch_id"])
-        rows = cards.batch_codes(call.conn, call.rt.keyring, call.merchant_id, call.path["batch_id"])
+        rows = cards.batch_codes(call.conn, call.keyring, call.merchant_id, call.path["batch_id"])
         # The stream is consumed while the request's connection is still held (see calls._serve).
         lines = [msgspec.json.encode(row) + b"\n" async for row in rows]
         return StreamingResponse(_iterate(lines), media_type="application/x-ndjson")
 
-    @endpoint(
-        api,
-        "GET",
-        "/v1/cards",
-        summary="List cards, newest first",
-        tag="cards",
-        auth=("api_key",),
-        query=CardQuery,
-        responses={200: Page[Card]},
-        no_store=True,
-    )
+    @route.get("/v1/cards", answer=Page[Card], query=CardQuery, no_store=True)
     async def list_cards(call: Call) -> Result:
-        q: CardQuery = call.query
-        return 200, await cards.list_cards(
-            call.conn,
-            call.merchant_id,
-            limit=q.limit,
-            starting_after=q.starting_after,
-            state=q.state,
-            campaign=q.campaign,
-            created_gte=q.created_gte,
-            created_lt=q.created_lt,
-        )
+        """List cards, newest first"""
+        return 200, await cards.list_cards(call.conn, call.merchant_id, **call.filters)
 
-    @endpoint(
-        api,
-        "GET",
-        "/v1/cards/{card_id}",
-        summary="A card",
-        tag="cards",
-        auth=("api_key",),
-        responses={200: Card},
-        no_store=True,
-    )
+    @route.get("/v1/cards/{card_id}", answer=Card, no_store=True)
     async def get_card(call: Call) -> Result:
+        """A card"""
         return 200, await cards.get(call.conn, call.merchant_id, call.path["card_id"])
 
-    @endpoint(
-        api,
-        "GET",
-        "/v1/cards/{card_id}/code",
-        summary="Show a card's code again",
-        tag="cards",
-        auth=("api_key",),
-        responses={200: CardCode},
-        no_store=True,
-    )
+    @route.get("/v1/cards/{card_id}/code", answer=CardCode, no_store=True)
     async def reveal_code(call: Call) -> Result:
-        code = await cards.reveal_code(call.conn, call.rt.keyring, call.merchant_id, call.path["card_id"])
+        """Show a card's code again"""
+        code = await cards.reveal_code(call.conn, call.keyring, call.merchant_id, call.path["card_id"])
         return 200, CardCode(card=call.path["card_id"], code=code)
 
-    @endpoint(
-        api,
-        "GET",
-        "/v1/cards/{card_id}/qr",
-        summary="A card's static signed QR payload",
-        tag="cards",
-        auth=("api_key",),
-        responses={200: StaticQr},
-        no_store=True,
-    )
+    @route.get("/v1/cards/{card_id}/qr", answer=StaticQr, no_store=True)
     async def card_qr(call: Call) -> Result:
+        """A card's static signed QR payload"""
         card_id = call.path["card_id"]
         payload = await cards.static_qr(call.conn, call.rt.qr_keys, call.merchant_id, card_id)
         return 200, StaticQr(card=card_id, payload=payload, length=len(payload))
 
-    @endpoint(
-        api,
-        "GET",
-        "/v1/cards/{card_id}/qr.svg",
-        summary="A card's static QR code as SVG",
-        tag="cards",
-        auth=("api_key",),
-        media_type="image/svg+xml",
-        responses={200: {"type": "string"}},
-        no_store=True,
-    )
+    @route.get("/v1/cards/{card_id}/qr.svg", answer=TEXT, media_type="image/svg+xml", no_store=True)
     async def card_qr_svg(call: Call) -> Result:
+        """A card's static QR code as SVG"""
         payload = await cards.static_qr(call.conn, call.rt.qr_keys, call.merchant_id, call.path["card_id"])
         return Response(qr.render_svg(payload), media_type="image/svg+xml")
 
-    @endpoint(
-        api,
-        "GET",
-        "/v1/cards/{card_id}/activities",
-        summary="A card's ledger, newest first",
-        tag="activities",
-        auth=("api_key",),
-        query=PageQuery,
-        responses={200: Page[Activity]},
-    )
+    @route.get("/v1/cards/{card_id}/activities", tag="activities", answer=Page[Activity], query=PageQuery)
     async def list_activities(call: Call) -> Result:
+        """A card's ledger, newest first"""
         return 200, await cards.list_activities(
             call.conn,
             call.merchant_id,
@@ -212,53 +132,31 @@ def register(api: Api) -> None:
             starting_after=call.query.starting_after,
         )
 
-    @endpoint(
-        api,
-        "GET",
-        "/v1/activities/{activity_id}",
-        summary="One activity",
-        tag="activities",
-        auth=("api_key",),
-        responses={200: Activity},
-    )
+    @route.get("/v1/activities/{activity_id}", tag="activities", answer=Activity)
     async def get_activity(call: Call) -> Result:
+        """One activity"""
         entry_id = ledger.parse_activity_id(call.path["activity_id"])
         return 200, ledger.activity_view(await ledger.fetch_entry(call.conn, call.merchant_id, entry_id))
 
-    @endpoint(
-        api,
-        "POST",
-        "/v1/cards/lookup",
-        summary="Find a card by its code or QR payload",
-        tag="redemptions",
-        auth=("api_key", "terminal"),
-        body=CardReference,
-        responses={200: Card},
-        no_store=True,
+    @route.post(
+        "/v1/cards/lookup", auth=STAFF, tag="redemptions", answer=Card, body=CardReference, no_store=True
     )
     async def lookup(call: Call) -> Result:
+        """Find a card by its code or QR payload"""
         ref = CardRef(code=call.body.code or None, qr_payload=call.body.qr_payload or None)
         return 200, await staff_guard(  # a terminal's role, rate limit and staff log
             call,
             "lookup",
-            lambda: cards.lookup(call.conn, call.rt.keyring, call.rt.qr_keys, call.merchant_id, ref),
+            lambda: cards.lookup(call.conn, call.keyring, call.rt.qr_keys, call.merchant_id, ref),
             typed_code=ref.code,
             looks_up=True,
         )
 
-    @endpoint(
-        api,
-        "POST",
-        "/v1/redemptions",
-        summary="Take an amount from a card (by code or QR payload)",
-        tag="redemptions",
-        auth=("api_key", "terminal"),
-        idempotent=True,
-        body=Redeem,
-        responses={201: Activity},
-        admits_itself=True,  # the redemption statement authenticates (value/redemption.py)
+    @route.post(
+        "/v1/redemptions", auth=STAFF, tag="redemptions", created=Activity, body=Redeem, admits_itself=True
     )
     async def redeem(call: Call) -> Result:
+        """Take an amount from a card (by code or QR payload)"""
         request, rt = call.request, call.rt
         token_kind, token = credential(request, ("api_key", "terminal"))
         raw = await request.body()
@@ -283,18 +181,9 @@ def register(api: Api) -> None:
         )
         return outcome_response(await rt.redemptions.redeem(redemption))
 
-    @endpoint(
-        api,
-        "POST",
-        "/v1/refunds",
-        summary="Give back (part of) a redemption",
-        tag="redemptions",
-        auth=("api_key", "terminal"),
-        idempotent=True,
-        body=Refund,
-        responses={201: Activity},
-    )
+    @route.post("/v1/refunds", auth=STAFF, tag="redemptions", created=Activity, body=Refund)
     async def refund(call: Call) -> Result:
+        """Give back (part of) a redemption"""
         b: Refund = call.body
         return 201, await staff_guard(
             call,

@@ -11,7 +11,7 @@ from giftcards.core.errors import DomainError
 from giftcards.core.shapes import Page, given
 from giftcards.gifting import designs, images
 from giftcards.gifting.shapes import Design, DesignChange, DesignQuery, DesignSpec, Image, ImageQuery
-from giftcards.web.calls import Call, Result, endpoint
+from giftcards.web.calls import BINARY, MERCHANT, Call, Operations, Result
 from giftcards.web.routing import Api
 
 # What an image upload declares: its raw body, and its own byte limit (web/body.py counts as it reads).
@@ -37,94 +37,38 @@ async def read_image(call: Call) -> images.CleanImage:
 
 
 def register(api: Api) -> None:
-    @endpoint(
-        api,
-        "POST",
-        "/v1/images",
-        summary="Upload an image (a design cover or a gifter's photo) as raw JPEG, PNG or WebP bytes",
-        tag="designs",
-        auth=("api_key",),
-        **UPLOAD,
-        query=ImageQuery,
-        responses={201: Image},
-    )
+    route = Operations(api, tag="designs", auth=MERCHANT)
+
+    @route.post("/v1/images", created=Image, **UPLOAD, query=ImageQuery)
     async def upload_image(call: Call) -> Result:
+        """Upload an image (a design cover or a gifter's photo) as raw JPEG, PNG or WebP bytes"""
         clean = await read_image(call)
         return 201, await images.store(call.conn, call.merchant_id, call.query.purpose, clean)
 
-    @endpoint(
-        api,
-        "GET",
-        "/v1/images/{image_id}",
-        summary="An image as stored (re-encoded, without metadata)",
-        tag="designs",
-        auth=("api_key",),
-        media_type="image/jpeg",
-        responses={200: {"type": "string", "format": "binary"}},
-    )
+    @route.get("/v1/images/{image_id}", answer=BINARY, media_type="image/jpeg")
     async def get_image(call: Call) -> Result:
+        """An image as stored (re-encoded, without metadata)"""
         row = await images.fetch(call.conn, call.merchant_id, call.path["image_id"])
         return Response(bytes(row["data"]), media_type=row["media_type"])
 
-    @endpoint(
-        api,
-        "POST",
-        "/v1/designs",
-        summary="Create an occasion design (optionally a limited edition with a sale window)",
-        tag="designs",
-        auth=("api_key",),
-        idempotent=True,
-        body=DesignSpec,
-        responses={201: Design},
-    )
+    @route.post("/v1/designs", created=Design, body=DesignSpec)
     async def create_design(call: Call) -> Result:
+        """Create an occasion design (optionally a limited edition with a sale window)"""
         return 201, await designs.create(call.conn, call.merchant_id, call.body)
 
-    @endpoint(
-        api,
-        "GET",
-        "/v1/designs",
-        summary="List designs, newest first",
-        tag="designs",
-        auth=("api_key",),
-        query=DesignQuery,
-        responses={200: Page[Design]},
-    )
+    @route.get("/v1/designs", answer=Page[Design], query=DesignQuery)
     async def list_designs(call: Call) -> Result:
-        q: DesignQuery = call.query
-        return 200, await designs.list_designs(
-            call.conn,
-            call.merchant_id,
-            limit=q.limit,
-            starting_after=q.starting_after,
-            occasion=q.occasion,
-            on_sale=q.on_sale,
-        )
+        """List designs, newest first"""
+        return 200, await designs.list_designs(call.conn, call.merchant_id, **call.filters)
 
-    @endpoint(
-        api,
-        "GET",
-        "/v1/designs/{design_id}",
-        summary="A design",
-        tag="designs",
-        auth=("api_key",),
-        responses={200: Design},
-    )
+    @route.get("/v1/designs/{design_id}", answer=Design)
     async def get_design(call: Call) -> Result:
+        """A design"""
         return 200, await designs.get(call.conn, call.merchant_id, call.path["design_id"])
 
-    @endpoint(
-        api,
-        "POST",
-        "/v1/designs/{design_id}",
-        summary="Change a design (name, look, active, stock, sale window; not its amounts)",
-        tag="designs",
-        auth=("api_key",),
-        idempotent=True,
-        body=DesignChange,
-        responses={200: Design},
-    )
+    @route.post("/v1/designs/{design_id}", answer=Design, body=DesignChange)
     async def update_design(call: Call) -> Result:
+        """Change a design (name, look, active, stock, sale window; not its amounts)"""
         return 200, await designs.update(
             call.conn, call.merchant_id, call.path["design_id"], given(call.body)
         )

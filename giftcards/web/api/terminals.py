@@ -35,7 +35,17 @@ from giftcards.stores.shapes import (
 from giftcards.value import cards
 from giftcards.value.cards import CardRef
 from giftcards.value.shapes import Activity
-from giftcards.web.calls import Call, Result, client_address, endpoint, register_authenticator
+from giftcards.web.calls import (
+    MERCHANT,
+    PUBLIC,
+    TERMINAL,
+    TEXT,
+    Call,
+    Operations,
+    Result,
+    client_address,
+    register_authenticator,
+)
 from giftcards.web.routing import Api
 
 T = TypeVar("T")
@@ -77,80 +87,40 @@ def register(api: Api) -> None:
 
 
 def _register_back_office(api: Api) -> None:
-    @endpoint(
-        api,
-        "POST",
-        "/v1/stores",
-        summary="Create a store",
-        tag="stores",
-        auth=("api_key",),
-        idempotent=True,
-        body=CreateStore,
-        responses={201: Store},
-    )
+    route = Operations(api, tag="terminals", auth=MERCHANT)
+
+    @route.post("/v1/stores", tag="stores", created=Store, body=CreateStore)
     async def create_store(call: Call) -> Result:
+        """Create a store"""
         b: CreateStore = call.body
         return 201, await terminals.create_store(
             call.conn, call.merchant_id, name=b.name, redeem_limit=b.redeem_limit, timezone=b.timezone
         )
 
-    @endpoint(
-        api,
-        "GET",
-        "/v1/stores",
-        summary="List stores",
-        tag="stores",
-        auth=("api_key",),
-        responses={200: Page[Store]},
-    )
+    @route.get("/v1/stores", tag="stores", answer=Page[Store])
     async def list_stores(call: Call) -> Result:
+        """List stores"""
         return 200, Page(data=await terminals.list_stores(call.conn, call.merchant_id))
 
-    @endpoint(
-        api,
-        "GET",
-        "/v1/stores/{store_id}",
-        summary="A store",
-        tag="stores",
-        auth=("api_key",),
-        responses={200: Store},
-    )
+    @route.get("/v1/stores/{store_id}", tag="stores", answer=Store)
     async def get_store(call: Call) -> Result:
+        """A store"""
         return 200, await terminals.get_store(call.conn, call.merchant_id, call.path["store_id"])
 
-    @endpoint(
-        api,
-        "POST",
-        "/v1/stores/{store_id}",
-        summary="Change a store's name, clerk limit or time zone",
-        tag="stores",
-        auth=("api_key",),
-        idempotent=True,
-        body=StoreChange,
-        responses={200: Store},
-    )
+    @route.post("/v1/stores/{store_id}", tag="stores", answer=Store, body=StoreChange)
     async def update_store(call: Call) -> Result:
+        """Change a store's name, clerk limit or time zone"""
         return 200, await terminals.update_store(
             call.conn, call.merchant_id, call.path["store_id"], given(call.body)
         )
 
-    @endpoint(
-        api,
-        "POST",
-        "/v1/terminals",
-        summary="Create a terminal; the answer holds its one-time enrollment code",
-        tag="terminals",
-        auth=("api_key",),
-        idempotent=True,
-        body=CreateTerminal,
-        responses={201: Terminal},
-        no_store=True,
-    )
+    @route.post("/v1/terminals", created=Terminal, body=CreateTerminal, no_store=True)
     async def create_terminal(call: Call) -> Result:
+        """Create a terminal; the answer holds its one-time enrollment code"""
         b: CreateTerminal = call.body
         return 201, await terminals.create_terminal(
             call.conn,
-            call.rt.keyring,
+            call.keyring,
             call.merchant_id,
             store_id=b.store,
             label=b.label,
@@ -158,96 +128,39 @@ def _register_back_office(api: Api) -> None:
             api_key_id=call.principal.id,
         )
 
-    @endpoint(
-        api,
-        "GET",
-        "/v1/terminals",
-        summary="List terminals",
-        tag="terminals",
-        auth=("api_key",),
-        query=TerminalQuery,
-        responses={200: Page[Terminal]},
-        no_store=True,
-    )
+    @route.get("/v1/terminals", answer=Page[Terminal], query=TerminalQuery, no_store=True)
     async def list_terminals(call: Call) -> Result:
+        """List terminals"""
         data = await terminals.list_terminals(call.conn, call.merchant_id, store_id=call.query.store)
         return 200, Page(data=data)
 
-    @endpoint(
-        api,
-        "GET",
-        "/v1/terminals/{terminal_id}",
-        summary="A terminal",
-        tag="terminals",
-        auth=("api_key",),
-        responses={200: Terminal},
-        no_store=True,
-    )
+    @route.get("/v1/terminals/{terminal_id}", answer=Terminal, no_store=True)
     async def get_terminal(call: Call) -> Result:
+        """A terminal"""
         return 200, await terminals.get_terminal(call.conn, call.merchant_id, call.path["terminal_id"])
 
-    @endpoint(
-        api,
-        "POST",
-        "/v1/terminals/{terminal_id}",
-        summary="Change a terminal's label or role (effective on its next call)",
-        tag="terminals",
-        auth=("api_key",),
-        idempotent=True,
-        body=TerminalChange,
-        responses={200: Terminal},
-        no_store=True,
-    )
+    @route.post("/v1/terminals/{terminal_id}", answer=Terminal, body=TerminalChange, no_store=True)
     async def update_terminal(call: Call) -> Result:
+        """Change a terminal's label or role (effective on its next call)"""
         return 200, await terminals.update_terminal(
             call.conn, call.merchant_id, call.path["terminal_id"], label=call.body.label, role=call.body.role
         )
 
-    @endpoint(
-        api,
-        "POST",
-        "/v1/terminals/{terminal_id}/revoke",
-        summary="Revoke a terminal for good: its token fails from the next call on",
-        tag="terminals",
-        auth=("api_key",),
-        idempotent=True,
-        responses={200: Terminal},
-        no_store=True,
-    )
+    @route.post("/v1/terminals/{terminal_id}/revoke", answer=Terminal, no_store=True)
     async def revoke_terminal(call: Call) -> Result:
+        """Revoke a terminal for good: its token fails from the next call on"""
         return 200, await terminals.revoke_terminal(call.conn, call.merchant_id, call.path["terminal_id"])
 
-    @endpoint(
-        api,
-        "POST",
-        "/v1/terminals/{terminal_id}/rotate",
-        summary="End the terminal's token at once and give a new enrollment code",
-        tag="terminals",
-        auth=("api_key",),
-        idempotent=True,
-        responses={200: Terminal},
-        no_store=True,
-    )
+    @route.post("/v1/terminals/{terminal_id}/rotate", answer=Terminal, no_store=True)
     async def rotate_terminal(call: Call) -> Result:
+        """End the terminal's token at once and give a new enrollment code"""
         return 200, await terminals.rotate_terminal(
-            call.conn,
-            call.rt.keyring,
-            call.merchant_id,
-            call.path["terminal_id"],
-            api_key_id=call.principal.id,
+            call.conn, call.keyring, call.merchant_id, call.path["terminal_id"], api_key_id=call.principal.id
         )
 
-    @endpoint(
-        api,
-        "GET",
-        "/v1/staff_log",
-        summary="The staff audit log, newest first",
-        tag="terminals",
-        auth=("api_key",),
-        query=StaffLogQuery,
-        responses={200: Page[StaffLogEntry]},
-    )
+    @route.get("/v1/staff_log", answer=Page[StaffLogEntry], query=StaffLogQuery)
     async def query_staff_log(call: Call) -> Result:
+        """The staff audit log, newest first"""
         return 200, await staff_log.query(
             call.conn,
             call.merchant_id,
@@ -256,16 +169,12 @@ def _register_back_office(api: Api) -> None:
             starting_after=call.query.starting_after,
         )
 
-    @endpoint(
-        api,
-        "GET",
+    @route.get(
         "/v1/staff_log.csv",
         summary=f"The staff audit log as CSV, oldest first (at most {staff_log.EXPORT_MAX_ROWS} rows)",
-        tag="terminals",
-        auth=("api_key",),
+        answer=TEXT,
         query=StaffLogFilters,
         media_type="text/csv",
-        responses={200: {"type": "string"}},
     )
     async def export_staff_log(call: Call) -> Result:
         lines, truncated = await staff_log.export_csv(call.conn, call.merchant_id, _filters(call.query))
@@ -277,22 +186,16 @@ def _register_back_office(api: Api) -> None:
 
 
 def _register_terminal(api: Api) -> None:
-    @endpoint(
-        api,
-        "POST",
-        "/v1/terminal/enroll",
-        summary="Exchange a one-time enrollment code for this device's terminal token (shown once)",
-        tag="terminal",
-        body=Enroll,
-        responses={201: Terminal},
-        no_store=True,
-    )
+    route = Operations(api, tag="terminal", auth=TERMINAL)
+
+    @route.post("/v1/terminal/enroll", auth=PUBLIC, created=Terminal, body=Enroll, no_store=True)
     async def terminal_enroll(call: Call) -> Result:
+        """Exchange a one-time enrollment code for this device's terminal token (shown once)"""
         client = client_address(call.request)
         subjects = ratelimit.enrollment_subjects(client)
         await ratelimit.check(call.conn, subjects)
         try:
-            return 201, await terminals.enroll(call.conn, call.rt.keyring, call.body.code, client=client)
+            return 201, await terminals.enroll(call.conn, call.keyring, call.body.code, client=client)
         except DomainError as exc:
             if exc.code == "invalid_enrollment_code":
 
@@ -302,47 +205,23 @@ def _register_terminal(api: Api) -> None:
                 call.after.append(count)
             raise
 
-    @endpoint(
-        api,
-        "GET",
-        "/v1/terminal",
-        summary="This terminal, its role and its store",
-        tag="terminal",
-        auth=("terminal",),
-        responses={200: Terminal},
-        no_store=True,
-    )
+    @route.get("/v1/terminal", answer=Terminal, no_store=True)
     async def terminal_whoami(call: Call) -> Result:
+        """This terminal, its role and its store"""
         return 200, await terminals.whoami(call.conn, call.principal)
 
-    @endpoint(
-        api,
-        "GET",
-        "/v1/terminal/redemptions",
-        summary="This terminal's redemptions of today (the store's day), newest first",
-        tag="terminal",
-        auth=("terminal",),
-        responses={200: Page[TerminalRedemption]},
-    )
+    @route.get("/v1/terminal/redemptions", answer=Page[TerminalRedemption])
     async def terminal_redemptions(call: Call) -> Result:
+        """This terminal's redemptions of today (the store's day), newest first"""
         return 200, await terminals.todays_redemptions(call.conn, call.principal)
 
-    @endpoint(
-        api,
-        "POST",
-        "/v1/terminal/cards/block",
-        summary="Block a card by its code or QR payload (manager terminals)",
-        tag="terminal",
-        auth=("terminal",),
-        idempotent=True,
-        body=BlockCard,
-        responses={201: Activity},
-    )
+    @route.post("/v1/terminal/cards/block", created=Activity, body=BlockCard)
     async def terminal_block_card(call: Call) -> Result:
+        """Block a card by its code or QR payload (manager terminals)"""
         ref = CardRef(code=call.body.code or None, qr_payload=call.body.qr_payload or None)
 
         async def work() -> Activity:
-            card = await cards.lookup(call.conn, call.rt.keyring, call.rt.qr_keys, call.merchant_id, ref)
+            card = await cards.lookup(call.conn, call.keyring, call.rt.qr_keys, call.merchant_id, ref)
             return await cards.change(
                 call.conn,
                 call.principal,

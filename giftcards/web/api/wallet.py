@@ -9,19 +9,29 @@ from typing import Any
 
 import asyncpg
 
+from giftcards.core.shapes import Page
 from giftcards.runtime import Runtime
 from giftcards.stores.merchants import Principal
 from giftcards.wallet import gifts as wallet_gifts
 from giftcards.wallet import holders as wallet
-from giftcards.wallet.shapes import CreateWalletSession, GiftPageQuery, PassOn, WalletCardQuery, WalletSession
+from giftcards.wallet.shapes import (
+    CreateWalletSession,
+    GiftPageQuery,
+    PassOn,
+    ReceivedGift,
+    SentGift,
+    WalletCardPage,
+    WalletCardQuery,
+    WalletOverview,
+    WalletSession,
+)
 from giftcards.web.api.gifts import gift_details
-from giftcards.web.calls import Call, Result, endpoint, register_authenticator
-from giftcards.web.openapi import list_of
+from giftcards.web.api.links import CardPageLink, Link
+from giftcards.web.calls import MERCHANT, Call, Operations, Result, register_authenticator
 from giftcards.web.routing import Api
 
 TAG = "wallet"
 WALLET = ("wallet",)
-_NULLABLE_TEXT = {"type": ["string", "null"]}
 _OBJECT = {"type": "object"}
 
 
@@ -53,12 +63,6 @@ def _with_gift_picture(base: str, gift: dict[str, Any], shown: bool = True) -> d
     return {**gift, "thumbnail_url": f"{base}/gifts/{gift['id']}.png" if shown else None}
 
 
-def _wallet_list(item: dict[str, Any], cursor: bool = False) -> dict[str, Any]:
-    if not cursor:
-        return list_of(item)
-    return list_of(item, next_cursor={**_NULLABLE_TEXT, "description": "Pass as `cursor` for the next page"})
-
-
 def register(api: Api) -> None:
     register_authenticator("wallet", wallet.TOKEN_PREFIX + "_", _authenticate)
     _register_sessions(api)
@@ -67,277 +71,97 @@ def register(api: Api) -> None:
 
 
 def _register_sessions(api: Api) -> None:
-    @endpoint(
-        api,
-        "POST",
-        "/v1/wallet_sessions",
-        summary="A short-lived link to one customer's wallet (their cards, gifts waiting, gifts sent)",
-        tag=TAG,
-        auth=("api_key",),
-        body=CreateWalletSession,
-        responses={201: WalletSession},
-        no_store=True,
-    )
+    route = Operations(api, tag=TAG, auth=MERCHANT)
+
+    @route.post("/v1/wallet_sessions", created=WalletSession, body=CreateWalletSession, no_store=True)
     async def create_wallet_session(call: Call) -> Result:
+        """A short-lived link to one customer's wallet (their cards, gifts waiting, gifts sent)"""
         b: CreateWalletSession = call.body
         return 201, await wallet.create_session(
             call.conn,
-            call.rt.keyring,
+            call.keyring,
             call.principal,
             owner_id=b.owner_id,
             minutes=b.expires_in_minutes,
             display_name=b.display_name,
-            public_url=call.rt.settings.public_url,
+            public_url=call.public_url,
         )
 
-    @endpoint(
-        api,
-        "POST",
-        "/v1/wallet_sessions/{session_id}/revoke",
-        summary="End a wallet session before its time (e.g. when the customer logs out)",
-        tag=TAG,
-        auth=("api_key",),
-        responses={200: WalletSession},
-        no_store=True,
-    )
+    @route.post("/v1/wallet_sessions/{session_id}/revoke", answer=WalletSession, no_store=True)
     async def revoke_wallet_session(call: Call) -> Result:
+        """End a wallet session before its time (e.g. when the customer logs out)"""
         return 200, await wallet.revoke_session(call.conn, call.merchant_id, call.path["session_id"])
 
 
 def _register_cards(api: Api) -> None:
-    card = api.schema(
-        "WalletCard",
-        {
-            "type": "object",
-            "properties": {
-                "id": {"type": "string"},
-                "object": {"const": "wallet_card"},
-                "status": {"type": "string", "enum": ["active", "used_up", "expired", "deactivated"]},
-                "state": {
-                    "type": "string",
-                    "enum": ["pending", "active", "blocked", "deactivated", "expired"],
-                },
-                "balance": {"type": "integer"},
-                "initial_amount": {"type": "integer"},
-                "currency": {"type": "string"},
-                "balance_text": {"type": "string"},
-                "expires_at": {"type": ["string", "null"], "format": "date-time"},
-                "code_last4": {"type": "string"},
-                "design": {"type": ["object", "null"]},
-                "from_name": _NULLABLE_TEXT,
-                "can_pay": {"type": "boolean"},
-                "can_send": {"type": "boolean"},
-                "thumbnail_url": {"type": "string"},
-                "created_at": {"type": "string", "format": "date-time"},
-            },
-        },
-    )
+    route = Operations(api, tag=TAG, auth=WALLET)
 
-    @endpoint(
-        api,
-        "GET",
-        "/v1/wallet",
-        summary="The wallet at a glance: cards per group, what can be spent per currency, gifts waiting",
-        tag=TAG,
-        auth=WALLET,
-        responses={200: _OBJECT},
-        no_store=True,
-    )
+    @route.get("/v1/wallet", answer=WalletOverview, no_store=True)
     async def wallet_overview(call: Call) -> Result:
+        """The wallet at a glance: cards per group, what can be spent per currency, gifts waiting"""
         return 200, await wallet.overview(call.conn, holder(call))
 
-    @endpoint(
-        api,
-        "GET",
-        "/v1/wallet/cards",
-        summary="The cards held: with value first (soonest expiry first), then used up and expired ones",
-        tag=TAG,
-        auth=WALLET,
-        query=WalletCardQuery,
-        responses={200: _wallet_list(card, cursor=True)},
-        no_store=True,
-    )
+    @route.get("/v1/wallet/cards", answer=WalletCardPage, query=WalletCardQuery, no_store=True)
     async def wallet_cards(call: Call) -> Result:
-        q: WalletCardQuery = call.query
-        listing = await wallet.list_cards(
-            call.conn, holder(call), status=q.status, limit=q.limit, cursor=q.cursor
-        )
+        """The cards held: with value first (soonest expiry first), then used up and expired ones"""
+        listing = await wallet.list_cards(call.conn, holder(call), **call.filters)
         return 200, _with_card_pictures(call, listing)
 
-    @endpoint(
-        api,
-        "POST",
-        "/v1/wallet/cards/{card_id}/open",
-        summary="A card-page link for a held card (QR for the till, code, history; WeChat where set up)",
-        tag=TAG,
-        auth=WALLET,
-        responses={201: {"type": "object", "properties": {"url": {"type": "string"}}}},
-        no_store=True,
-    )
+    @route.post("/v1/wallet/cards/{card_id}/open", created=Link, no_store=True)
     async def wallet_open_card(call: Call) -> Result:
+        """A card-page link for a held card (QR for the till, code, history; WeChat where set up)"""
         return 201, await wallet.open_card(
-            call.conn,
-            call.rt.keyring,
-            holder(call),
-            call.path["card_id"],
-            public_url=call.rt.settings.public_url,
+            call.conn, call.keyring, holder(call), call.path["card_id"], public_url=call.public_url
         )
 
-    @endpoint(
-        api,
-        "POST",
-        "/v1/wallet/cards/{card_id}/gifts",
-        summary="Pass a held, unspent card on as a gift (the answer holds the link to share)",
-        tag=TAG,
-        auth=WALLET,
-        body=PassOn,
-        responses={201: _OBJECT},
-        no_store=True,
-    )
+    @route.post("/v1/wallet/cards/{card_id}/gifts", created=_OBJECT, body=PassOn, no_store=True)
     async def wallet_pass_on(call: Call) -> Result:
+        """Pass a held, unspent card on as a gift (the answer holds the link to share)"""
         made = await wallet_gifts.pass_on(
             call.conn,
-            call.rt.keyring,
+            call.keyring,
             holder(call),
             call.path["card_id"],
             gift_details(call.body, recipient_owner_id=call.body.recipient_owner_id),
-            public_url=call.rt.settings.public_url,
+            public_url=call.public_url,
         )
         return 201, _with_gift_picture(picture_base(call), made)
 
 
 def _register_gifts(api: Api) -> None:
-    sent_gift = api.schema(
-        "SentGift",
-        {
-            "type": "object",
-            "properties": {
-                "id": {"type": "string"},
-                "object": {"const": "sent_gift"},
-                "state": {
-                    "type": "string",
-                    "enum": ["scheduled", "waiting", "claimed", "revoked", "returned"],
-                },
-                "amount": {"type": "integer"},
-                "currency": {"type": "string"},
-                "recipient_name": {"type": "string"},
-                "can_revoke": {"type": "boolean"},
-                "can_share": {"type": "boolean"},
-                "thumbnail_url": {"type": "string"},
-            },
-        },
-    )
-    received_gift = api.schema(
-        "ReceivedGift",
-        {
-            "type": "object",
-            "properties": {
-                "id": {"type": "string"},
-                "object": {"const": "received_gift"},
-                "state": {"type": "string", "enum": ["scheduled", "waiting"]},
-                "sender_name": {"type": "string"},
-                "opens_at": {"type": "string", "format": "date-time"},
-                "amount": {"type": "integer", "description": "Only once the gift is open"},
-                "message": {"type": "string", "description": "Only once the gift is open"},
-                "can_claim": {"type": "boolean"},
-                "thumbnail_url": _NULLABLE_TEXT,
-            },
-        },
-    )
+    route = Operations(api, tag=TAG, auth=WALLET)
 
-    @endpoint(
-        api,
-        "GET",
-        "/v1/wallet/gifts/received",
-        summary="Gifts addressed to this customer that wait to be claimed, newest first",
-        tag=TAG,
-        auth=WALLET,
-        query=GiftPageQuery,
-        responses={200: _wallet_list(received_gift)},
-        no_store=True,
-    )
+    @route.get("/v1/wallet/gifts/received", answer=Page[ReceivedGift], query=GiftPageQuery, no_store=True)
     async def wallet_received_gifts(call: Call) -> Result:
-        q = call.query
-        listing = await wallet_gifts.received(
-            call.conn,
-            holder(call),
-            limit=q.limit,
-            starting_after=q.starting_after,
-        )
+        """Gifts addressed to this customer that wait to be claimed, newest first"""
+        listing = await wallet_gifts.received(call.conn, holder(call), **call.filters)
         base = picture_base(call)
         data = [_with_gift_picture(base, gift, gift["can_claim"]) for gift in listing["data"]]
         return 200, {**listing, "data": data}
 
-    @endpoint(
-        api,
-        "GET",
-        "/v1/wallet/gifts/sent",
-        summary="Gifts this customer sent, newest first, with their state",
-        tag=TAG,
-        auth=WALLET,
-        query=GiftPageQuery,
-        responses={200: _wallet_list(sent_gift)},
-        no_store=True,
-    )
+    @route.get("/v1/wallet/gifts/sent", answer=Page[SentGift], query=GiftPageQuery, no_store=True)
     async def wallet_sent_gifts(call: Call) -> Result:
-        q = call.query
-        listing = await wallet_gifts.sent(
-            call.conn,
-            holder(call),
-            limit=q.limit,
-            starting_after=q.starting_after,
-        )
+        """Gifts this customer sent, newest first, with their state"""
+        listing = await wallet_gifts.sent(call.conn, holder(call), **call.filters)
         base = picture_base(call)
         return 200, {**listing, "data": [_with_gift_picture(base, gift) for gift in listing["data"]]}
 
-    @endpoint(
-        api,
-        "POST",
-        "/v1/wallet/gifts/{gift_id}/claim",
-        summary="Claim a gift addressed to this customer: the card becomes theirs",
-        tag=TAG,
-        auth=WALLET,
-        responses={200: {"type": "object", "properties": {"card_url": {"type": "string"}}}},
-        no_store=True,
-    )
+    @route.post("/v1/wallet/gifts/{gift_id}/claim", answer=CardPageLink, no_store=True)
     async def wallet_claim_gift(call: Call) -> Result:
+        """Claim a gift addressed to this customer: the card becomes theirs"""
         return 200, await wallet_gifts.claim(
-            call.conn,
-            call.rt.keyring,
-            holder(call),
-            call.path["gift_id"],
-            public_url=call.rt.settings.public_url,
+            call.conn, call.keyring, holder(call), call.path["gift_id"], public_url=call.public_url
         )
 
-    @endpoint(
-        api,
-        "POST",
-        "/v1/wallet/gifts/{gift_id}/revoke",
-        summary="Withdraw a gift this customer sent and nobody claimed: the card is theirs again",
-        tag=TAG,
-        auth=WALLET,
-        responses={200: sent_gift},
-        no_store=True,
-    )
+    @route.post("/v1/wallet/gifts/{gift_id}/revoke", answer=SentGift, no_store=True)
     async def wallet_revoke_gift(call: Call) -> Result:
+        """Withdraw a gift this customer sent and nobody claimed: the card is theirs again"""
         revoked = await wallet_gifts.revoke(call.conn, holder(call), call.path["gift_id"])
         return 200, _with_gift_picture(picture_base(call), revoked)
 
-    @endpoint(
-        api,
-        "GET",
-        "/v1/wallet/gifts/{gift_id}/link",
-        summary="The link of a gift this customer sent, to share it again while it waits",
-        tag=TAG,
-        auth=WALLET,
-        responses={200: {"type": "object", "properties": {"url": {"type": "string"}}}},
-        no_store=True,
-    )
+    @route.get("/v1/wallet/gifts/{gift_id}/link", answer=Link, no_store=True)
     async def wallet_gift_link(call: Call) -> Result:
+        """The link of a gift this customer sent, to share it again while it waits"""
         return 200, await wallet_gifts.share_link(
-            call.conn,
-            call.rt.keyring,
-            holder(call),
-            call.path["gift_id"],
-            public_url=call.rt.settings.public_url,
+            call.conn, call.keyring, holder(call), call.path["gift_id"], public_url=call.public_url
         )

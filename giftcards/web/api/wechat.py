@@ -15,7 +15,7 @@ from giftcards.core import ids
 from giftcards.core.errors import DomainError
 from giftcards.core.shapes import given
 from giftcards.runtime import Runtime
-from giftcards.web.calls import Call, Result, acquire, endpoint
+from giftcards.web.calls import MERCHANT, PUBLIC, TEXT, Call, Operations, Result, acquire
 from giftcards.web.routing import Api
 from giftcards.wechat import accounts, add_card, backoffice, callbacks
 from giftcards.wechat import cards as wechat_cards
@@ -28,6 +28,8 @@ from giftcards.wechat.shapes import (
     PutAccount,
     SyncBatch,
     SyncDesign,
+    WeChatAccount,
+    WeChatWalletCard,
 )
 
 TAG = "wechat"
@@ -52,62 +54,23 @@ async def _account_for_callback(conn: asyncpg.Connection, call: Call) -> account
     merchant_id = call.path["merchant_id"]
     account = None
     if ids.is_id(merchant_id, "mer"):
-        account = await accounts.find(conn, call.rt.keyring, merchant_id)
+        account = await accounts.find(conn, call.keyring, merchant_id)
     if account is None:
         raise DomainError("not_found", "no WeChat callback here")
     return account
 
 
 def register(api: Api) -> None:
-    account_schema = api.schema(
-        "WeChatAccount",
-        {
-            "type": "object",
-            "description": "The secrets are write-only: the answer says they are set, never what they are.",
-            "properties": {
-                "appid": {"type": "string"},
-                "base_url": {"type": "string"},
-                "secret_set": {"type": "boolean"},
-                "callback_token_set": {"type": "boolean"},
-                "message_mode": {"type": "string", "enum": ["plain", "aes"]},
-                "callback_path": {"type": "string"},
-            },
-        },
-    )
-    wallet_schema = api.schema(
-        "WeChatWalletCard",
-        {
-            "type": "object",
-            "properties": {
-                "card": {"type": "string"},
-                "wechat_card_id": {"type": "string"},
-                "wallet_state": {
-                    "type": "string",
-                    "enum": ["deposited", "in_wallet", "gifting", "deleted", "consumed", "unavailable"],
-                },
-                "openid": {"type": ["string", "null"]},
-                "outbox": ANY_OBJECT,
-            },
-        },
-    )
+    route = Operations(api, tag=TAG, auth=MERCHANT)
 
-    @endpoint(
-        api,
-        "PUT",
-        "/v1/wechat/account",
-        summary="Set the WeChat official account (secrets write-only; left out = unchanged)",
-        tag=TAG,
-        auth=("api_key",),
-        idempotent=True,
-        body=PutAccount,
-        responses={200: account_schema},
-    )
+    @route.put("/v1/wechat/account", answer=WeChatAccount, idempotent=True, body=PutAccount)
     async def put_wechat_account(call: Call) -> Result:
+        """Set the WeChat official account (secrets write-only; left out = unchanged)"""
         body: PutAccount = call.body
         aes_key = body.encoding_aes_key
         return 200, await accounts.put_account(
             call.conn,
-            call.rt.keyring,
+            call.keyring,
             call.merchant_id,
             appid=body.appid,
             secret=body.secret,
@@ -117,153 +80,84 @@ def register(api: Api) -> None:
             plain_mode=aes_key is None,
         )
 
-    @endpoint(
-        api,
-        "GET",
-        "/v1/wechat/account",
-        summary="The WeChat settings (never the secrets)",
-        tag=TAG,
-        auth=("api_key",),
-        responses={200: account_schema},
-    )
+    @route.get("/v1/wechat/account", answer=WeChatAccount)
     async def get_wechat_account(call: Call) -> Result:
+        """The WeChat settings (never the secrets)"""
         return 200, await accounts.get_view(call.conn, call.merchant_id)
 
-    @endpoint(
-        api,
-        "POST",
+    @route.post(
         "/v1/wechat/designs/{design}/sync",
-        summary="Make a design ('default' for cards without one) a WeChat gift card",
-        tag=TAG,
-        auth=("api_key",),
-        idempotent=True,
+        responses={200: ANY_OBJECT, 201: ANY_OBJECT},
         outbound=True,
         body=SyncDesign,
-        responses={200: ANY_OBJECT, 201: ANY_OBJECT},
     )
     async def sync_wechat_design(call: Call) -> Result:
+        """Make a design ('default' for cards without one) a WeChat gift card"""
         async with wechat_for(call) as wechat:
             created, view = await wechat_cards.sync_design(
                 call.connect, wechat, call.merchant_id, call.path["design"], given(call.body)
             )
         return (201 if created else 200), view
 
-    @endpoint(
-        api,
-        "GET",
-        "/v1/wechat/designs",
-        summary="Designs that are WeChat cards",
-        tag=TAG,
-        auth=("api_key",),
-        responses={200: LIST},
-    )
+    @route.get("/v1/wechat/designs", answer=LIST)
     async def list_wechat_designs(call: Call) -> Result:
+        """Designs that are WeChat cards"""
         data = await wechat_cards.list_designs(call.conn, call.merchant_id)
         return 200, {"object": "list", "data": data, "has_more": False}
 
-    @endpoint(
-        api,
-        "POST",
-        "/v1/cards/{card_id}/wechat/sync",
-        summary="Deposit the card's code into its WeChat card (and raise the stock)",
-        tag=TAG,
-        auth=("api_key",),
-        idempotent=True,
-        outbound=True,
-        responses={200: wallet_schema},
-    )
+    @route.post("/v1/cards/{card_id}/wechat/sync", answer=WeChatWalletCard, outbound=True)
     async def sync_wechat_card(call: Call) -> Result:
+        """Deposit the card's code into its WeChat card (and raise the stock)"""
         card_id = call.path["card_id"]
         async with wechat_for(call) as wechat:
-            await wechat_cards.sync_code(call.connect, wechat, call.rt.keyring, call.merchant_id, card_id)
+            await wechat_cards.sync_code(call.connect, wechat, call.keyring, call.merchant_id, card_id)
         async with call.connect() as conn:
             return 200, await backoffice.wallet_status(conn, call.merchant_id, card_id)
 
-    @endpoint(
-        api,
-        "POST",
-        "/v1/card_batches/{batch_id}/wechat/sync",
-        summary="Deposit a batch's codes into WeChat, 100 per call; repeat while `remaining` > 0",
-        tag=TAG,
-        auth=("api_key",),
-        outbound=True,
-        body=SyncBatch,
-        responses={200: ANY_OBJECT},
-    )
+    @route.post("/v1/card_batches/{batch_id}/wechat/sync", answer=ANY_OBJECT, outbound=True, body=SyncBatch)
     async def sync_wechat_batch(call: Call) -> Result:
+        """Deposit a batch's codes into WeChat, 100 per call; repeat while `remaining` > 0"""
         async with wechat_for(call) as wechat:
             return 200, await wechat_cards.sync_batch(
                 call.connect,
                 wechat,
-                call.rt.keyring,
+                call.keyring,
                 call.merchant_id,
                 call.path["batch_id"],
                 limit=call.body.limit,
             )
 
-    @endpoint(
-        api,
-        "GET",
-        "/v1/cards/{card_id}/wechat",
-        summary="Where the card is in WeChat's wallet, and its outbox",
-        tag=TAG,
-        auth=("api_key",),
-        responses={200: wallet_schema},
-    )
+    @route.get("/v1/cards/{card_id}/wechat", answer=WeChatWalletCard)
     async def get_wechat_card(call: Call) -> Result:
+        """Where the card is in WeChat's wallet, and its outbox"""
         return 200, await backoffice.wallet_status(call.conn, call.merchant_id, call.path["card_id"])
 
-    @endpoint(
-        api,
-        "POST",
-        "/v1/cards/{card_id}/wechat/card_ext",
-        summary="cardId and signed cardExt for wx.addCard",
-        tag=TAG,
-        auth=("api_key",),
-        outbound=True,
-        body=CardExt,
-        responses={200: ANY_OBJECT},
-        no_store=True,
+    @route.post(
+        "/v1/cards/{card_id}/wechat/card_ext", answer=ANY_OBJECT, outbound=True, body=CardExt, no_store=True
     )
     async def wechat_card_ext(call: Call) -> Result:
+        """cardId and signed cardExt for wx.addCard"""
         async with wechat_for(call) as wechat:
             return 200, await add_card.card_ext(
                 call.connect,
                 wechat,
-                call.rt.keyring,
+                call.keyring,
                 call.merchant_id,
                 call.path["card_id"],
                 openid=call.body.openid,
             )
 
-    @endpoint(
-        api,
-        "POST",
-        "/v1/cards/{card_id}/wechat/qrcode",
-        summary="A WeChat card QR code that puts this card into the scanner's wallet",
-        tag=TAG,
-        auth=("api_key",),
-        outbound=True,
-        responses={200: ANY_OBJECT},
-        no_store=True,
-    )
+    @route.post("/v1/cards/{card_id}/wechat/qrcode", answer=ANY_OBJECT, outbound=True, no_store=True)
     async def wechat_card_qrcode(call: Call) -> Result:
+        """A WeChat card QR code that puts this card into the scanner's wallet"""
         async with wechat_for(call) as wechat:
             return 200, await add_card.card_qrcode(
-                call.connect, wechat, call.rt.keyring, call.merchant_id, call.path["card_id"]
+                call.connect, wechat, call.keyring, call.merchant_id, call.path["card_id"]
             )
 
-    @endpoint(
-        api,
-        "GET",
-        "/v1/wechat/outbox",
-        summary="Wallet updates waiting, delivered, skipped or parked",
-        tag=TAG,
-        auth=("api_key",),
-        query=OutboxQuery,
-        responses={200: LIST},
-    )
+    @route.get("/v1/wechat/outbox", answer=LIST, query=OutboxQuery)
     async def list_wechat_outbox(call: Call) -> Result:
+        """Wallet updates waiting, delivered, skipped or parked"""
         q: OutboxQuery = call.query
         return 200, await backoffice.list_messages(
             call.conn,
@@ -274,92 +168,53 @@ def register(api: Api) -> None:
             starting_after=q.starting_after,
         )
 
-    @endpoint(
-        api,
-        "POST",
-        "/v1/wechat/outbox/{message_id}/replay",
-        summary="Send a parked wallet update again (in its place in the card's order)",
-        tag=TAG,
-        auth=("api_key",),
-        idempotent=True,
-        responses={200: LIST},
-    )
+    @route.post("/v1/wechat/outbox/{message_id}/replay", answer=LIST)
     async def replay_wechat_message(call: Call) -> Result:
+        """Send a parked wallet update again (in its place in the card's order)"""
         return 200, await backoffice.replay(call.conn, call.merchant_id, call.path["message_id"])
 
-    @endpoint(
-        api,
-        "POST",
-        "/v1/wechat/outbox/replay",
-        summary="Send every parked wallet update again",
-        tag=TAG,
-        auth=("api_key",),
-        idempotent=True,
-        responses={200: LIST},
-    )
+    @route.post("/v1/wechat/outbox/replay", answer=LIST)
     async def replay_wechat_parked(call: Call) -> Result:
+        """Send every parked wallet update again"""
         return 200, await backoffice.replay(call.conn, call.merchant_id, None)
 
-    @endpoint(
-        api,
-        "GET",
-        "/v1/wechat/discrepancies",
-        summary="Where WeChat disagrees with the ledger (money never moved because of it)",
-        tag=TAG,
-        auth=("api_key",),
-        query=DiscrepancyQuery,
-        responses={200: LIST},
-    )
+    @route.get("/v1/wechat/discrepancies", answer=LIST, query=DiscrepancyQuery)
     async def list_wechat_discrepancies(call: Call) -> Result:
+        """Where WeChat disagrees with the ledger (money never moved because of it)"""
         return 200, await backoffice.list_discrepancies(
-            call.conn,
-            call.merchant_id,
-            resolved=call.query.resolved,
-            limit=call.query.limit,
+            call.conn, call.merchant_id, resolved=call.query.resolved, limit=call.query.limit
         )
 
-    @endpoint(
-        api,
-        "POST",
-        "/v1/wechat/discrepancies/{discrepancy_id}/resolve",
-        summary="Mark a discrepancy as looked into",
-        tag=TAG,
-        auth=("api_key",),
-        idempotent=True,
-        responses={200: ANY_OBJECT},
-    )
+    @route.post("/v1/wechat/discrepancies/{discrepancy_id}/resolve", answer=ANY_OBJECT)
     async def resolve_wechat_discrepancy(call: Call) -> Result:
+        """Mark a discrepancy as looked into"""
         return 200, await backoffice.resolve_discrepancy(
             call.conn, call.merchant_id, call.path["discrepancy_id"]
         )
 
-    @endpoint(
-        api,
-        "GET",
+    @route.get(
         "/wechat/callback/{merchant_id}",
-        summary="WeChat's server URL check: echoes echostr when the signature verifies",
-        tag=TAG,
+        auth=PUBLIC,
+        answer=TEXT,
         query=CallbackQuery,
         media_type="text/plain",
-        responses={200: {"type": "string"}},
     )
     async def wechat_callback_check(call: Call) -> Result:
+        """WeChat's server URL check: echoes echostr when the signature verifies"""
         account = await _account_for_callback(call.conn, call)
         return Response(callbacks.echo(account, given(call.query)), media_type="text/plain", headers=PLAIN)
 
-    @endpoint(
-        api,
-        "POST",
+    @route.post(
         "/wechat/callback/{merchant_id}",
-        summary="WeChat's event pushes (signed; AES safe mode when an EncodingAESKey is set)",
-        tag=TAG,
+        auth=PUBLIC,
+        answer=TEXT,
         query=CallbackQuery,
         media_type="text/plain",
-        responses={200: {"type": "string"}},
-        uses_db=False,  # a connection for the account, another for the event: none while the body arrives
+        uses_db=False,
         max_body=callbacks.MAX_BODY_BYTES,
     )
     async def wechat_callback(call: Call) -> Result:
+        """WeChat's event pushes (signed; AES safe mode when an EncodingAESKey is set)"""
         async with acquire(call.rt) as conn:
             account = await _account_for_callback(conn, call)
         callbacks.check_query(
@@ -367,5 +222,5 @@ def register(api: Api) -> None:
         )  # a forged or stale push: refused, its body never read
         body = await call.request.body()
         async with acquire(call.rt) as conn:
-            answer = await callbacks.receive(conn, call.rt.keyring, account, given(call.query), body)
+            answer = await callbacks.receive(conn, call.keyring, account, given(call.query), body)
         return Response(answer, media_type="text/plain", headers=PLAIN)

@@ -17,7 +17,7 @@ from starlette.responses import Response
 from giftcards.core.errors import DomainError
 from giftcards.gifting import card_access, customise, designs, gift_links, gifts
 from giftcards.web.api.gifts import png
-from giftcards.web.calls import Call, Result, endpoint
+from giftcards.web.calls import TEXT, Call, Operations, Result
 from giftcards.web.routing import Api
 from giftcards.web.templating import render
 
@@ -39,14 +39,16 @@ def _invalid(request: Request, exc: DomainError) -> Response:
 
 def register(api: Api) -> None:
     # An unknown or spent link gets a page too (404, text/html), not a problem document.
+    route = Operations(api, tag="pages")
     html = {"media_type": "text/html", "responses": {200: {"type": "string"}, 404: {"type": "string"}}}
     picture = {"media_type": "image/png", "responses": {200: {"type": "string", "format": "binary"}}}
 
-    @endpoint(api, "GET", "/g/{secret}", summary="The gift page a link opens", tag="pages", **html)
+    @route.get("/g/{secret}", **html)
     async def gift_page(call: Call) -> Result:
+        """The gift page a link opens"""
         secret = call.path["secret"]
         try:
-            row = await gift_links.open_link(call.conn, call.rt.keyring, secret)
+            row = await gift_links.open_link(call.conn, call.keyring, secret)
         except DomainError as exc:
             return _invalid(call.request, exc)
         view = gift_links.link_view(row, await gifts.design_of(call.conn, row))
@@ -60,20 +62,20 @@ def register(api: Api) -> None:
             opens_text=_when(view["opens_at"]),
         )
 
-    @endpoint(
-        api, "GET", "/g/{secret}/card.png", summary="The picture of an open gift", tag="pages", **picture
-    )
+    @route.get("/g/{secret}/card.png", **picture)
     async def gift_picture(call: Call) -> Result:
-        row = await gift_links.open_link(call.conn, call.rt.keyring, call.path["secret"])
+        """The picture of an open gift"""
+        row = await gift_links.open_link(call.conn, call.keyring, call.path["secret"])
         if gifts.effective_state(row, row["now"]) != "waiting":  # a countdown, not the card; or gone
             raise DomainError("gift_not_found", "this gift cannot be shown")
         return await png(await gifts.art_for(call.conn, row), cache="private, max-age=300")
 
-    @endpoint(api, "GET", "/c/{token}", summary="The owner's card page", tag="pages", **html)
+    @route.get("/c/{token}", **html)
     async def card_page(call: Call) -> Result:
+        """The owner's card page"""
         token = call.path["token"]
         try:
-            access = await card_access.resolve(call.conn, call.rt.keyring, token)
+            access = await card_access.resolve(call.conn, call.keyring, token)
         except DomainError as exc:
             return _invalid(call.request, exc)
         page = await card_access.page(call.conn, access)
@@ -97,30 +99,21 @@ def register(api: Api) -> None:
             history=history,
         )
 
-    @endpoint(
-        api, "GET", "/c/{token}/card.png", summary="The picture of the owner's card", tag="pages", **picture
-    )
+    @route.get("/c/{token}/card.png", **picture)
     async def card_picture(call: Call) -> Result:
-        access = await card_access.resolve(call.conn, call.rt.keyring, call.path["token"])
+        """The picture of the owner's card"""
+        access = await card_access.resolve(call.conn, call.keyring, call.path["token"])
         return await png(await card_access.art(call.conn, access), cache="private, max-age=300")
 
-    @endpoint(
-        api,
-        "GET",
-        "/customise/{token}",
-        summary="The page where a gifter composes a gift",
-        tag="pages",
-        media_type="text/html",
-        # A withdrawn link's page answers as its problem would (409, session_revoked).
-        responses={200: {"type": "string"}, 404: {"type": "string"}, 409: {"type": "string"}},
-    )
+    @route.get("/customise/{token}", responses={200: TEXT, 404: TEXT, 409: TEXT}, media_type="text/html")
     async def customise_page(call: Call) -> Result:
+        """The page where a gifter composes a gift"""
         token = call.path["token"]
         try:
-            row = await customise.resolve(call.conn, call.rt.keyring, token)
+            row = await customise.resolve(call.conn, call.keyring, token)
         except DomainError as exc:
             return _invalid(call.request, exc)
-        view = await customise.page(call.conn, call.rt.keyring, row, public_url=call.rt.settings.public_url)
+        view = await customise.page(call.conn, call.keyring, row, public_url=call.public_url)
         for design in view["designs"]:
             design["amount_options"] = [
                 {"value": amount, "text": designs.format_money(amount, design["currency"])}
@@ -128,16 +121,8 @@ def register(api: Api) -> None:
             ]
         return render(call.request, "customise.html", session=view, token=token)
 
-    @endpoint(
-        api,
-        "GET",
-        "/customise/{token}/designs/{design_id}.png",
-        summary="A design's thumbnail on the customise page",
-        tag="pages",
-        **picture,
-    )
+    @route.get("/customise/{token}/designs/{design_id}.png", **picture)
     async def design_thumbnail(call: Call) -> Result:
-        art = await customise.design_art(
-            call.conn, call.rt.keyring, call.path["token"], call.path["design_id"]
-        )
+        """A design's thumbnail on the customise page"""
+        art = await customise.design_art(call.conn, call.keyring, call.path["token"], call.path["design_id"])
         return await png(art, width=THUMBNAIL_WIDTH, cache="private, max-age=300")

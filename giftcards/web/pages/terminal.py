@@ -17,7 +17,7 @@ from giftcards.core import ids
 from giftcards.core.errors import DomainError
 from giftcards.gifting import card_art, designs, images
 from giftcards.value import cards
-from giftcards.web.calls import Call, Result, endpoint
+from giftcards.web.calls import TEXT, Call, Operations, Result
 from giftcards.web.routing import Api
 from giftcards.web.templating import render, translations
 
@@ -102,30 +102,22 @@ def _messages(catalog: NullTranslations) -> dict[str, str]:
 
 
 def register(api: Api) -> None:
-    @endpoint(
-        api,
-        "GET",
-        "/terminal",
-        summary="The store terminal page",
-        tag="pages",
-        uses_db=False,
-        media_type="text/html",
-        responses={200: {"type": "string"}},
-    )
+    route = Operations(api, tag="pages")
+
+    @route.get("/terminal", answer=TEXT, uses_db=False, media_type="text/html")
     async def terminal_page(call: Call) -> Result:
+        """The store terminal page"""
         return render(call.request, "terminal.html", messages=_messages(translations(call.request)))
 
-    @endpoint(
-        api,
-        "GET",
+    @route.get(
         "/v1/terminal/cards/{card_id}/thumbnail.png",
-        summary="A card's design as a small picture, for the terminal page",
-        tag="terminal",
         auth=("terminal", "api_key"),
+        tag="terminal",
+        answer=TEXT,
         media_type="image/png",
-        responses={200: {"type": "string"}},
     )
     async def terminal_card_thumbnail(call: Call) -> Result:
+        """A card's design as a small picture, for the terminal page"""
         if not ids.is_id(call.path["card_id"], "card"):
             raise DomainError("card_not_found", "no such card")
         card = await cards.get(call.conn, call.merchant_id, call.path["card_id"])

@@ -15,7 +15,7 @@ from giftcards.core.errors import DomainError
 from giftcards.wallet import gifts as wallet_gifts
 from giftcards.wallet import holders as wallet
 from giftcards.web.api.gifts import png
-from giftcards.web.calls import Call, Result, endpoint
+from giftcards.web.calls import TEXT, Call, Operations, Result
 from giftcards.web.routing import Api
 from giftcards.web.templating import render, translations
 
@@ -81,43 +81,30 @@ def _texts(catalog: NullTranslations) -> dict[str, str]:
 
 
 def register(api: Api) -> None:
+    route = Operations(api, tag="pages")
     picture = {"media_type": "image/png", "responses": {200: {"type": "string", "format": "binary"}}}
 
-    @endpoint(
-        api,
-        "GET",
-        "/w/{token}",
-        summary="The wallet page a session link opens",
-        tag="pages",
-        media_type="text/html",
-        responses={200: {"type": "string"}, 404: {"type": "string"}},
-    )
+    @route.get("/w/{token}", responses={200: TEXT, 404: TEXT}, media_type="text/html")
     async def wallet_page(call: Call) -> Result:
+        """The wallet page a session link opens"""
         token = call.path["token"]
         try:
-            holder = await wallet.resolve(call.conn, call.rt.keyring, token)
+            holder = await wallet.resolve(call.conn, call.keyring, token)
         except DomainError:
             return render(call.request, "wallet.html", status=404, invalid=True)
         texts = _texts(translations(call.request))
         return render(call.request, "wallet.html", texts=texts, invalid=False, token=token, holder=holder)
 
-    @endpoint(
-        api, "GET", "/w/{token}/cards/{card_id}.png", summary="A held card's picture", tag="pages", **picture
-    )
+    @route.get("/w/{token}/cards/{card_id}.png", **picture)
     async def wallet_card_picture(call: Call) -> Result:
+        """A held card's picture"""
         holder = await _holder(call)
         art = await wallet.card_picture(call.conn, holder, call.path["card_id"])
         return await png(art, width=THUMBNAIL_WIDTH, cache="private, max-age=300")
 
-    @endpoint(
-        api,
-        "GET",
-        "/w/{token}/gifts/{gift_id}.png",
-        summary="The picture of a gift sent, or of an open one waiting for the wallet's owner",
-        tag="pages",
-        **picture,
-    )
+    @route.get("/w/{token}/gifts/{gift_id}.png", **picture)
     async def wallet_gift_picture(call: Call) -> Result:
+        """The picture of a gift sent, or of an open one waiting for the wallet's owner"""
         holder = await _holder(call)
         art = await wallet_gifts.picture(call.conn, holder, call.path["gift_id"])
         return await png(art, width=THUMBNAIL_WIDTH, cache="private, max-age=300")
@@ -126,6 +113,6 @@ def register(api: Api) -> None:
 async def _holder(call: Call) -> wallet.Holder:
     """The session a picture's path names; a bad one is a missing picture (its path is no Bearer)."""
     try:
-        return await wallet.resolve(call.conn, call.rt.keyring, call.path["token"])
+        return await wallet.resolve(call.conn, call.keyring, call.path["token"])
     except DomainError:
         raise DomainError("not_found") from None
